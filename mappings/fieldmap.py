@@ -1,0 +1,31 @@
+"""Mapping tables as data: one ``ProviderTable`` per provider type, in ``mappings/providers/<type>.py``.
+
+Each provider module defines ``TABLE: Final[ProviderTable]``. Paths are dotted paths into the
+provider's own record JSON (the ``data`` of a ProviderRecord, and the shape writes are given in):
+``"properties.firstname"`` (HubSpot), ``"merge_fields.FNAME"`` (Mailchimp), ``"First_Name"`` (Zoho).
+The machinery in ``mappings/mapper.py`` applies the tables, normalises email and phone, and applies
+tag maps; a table only says what a provider calls things and how a value changes shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldMapping:
+    canonical: str  # "first_name", "tags", "consent", "custom.score", ...
+    provider: str  # dotted path in the provider's record JSON
+    inbound: Callable[[Any], Any] | None = None  # provider value -> canonical value (None: text as is)
+    outbound: Callable[[Any], Any] | None = None  # canonical value -> provider value (None: as is)
+    required: bool = False  # a record without it is rejected (the email, usually)
+    read_only: bool = False  # read from the provider, never written back (computed fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderTable:
+    provider_type: str
+    fields: tuple[FieldMapping, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)  # canonical tag -> provider tag (default: same)
