@@ -1,0 +1,315 @@
+"""The planner: pure decisions of one cycle, no I/O.
+
+``merge_contact`` is the field-level three-way merge of every side that reported a change against
+the hub, with sticky consent; ``project`` and ``plan_write`` decide what one provider should be sent.
+The engine feeds them rows and applies what they return, so the promises (sticky consent, no echo,
+blank is not a value, visible conflicts) are tested here without HTTP or a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from mappings.contact import OPT_IN_AT, Consent
+
+OPTED_OUT: Final = frozenset({Consent.UNSUBSCRIBED, Consent.CLEANED})
+HUB: Final = "hub"  # the candidate that stands for the hub's current value in a conflict
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+Fields = dict[str, Any]
+
+
+class ConflictPolicy(StrEnum):
+    NEWEST = "newest"
+    PRIORITY = "priority"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Side:
+    """What one provider reports now, against the base it last agreed with the hub."""
+
+    provider: str
+    observed: Mapping[str, Any]  # canonical partial (only the fields the provider carries)
+    base: Mapping[str, Any] | None  # None: never agreed (a new link)
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hub:
+    """The hub's view of one contact before the merge."""
+
+    fields: Mapping[str, Any]  # canonical fields, consent excluded
+    consent: Consent = Consent.UNKNOWN
+    consent_at: dt.datetime | None = None
+    sources: Mapping[str, tuple[str, dt.datetime | None]] = field(default_factory=dict)  # field -> who set it, when
+    frozen: frozenset[str] = frozenset()  # fields with an open manual conflict
+    suppressed_at: dt.datetime | None = None  # on the suppression list since (crmsync unsubscribe)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    source: str
+    value: Any
+    at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConflictFound:
+    field: str
+    candidates: tuple[Candidate, ...]
+    winner: str | None  # None: manual, nothing overwritten
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentEvent:
+    provider: str
+    status: Consent
+    at: dt.datetime | None
+    explicit_opt_in: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merged:
+    fields: Fields
+    consent: Consent
+    consent_at: dt.datetime | None
+    sources: dict[str, tuple[str, dt.datetime | None]]
+    conflicts: tuple[ConflictFound, ...]
+    consent_events: tuple[ConsentEvent, ...]
+    changed: bool
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or value in ("", frozenset())
+
+
+def _norm(value: Any) -> Any:
+    return None if is_blank(value) else value
+
+
+def _rank(candidate: Candidate, priority: Sequence[str]) -> tuple[int, str]:
+    order = priority.index(candidate.source) if candidate.source in priority else len(priority)
+    return (order, candidate.source)
+
+
+def choose(candidates: Sequence[Candidate], *, policy: ConflictPolicy, priority: Sequence[str]) -> Candidate | None:
+    """The winner under a policy; None for manual. Deterministic whatever the candidates' order."""
+    if policy is ConflictPolicy.MANUAL:
+        return None
+    if policy is ConflictPolicy.NEWEST:
+        newest = max((c.at or _EPOCH) for c in candidates)
+        candidates = [c for c in candidates if (c.at or _EPOCH) == newest]
+    return min(candidates, key=lambda c: _rank(c, priority))
+
+
+def _merge_tags(hub: frozenset[str], sides: Sequence[Side]) -> frozenset[str]:
+    added: set[str] = set()
+    removed: set[str] = set()
+    for side in sides:
+        if "tags" not in side.observed:
+            continue
+        seen = frozenset(side.observed.get("tags") or ())
+        base = frozenset((side.base or {}).get("tags") or ())
+        added |= seen - base
+        removed |= base - seen
+    return frozenset((hub - removed) | added)  # an add and a remove of one tag in one cycle: the add wins
+
+
+def _merge_field(
+    name: str, hub: Hub, sides: Sequence[Side], *, policy: ConflictPolicy, priority: Sequence[str]
+) -> tuple[Any, Candidate | None, ConflictFound | None]:
+    """(new value, the candidate that set it, a conflict) for one scalar field."""
+    current = _norm(hub.fields.get(name))
+    changed = [
+        s for s in sides if name in s.observed and _norm(s.observed[name]) != _norm((s.base or {}).get(name))
+    ]
+    changed = [s for s in changed if s.base is not None or not is_blank(s.observed[name])]  # blank is not a value
+    if not changed:
+        return current, None, None
+    proposals = [Candidate(source=s.provider, value=_norm(s.observed[name]), at=s.updated_at) for s in changed]
+    hub_moved = current is not None and any(_norm((s.base or {}).get(name)) != current for s in changed)
+    values = {p.value for p in proposals}
+    if hub_moved and current not in values:
+        who, when = hub.sources.get(name, (HUB, None))
+        proposals.append(Candidate(source=who, value=current, at=when))
+        values.add(current)
+    if len(values) == 1:
+        winner = min(proposals, key=lambda c: _rank(c, priority))
+        return winner.value, winner, None
+    candidates = tuple(sorted(proposals, key=lambda c: (c.source, repr(c.value))))
+    if name in hub.frozen or policy is ConflictPolicy.MANUAL:
+        return current, None, ConflictFound(field=name, candidates=candidates, winner=None)
+    chosen = choose(candidates, policy=policy, priority=priority)
+    if chosen is None:  # pragma: no cover - MANUAL returned above
+        return current, None, ConflictFound(field=name, candidates=candidates, winner=None)
+    return chosen.value, chosen, ConflictFound(field=name, candidates=candidates, winner=chosen.source)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return None
+
+
+def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
+    events = []
+    for side in sides:
+        seen = side.observed.get("consent")
+        if seen is None or seen == Consent.UNKNOWN:
+            continue
+        if side.base is not None and seen == side.base.get("consent"):
+            continue
+        opt_in_at = _parse_time(side.observed.get(OPT_IN_AT))
+        at = opt_in_at or side.updated_at
+        events.append(
+            ConsentEvent(
+                provider=side.provider, status=Consent(seen), at=at, explicit_opt_in=opt_in_at is not None
+            )
+        )
+    return tuple(sorted(events, key=lambda e: (e.provider, e.status)))
+
+
+def merge_consent(hub: Hub, events: Sequence[ConsentEvent]) -> tuple[Consent, dt.datetime | None]:
+    """Sticky consent: an opt-out anywhere wins; only an explicit opt-in newer than it lifts it."""
+    consent, since = hub.consent, hub.consent_at
+    if hub.suppressed_at is not None and consent not in OPTED_OUT:
+        consent, since = Consent.UNSUBSCRIBED, hub.suppressed_at
+    outs = [e for e in events if e.status in OPTED_OUT]
+    if outs:
+        latest = max(outs, key=lambda e: ((e.at or _EPOCH), e.status == Consent.CLEANED))
+        out_at = latest.at or since
+        if consent not in OPTED_OUT or (out_at and since and out_at > since):
+            consent, since = latest.status, out_at
+        return consent, since
+    ins = [e for e in events if e.status not in OPTED_OUT]
+    if not ins:
+        return consent, since
+    newest = max(ins, key=lambda e: ((e.at or _EPOCH), e.status == Consent.SUBSCRIBED, e.provider))
+    if consent in OPTED_OUT:
+        lifted = newest.explicit_opt_in and newest.at is not None and (since is None or newest.at > since)
+        return (Consent.SUBSCRIBED, newest.at) if lifted else (consent, since)
+    return newest.status, newest.at or since
+
+
+def merge_contact(
+    hub: Hub,
+    sides: Sequence[Side],
+    *,
+    policy: ConflictPolicy,
+    priority: Sequence[str],
+    classify: Callable[[Mapping[str, Any]], Fields] | None = None,
+) -> Merged:
+    """Merge every side's change into the hub contact. The sides' order never changes the result."""
+    sides = sorted(sides, key=lambda s: s.provider)
+    fields: Fields = {k: v for k, v in hub.fields.items() if not is_blank(v)}
+    sources = dict(hub.sources)
+    conflicts: list[ConflictFound] = []
+    names = {n for s in sides for n in s.observed if n not in ("consent", "tags", OPT_IN_AT)}
+    for name in sorted(names):
+        value, winner, conflict = _merge_field(name, hub, sides, policy=policy, priority=priority)
+        if conflict is not None:
+            conflicts.append(conflict)
+        if winner is not None and winner.value != _norm(hub.fields.get(name)):
+            sources[name] = (winner.source, winner.at)
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    tags = _merge_tags(frozenset(hub.fields.get("tags") or ()), sides)
+    if tags:
+        fields["tags"] = tags
+    else:
+        fields.pop("tags", None)
+    if classify is not None:
+        fields = {k: v for k, v in classify(fields).items() if not is_blank(v)}
+    events = consent_events(sides)
+    consent, consent_at = merge_consent(hub, events)
+    before = {k: v for k, v in hub.fields.items() if not is_blank(v)}
+    changed = fields != before or consent != hub.consent or consent_at != hub.consent_at
+    return Merged(
+        fields=fields,
+        consent=consent,
+        consent_at=consent_at,
+        sources=sources,
+        conflicts=tuple(conflicts),
+        consent_events=events,
+        changed=changed,
+    )
+
+
+def project(
+    fields: Mapping[str, Any],
+    consent: Consent,
+    *,
+    carried: frozenset[str],
+    base: Mapping[str, Any] | None,
+    frozen: frozenset[str] = frozenset(),
+) -> Fields:
+    """The hub contact as one provider should hold it.
+
+    Blank values are left out, except where the provider holds a value the hub cleared (a user
+    cleared it where it had been set); fields with an open conflict keep the provider's own value.
+    """
+    base = base or {}
+    out: Fields = {}
+    for name in carried:
+        if name == "consent":
+            if consent != Consent.UNKNOWN:
+                out[name] = consent
+            elif base.get(name) is not None:
+                out[name] = base[name]
+            continue
+        value = base.get(name) if name in frozen else fields.get(name)
+        if not is_blank(value):
+            out[name] = value
+        elif not is_blank(base.get(name)):
+            out[name] = None
+    return out
+
+
+def stable_hash(values: Mapping[str, Any]) -> str:
+    """A hash of a projection that ignores blanks and the order of tags."""
+    clean = {k: sorted(v) if isinstance(v, frozenset | set) else v for k, v in values.items() if not is_blank(v)}
+    text = json.dumps(clean, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class WriteKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedWrite:
+    contact_id: int
+    kind: WriteKind
+    projection: Fields
+    unsubscribes: bool  # this write moves the provider's consent to unsubscribed
+
+
+def plan_write(
+    contact_id: int, projection: Mapping[str, Any], *, base: Mapping[str, Any] | None, linked: bool
+) -> PlannedWrite | None:
+    """None when the provider already holds the projection: no echo, no write."""
+    if linked and base is not None and stable_hash(projection) == stable_hash(base):
+        return None
+    was_out = (base or {}).get("consent") in OPTED_OUT
+    return PlannedWrite(
+        contact_id=contact_id,
+        kind=WriteKind.UPDATE if linked else WriteKind.CREATE,
+        projection=dict(projection),
+        unsubscribes=projection.get("consent") in OPTED_OUT and not was_out,
+    )
