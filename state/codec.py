@@ -1,0 +1,54 @@
+"""JSON text for canonical fields and datetimes as the store keeps them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mappings.contact import Consent
+
+
+def dump_fields(fields: Mapping[str, Any]) -> str:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, frozenset | set):
+            out[key] = sorted(value)
+        elif isinstance(value, dt.datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = str(value) if isinstance(value, Consent) else value
+    return json.dumps(out, sort_keys=True, ensure_ascii=False)
+
+
+def load_fields(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    raw = json.loads(text)
+    if "tags" in raw and raw["tags"] is not None:
+        raw["tags"] = frozenset(raw["tags"])
+    if raw.get("consent"):
+        raw["consent"] = Consent(raw["consent"])
+    return dict(raw)
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes: every time the store keeps is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def dump_sources(sources: Mapping[str, tuple[str, dt.datetime | None]]) -> str:
+    return json.dumps({k: [who, when.isoformat() if when else None] for k, (who, when) in sources.items()})
+
+
+def load_sources(text: str | None) -> dict[str, tuple[str, dt.datetime | None]]:
+    if not text:
+        return {}
+    return {k: (who, dt.datetime.fromisoformat(when) if when else None) for k, (who, when) in json.loads(text).items()}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

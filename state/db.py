@@ -1,0 +1,118 @@
+"""Opening the state database: SQLite (WAL, file mode 0600) or PostgreSQL, schema upgraded by Alembic.
+
+Whichever command or daemon replica starts first creates or upgrades the schema; concurrent starts
+are serialised by an advisory lock (PostgreSQL) or a lock file beside the database (SQLite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+_PG_LOCK_ID: Final = 0x63726D73  # "crms": one advisory lock id for schema upgrades
+
+
+class StateError(RuntimeError):
+    """The state store cannot be opened or read; never silently reset."""
+
+
+def _sqlite_path(url: sa.URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; one writer at a time
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9 (not power loss of the last txn)
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``; a new SQLite file is created with mode 0600 before SQLite touches it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(parsed)
+        if path is not None:
+            if not path.parent.exists():
+                raise StateError(f"state.url: directory {path.parent} does not exist")
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise StateError(f"state.url: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+@contextlib.contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
+                conn.commit()
+        return
+    path = _sqlite_path(engine.url)
+    if path is None:
+        yield
+        return
+    with open(str(path) + ".lock", "a") as handle:
+        os.chmod(handle.name, 0o600)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision; a no-op when it is there already."""
+    head = head_revision()
+    if current_revision(engine) == head:
+        return
+    with _upgrade_lock(engine):
+        if current_revision(engine) == head:  # another process did it while we waited
+            return
+        cfg = _alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")

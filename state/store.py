@@ -1,0 +1,685 @@
+"""The state store: the one place that opens database transactions.
+
+Every operation here is a short, bulk, Core-level statement set so that a 100,000-contact run stays
+fast and flat in memory; callers stream contacts in keyset-paged batches. A cursor is saved in the
+same transaction as the records it covers (STYLE rule 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from adapters.base import Cursor
+from state.codec import dump_fields, dump_sources, load_fields, load_sources, now, utc
+from state.db import StateError, open_engine, upgrade
+from state.models import (
+    ConflictRow,
+    ConsentEventRow,
+    ContactRow,
+    CursorRow,
+    InboxRow,
+    LinkRow,
+    MetaRow,
+    PendingWriteRow,
+    RunRow,
+    SuppressionRow,
+)
+
+C = ContactRow.__table__  # type: ignore[attr-defined]
+L = LinkRow.__table__  # type: ignore[attr-defined]
+CUR = CursorRow.__table__  # type: ignore[attr-defined]
+CONF = ConflictRow.__table__  # type: ignore[attr-defined]
+LEDGER = ConsentEventRow.__table__  # type: ignore[attr-defined]
+SUP = SuppressionRow.__table__  # type: ignore[attr-defined]
+RUN = RunRow.__table__  # type: ignore[attr-defined]
+PEND = PendingWriteRow.__table__  # type: ignore[attr-defined]
+INBOX = InboxRow.__table__  # type: ignore[attr-defined]
+META = MetaRow.__table__  # type: ignore[attr-defined]
+
+EXCLUDED = "excluded"  # a pending_write status: never push this contact to this provider (deleted/merged there)
+_IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pulled:
+    """One mapped record of a pulled page."""
+
+    remote_id: str
+    email: str | None  # normalised; None for a deleted record
+    fields: Mapping[str, Any]
+    updated_at: dt.datetime | None
+    merged_ids: tuple[str, ...] = ()
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class PullOutcome:
+    stored: int = 0  # observations that differ from the base (real changes)
+    unchanged: int = 0
+    forgotten: int = 0  # records of erased people, dropped
+    deleted: int = 0
+    contact_ids: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkState:
+    link_id: int
+    provider: str
+    remote_id: str | None
+    base: dict[str, Any] | None
+    observed: dict[str, Any] | None
+    observed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubContact:
+    id: int
+    email: str
+    fields: dict[str, Any]
+    sources: dict[str, tuple[str, dt.datetime | None]]
+    consent: str
+    consent_at: dt.datetime | None
+    version: int
+    links: tuple[LinkState, ...]
+    frozen: frozenset[str]  # fields with an open conflict
+    suppressed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushCandidate:
+    contact_id: int
+    email: str
+    fields: dict[str, Any]
+    consent: str
+    version: int
+    remote_id: str | None
+    linked: bool
+    base: dict[str, Any] | None
+    frozen: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteOk:
+    contact_id: int
+    remote_id: str | None
+    base: Mapping[str, Any]
+    ack_hash: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteFailed:
+    contact_id: int
+    version: int
+    status: str  # retry | rejected | suppressed
+    error: str
+
+
+class Store:
+    """Transactions over the state database. ``dry_run`` keeps one transaction and rolls it back."""
+
+    def __init__(self, url: str, *, hash_key: str | None = None, dry_run: bool = False) -> None:
+        self.engine = open_engine(url)
+        try:
+            upgrade(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise StateError(f"state.url: cannot open the state database ({type(exc.orig).__name__})") from None
+        self.dry_run = dry_run
+        self._dry_conn: Connection | None = None
+        if dry_run:
+            self._dry_conn = self.engine.connect()
+            self._dry_conn.begin()
+        self._hash_key = (hash_key or self._install_key()).encode()
+
+    def close(self) -> None:
+        if self._dry_conn is not None:
+            self._dry_conn.rollback()
+            self._dry_conn.close()
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if self._dry_conn is not None:
+            yield self._dry_conn
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- keyed hash ------------------------------------------------------------------------------
+    def _install_key(self) -> str:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(META.c.value).where(META.c.key == "hash_key")).first()
+            if row is not None:
+                return str(row[0])
+            key = secrets.token_hex(32)
+            with contextlib.suppress(sa.exc.IntegrityError):  # a concurrent first start won
+                conn.execute(sa.insert(META).values(key="hash_key", value=key))
+        with self.engine.connect() as conn:
+            return str(conn.execute(sa.select(META.c.value).where(META.c.key == "hash_key")).scalar_one())
+
+    def email_key(self, email: str) -> str:
+        """A keyed hash of an address: what stays of a forgotten person, and what logs may show."""
+        return hmac.new(self._hash_key, email.encode(), hashlib.sha256).hexdigest()[:32]
+
+    # -- cursors ---------------------------------------------------------------------------------
+    def load_cursor(self, provider: str, stream: str) -> tuple[Cursor, bool] | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                sa.select(CUR.c.value, CUR.c.done).where(CUR.c.provider == provider, CUR.c.stream == stream)
+            ).first()
+        if row is None:
+            return None
+        return Cursor.from_json(row[0]), bool(row[1])
+
+    def _save_cursor(self, conn: Connection, provider: str, stream: str, cursor: Cursor, *, done: bool) -> None:
+        values = {"value": cursor.to_json(), "done": done, "updated_at": now()}
+        updated = conn.execute(
+            sa.update(CUR).where(CUR.c.provider == provider, CUR.c.stream == stream).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(sa.insert(CUR).values(provider=provider, stream=stream, **values))
+
+    def save_cursor(self, provider: str, stream: str, cursor: Cursor, *, done: bool = False) -> None:
+        with self.transaction() as conn:
+            self._save_cursor(conn, provider, stream, cursor, done=done)
+
+    def drop_cursor(self, provider: str, stream: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(sa.delete(CUR).where(CUR.c.provider == provider, CUR.c.stream == stream))
+
+    # -- pull ------------------------------------------------------------------------------------
+    def _forgotten_keys(self, conn: Connection, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(keys):
+            rows = conn.execute(
+                sa.select(SUP.c.email_key).where(SUP.c.email_key.in_(chunk), SUP.c.reason == "forgotten")
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def store_page(
+        self, provider: str, stream: str, records: Sequence[Pulled], cursor: Cursor, *, done: bool = False
+    ) -> PullOutcome:
+        """Store a page's changes as observations and move its cursor, in one transaction."""
+        outcome = PullOutcome()
+        with self.transaction() as conn:
+            live = [r for r in records if not r.deleted and r.email]
+            keys = {r.remote_id: self.email_key(r.email) for r in live if r.email}
+            forgotten = self._forgotten_keys(conn, list(set(keys.values())))
+            if forgotten:
+                outcome.forgotten = sum(1 for r in live if keys[r.remote_id] in forgotten)
+                live = [r for r in live if keys[r.remote_id] not in forgotten]
+            self._store_deletions(conn, provider, [r for r in records if r.deleted], outcome)
+            self._store_live(conn, provider, live, outcome)
+            self._save_cursor(conn, provider, stream, cursor, done=done)
+        return outcome
+
+    def _links_by_remote(self, conn: Connection, provider: str, ids: Sequence[str]) -> dict[str, sa.Row[Any]]:
+        found: dict[str, sa.Row[Any]] = {}
+        for chunk in _chunks(ids):
+            rows = conn.execute(
+                sa.select(L.c.id, L.c.remote_id, L.c.contact_id, L.c.base).where(
+                    L.c.provider == provider, L.c.remote_id.in_(chunk)
+                )
+            )
+            found.update({r.remote_id: r for r in rows})
+        return found
+
+    def _contacts_by_email(self, conn: Connection, emails: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(emails):
+            rows = conn.execute(sa.select(C.c.id, C.c.email).where(C.c.email.in_(chunk)))
+            found.update({r.email: r.id for r in rows})
+        return found
+
+    def _links_by_contact(self, conn: Connection, provider: str, contact_ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
+        found: dict[int, sa.Row[Any]] = {}
+        for chunk in _chunks(contact_ids):
+            rows = conn.execute(
+                sa.select(L.c.id, L.c.remote_id, L.c.contact_id, L.c.base).where(
+                    L.c.provider == provider, L.c.contact_id.in_(chunk)
+                )
+            )
+            found.update({r.contact_id: r for r in rows})
+        return found
+
+    def _store_live(self, conn: Connection, provider: str, records: Sequence[Pulled], outcome: PullOutcome) -> None:
+        if not records:
+            return
+        by_remote = self._links_by_remote(conn, provider, [r.remote_id for r in records])
+        self._follow_merges(conn, provider, records, by_remote)
+        unlinked = [r for r in records if r.remote_id not in by_remote]
+        by_email = self._contacts_by_email(conn, sorted({str(r.email) for r in unlinked}))
+        new_emails = sorted({str(r.email) for r in unlinked} - by_email.keys())
+        if new_emails:
+            stamp = now()
+            rows = [{"email": e, "fields": "{}", "sources": "{}", "consent": "unknown", "version": 0,
+                     "updated_at": stamp} for e in new_emails]
+            conn.execute(sa.insert(C), rows)
+            by_email.update(self._contacts_by_email(conn, new_emails))
+        unlinked_ids = sorted({by_email[str(r.email)] for r in unlinked})
+        existing_for_contact = self._links_by_contact(conn, provider, unlinked_ids)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        seen_contacts: set[int] = set()
+        for record in records:
+            link = by_remote.get(record.remote_id)
+            if link is None:
+                contact_id = by_email[str(record.email)]
+                link = existing_for_contact.get(contact_id)  # the provider re-created it under a new id
+            else:
+                contact_id = link.contact_id
+            if contact_id in seen_contacts:
+                continue  # two records of one page for one person: the first is taken, the next page has the rest
+            seen_contacts.add(contact_id)
+            observed = dump_fields(record.fields)
+            if link is not None and link.base is not None and observed == link.base:
+                outcome.unchanged += 1
+                if link.remote_id != record.remote_id:
+                    updates.append({"_id": link.id, "remote_id": record.remote_id, "observed": None,
+                                    "observed_at": None, "has_observation": False})
+                continue
+            outcome.stored += 1
+            outcome.contact_ids.add(contact_id)
+            values = {"remote_id": record.remote_id, "observed": observed, "observed_at": record.updated_at,
+                      "has_observation": True}
+            if link is None:
+                inserts.append({"provider": provider, "contact_id": contact_id, "base": None, "ack_hash": None,
+                                "acked_version": 0, **values})
+            else:
+                updates.append({"_id": link.id, **values})
+        if updates:
+            conn.execute(
+                sa.update(L).where(L.c.id == sa.bindparam("_id")).values(
+                    remote_id=sa.bindparam("remote_id"), observed=sa.bindparam("observed"),
+                    observed_at=sa.bindparam("observed_at"), has_observation=sa.bindparam("has_observation"),
+                ),
+                updates,
+            )
+        if inserts:
+            conn.execute(sa.insert(L), inserts)
+
+    def _follow_merges(
+        self, conn: Connection, provider: str, records: Sequence[Pulled], by_remote: dict[str, sa.Row[Any]]
+    ) -> None:
+        """A survivor record names the ids it absorbed: its link takes over, the others stop being pushed there."""
+        for record in records:
+            if not record.merged_ids:
+                continue
+            absorbed = self._links_by_remote(conn, provider, [i for i in record.merged_ids if i != record.remote_id])
+            if not absorbed:
+                continue
+            survivor = by_remote.get(record.remote_id)
+            if survivor is None:
+                chosen = next((row for row in absorbed.values()), None)
+                email_owner = self._contacts_by_email(conn, [str(record.email)]).get(str(record.email))
+                for row in absorbed.values():
+                    if row.contact_id == email_owner:
+                        chosen = row
+                if chosen is not None:
+                    conn.execute(sa.update(L).where(L.c.id == chosen.id).values(remote_id=record.remote_id))
+                    by_remote[record.remote_id] = conn.execute(
+                        sa.select(L.c.id, L.c.remote_id, L.c.contact_id, L.c.base).where(L.c.id == chosen.id)
+                    ).one()
+            keep = by_remote.get(record.remote_id)
+            for row in absorbed.values():
+                if keep is not None and row.id == keep.id:
+                    continue
+                conn.execute(sa.delete(L).where(L.c.id == row.id))
+                self._exclude(conn, provider, row.contact_id, "merged at the provider")
+
+    def _exclude(self, conn: Connection, provider: str, contact_id: int, reason: str) -> None:
+        conn.execute(sa.delete(PEND).where(PEND.c.provider == provider, PEND.c.contact_id == contact_id))
+        conn.execute(sa.insert(PEND).values(provider=provider, contact_id=contact_id, version=0, status=EXCLUDED,
+                                            attempts=0, last_error=reason, updated_at=now()))
+
+    def _store_deletions(
+        self, conn: Connection, provider: str, records: Sequence[Pulled], outcome: PullOutcome
+    ) -> None:
+        if not records:
+            return
+        links = self._links_by_remote(conn, provider, [r.remote_id for r in records])
+        for link in links.values():
+            conn.execute(sa.delete(L).where(L.c.id == link.id))
+            self._exclude(conn, provider, link.contact_id, "deleted at the provider")
+            outcome.deleted += 1
+
+    # -- reconcile -------------------------------------------------------------------------------
+    def observed_contact_ids(self, *, after: int = 0, limit: int = 1000) -> list[int]:
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(L.c.contact_id).where(L.c.has_observation.is_(True), L.c.contact_id > after)
+                .group_by(L.c.contact_id).order_by(L.c.contact_id).limit(limit)
+            )
+            return [r[0] for r in rows]
+
+    def load_contacts(self, contact_ids: Sequence[int]) -> list[HubContact]:
+        with self.transaction() as conn:
+            return self._load_contacts(conn, contact_ids)
+
+    def _load_contacts(self, conn: Connection, contact_ids: Sequence[int]) -> list[HubContact]:
+        if not contact_ids:
+            return []
+        contacts = {r.id: r for r in conn.execute(sa.select(C).where(C.c.id.in_(contact_ids)))}
+        links: dict[int, list[LinkState]] = {}
+        for r in conn.execute(sa.select(L).where(L.c.contact_id.in_(contact_ids)).order_by(L.c.provider)):
+            links.setdefault(r.contact_id, []).append(
+                LinkState(link_id=r.id, provider=r.provider, remote_id=r.remote_id,
+                          base=load_fields(r.base) if r.base is not None else None,
+                          observed=load_fields(r.observed) if r.has_observation else None,
+                          observed_at=utc(r.observed_at))
+            )
+        frozen: dict[int, set[str]] = {}
+        for r in conn.execute(sa.select(CONF.c.contact_id, CONF.c.field).where(
+                CONF.c.contact_id.in_(contact_ids), CONF.c.status == "open")):
+            frozen.setdefault(r.contact_id, set()).add(r.field)
+        keys = {cid: self.email_key(row.email) for cid, row in contacts.items()}
+        suppressed = {
+            r.email_key: utc(r.created_at)
+            for r in conn.execute(sa.select(SUP.c.email_key, SUP.c.created_at).where(
+                SUP.c.email_key.in_(list(keys.values())), SUP.c.reason == "unsubscribed"))
+        }
+        return [
+            HubContact(id=cid, email=row.email, fields=load_fields(row.fields), sources=load_sources(row.sources),
+                       consent=row.consent, consent_at=utc(row.consent_at), version=row.version,
+                       links=tuple(links.get(cid, ())), frozen=frozenset(frozen.get(cid, ())),
+                       suppressed_at=suppressed.get(keys[cid]))
+            for cid, row in ((cid, contacts[cid]) for cid in contact_ids if cid in contacts)
+        ]
+
+    def email_owner(self, email: str) -> int | None:
+        with self.transaction() as conn:
+            return self._contacts_by_email(conn, [email]).get(email)
+
+    def save_merges(self, merges: Sequence[MergeWrite]) -> None:
+        """Apply reconciled contacts: hub fields, consumed observations, conflicts and consent events."""
+        with self.transaction() as conn:
+            stamp = now()
+            for m in merges:
+                if m.changed:
+                    conn.execute(sa.update(C).where(C.c.id == m.contact_id).values(
+                        email=m.email, fields=dump_fields(m.fields), sources=dump_sources(m.sources),
+                        consent=m.consent, consent_at=m.consent_at, version=C.c.version + 1, updated_at=stamp))
+                for link_id, base in m.bases.items():
+                    conn.execute(sa.update(L).where(L.c.id == link_id).values(
+                        base=dump_fields(base), observed=None, observed_at=None, has_observation=False))
+                for conflict in m.conflicts:
+                    self._record_conflict(conn, m.contact_id, conflict, stamp)
+                for event in m.consent_events:
+                    conn.execute(sa.insert(LEDGER).values(
+                        contact_id=m.contact_id, email_key=self.email_key(m.email), provider=event[0],
+                        status=event[1], occurred_at=event[2], recorded_at=stamp, evidence=event[3]))
+
+    def _record_conflict(self, conn: Connection, contact_id: int, conflict: ConflictWrite, stamp: dt.datetime) -> None:
+        existing = conn.execute(sa.select(CONF.c.id).where(
+            CONF.c.contact_id == contact_id, CONF.c.field == conflict.field, CONF.c.status == "open")).first()
+        if existing is not None:
+            conn.execute(sa.update(CONF).where(CONF.c.id == existing[0]).values(candidates=conflict.candidates))
+            return
+        conn.execute(sa.insert(CONF).values(
+            contact_id=contact_id, field=conflict.field, candidates=conflict.candidates,
+            status="open" if conflict.winner is None else "settled", resolution=conflict.winner, created_at=stamp,
+            resolved_at=None if conflict.winner is None else stamp))
+
+    # -- push ------------------------------------------------------------------------------------
+    def push_candidates(
+        self, provider: str, *, after: int = 0, limit: int = 500, only: Sequence[int] | None = None,
+        linked_to: str | None = None,
+    ) -> list[PushCandidate]:
+        """Contacts this provider has not acknowledged at their current version, by contact id."""
+        link = L.alias("target")
+        pend = PEND.alias("pend")
+        query = (
+            sa.select(C.c.id, C.c.email, C.c.fields, C.c.consent, C.c.version, link.c.remote_id, link.c.base,
+                      link.c.id.label("link_id"))
+            .select_from(C.outerjoin(link, sa.and_(link.c.contact_id == C.c.id, link.c.provider == provider))
+                         .outerjoin(pend, sa.and_(pend.c.contact_id == C.c.id, pend.c.provider == provider)))
+            .where(C.c.id > after, C.c.version > 0)
+            .where(sa.or_(link.c.id.is_(None), link.c.acked_version < C.c.version))
+            .where(sa.or_(pend.c.id.is_(None),
+                          sa.and_(pend.c.status != EXCLUDED,
+                                  sa.or_(pend.c.status == "retry", pend.c.version < C.c.version))))
+            .order_by(C.c.id).limit(limit)
+        )
+        if only is not None:
+            query = query.where(C.c.id.in_(list(only)))
+        if linked_to is not None:
+            source = L.alias("source")
+            query = query.where(sa.exists().where(source.c.contact_id == C.c.id, source.c.provider == linked_to))
+        with self.transaction() as conn:
+            rows = conn.execute(query).all()
+            ids = [r.id for r in rows]
+            frozen: dict[int, set[str]] = {}
+            for chunk in _chunks(ids):
+                for r in conn.execute(sa.select(CONF.c.contact_id, CONF.c.field).where(
+                        CONF.c.contact_id.in_(chunk), CONF.c.status == "open")):
+                    frozen.setdefault(r.contact_id, set()).add(r.field)
+        return [
+            PushCandidate(contact_id=r.id, email=r.email, fields=load_fields(r.fields), consent=r.consent,
+                          version=r.version, remote_id=r.remote_id, linked=r.link_id is not None,
+                          base=load_fields(r.base) if r.base is not None else None,
+                          frozen=frozenset(frozen.get(r.id, ())))
+            for r in rows
+        ]
+
+    def ack_unchanged(self, provider: str, acks: Sequence[tuple[int, int]]) -> None:
+        """The provider already holds these contacts' projections: move their acknowledged version."""
+        if not acks:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(L).where(L.c.provider == provider, L.c.contact_id == sa.bindparam("_cid"))
+                .values(acked_version=sa.bindparam("_ver")),
+                [{"_cid": cid, "_ver": ver} for cid, ver in acks],
+            )
+
+    def record_writes(self, provider: str, oks: Sequence[WriteOk], failures: Sequence[WriteFailed]) -> None:
+        with self.transaction() as conn:
+            stamp = now()
+            existing = self._links_by_contact(conn, provider, [o.contact_id for o in oks])
+            taken = self._links_by_remote(conn, provider, [o.remote_id for o in oks if o.remote_id])
+            for ok in oks:
+                values = {"remote_id": ok.remote_id, "base": dump_fields(ok.base), "ack_hash": ok.ack_hash,
+                          "acked_version": ok.version}
+                holder = taken.get(ok.remote_id) if ok.remote_id else None
+                if holder is not None and holder.contact_id != ok.contact_id:
+                    # the provider answered with a record another hub contact holds (e.g. a 409 on an email
+                    # that contact used to have): the link moves, the old holder is linked anew next cycle
+                    conn.execute(sa.delete(L).where(L.c.id == holder.id))
+                link = existing.get(ok.contact_id)
+                if link is None:
+                    conn.execute(sa.insert(L).values(provider=provider, contact_id=ok.contact_id,
+                                                     has_observation=False, **values))
+                else:
+                    conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
+            if oks:
+                conn.execute(sa.delete(PEND).where(PEND.c.provider == provider,
+                                                   PEND.c.contact_id.in_([o.contact_id for o in oks]),
+                                                   PEND.c.status != EXCLUDED))
+            for f in failures:
+                updated = conn.execute(
+                    sa.update(PEND).where(PEND.c.provider == provider, PEND.c.contact_id == f.contact_id)
+                    .values(version=f.version, status=f.status, attempts=PEND.c.attempts + 1,
+                            last_error=f.error[:300], updated_at=stamp)
+                ).rowcount
+                if not updated:
+                    conn.execute(sa.insert(PEND).values(provider=provider, contact_id=f.contact_id, version=f.version,
+                                                        status=f.status, attempts=1, last_error=f.error[:300],
+                                                        updated_at=stamp))
+
+    def record_suppressed(self, provider: str, contact_ids: Iterable[int], evidence: str) -> None:
+        """A provider refused because the person is suppressed there: the hub takes it as an opt-out."""
+        with self.transaction() as conn:
+            stamp = now()
+            for cid in contact_ids:
+                row = conn.execute(sa.select(C.c.email, C.c.consent).where(C.c.id == cid)).first()
+                if row is None:
+                    continue
+                conn.execute(sa.insert(LEDGER).values(contact_id=cid, email_key=self.email_key(row.email),
+                                                      provider=provider, status="unsubscribed", occurred_at=stamp,
+                                                      recorded_at=stamp, evidence=evidence[:200]))
+                if row.consent not in ("unsubscribed", "cleaned"):
+                    conn.execute(sa.update(C).where(C.c.id == cid).values(
+                        consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp))
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, kind: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(sa.insert(RUN).values(id=run_id, kind=kind, started_at=now(), status="running",
+                                               dry_run=self.dry_run, figures="{}"))
+
+    def finish_run(self, run_id: str, status: str, figures: Mapping[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(sa.update(RUN).where(RUN.c.id == run_id).values(
+                finished_at=now(), status=status, figures=json.dumps(figures, default=str)))
+
+    # -- commands --------------------------------------------------------------------------------
+    def unsubscribe(self, email: str, *, evidence: str) -> int | None:
+        """Put an address on the suppression list; an existing hub contact becomes unsubscribed."""
+        key = self.email_key(email)
+        with self.transaction() as conn:
+            stamp = now()
+            if conn.execute(sa.select(SUP.c.email_key).where(SUP.c.email_key == key)).first() is None:
+                conn.execute(sa.insert(SUP).values(email_key=key, reason="unsubscribed", created_at=stamp))
+            contact_id = self._contacts_by_email(conn, [email]).get(email)
+            conn.execute(sa.insert(LEDGER).values(contact_id=contact_id, email_key=key, provider="crmsync",
+                                                  status="unsubscribed", occurred_at=stamp, recorded_at=stamp,
+                                                  evidence=evidence))
+            if contact_id is not None:
+                conn.execute(sa.update(C).where(C.c.id == contact_id).values(
+                    consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp))
+            return contact_id
+
+    def links_of(self, email: str) -> tuple[int | None, list[tuple[str, str | None]]]:
+        with self.transaction() as conn:
+            contact_id = self._contacts_by_email(conn, [email]).get(email)
+            if contact_id is None:
+                return None, []
+            rows = conn.execute(sa.select(L.c.provider, L.c.remote_id).where(L.c.contact_id == contact_id))
+            return contact_id, [(r.provider, r.remote_id) for r in rows]
+
+    def forget(self, email: str) -> None:
+        """Erase a person from the hub; only the keyed hash stays, so no later import brings them back."""
+        key = self.email_key(email)
+        with self.transaction() as conn:
+            stamp = now()
+            contact_id = self._contacts_by_email(conn, [email]).get(email)
+            if contact_id is not None:
+                for table in (L, CONF, PEND):
+                    conn.execute(sa.delete(table).where(table.c.contact_id == contact_id))
+                conn.execute(sa.update(LEDGER).where(LEDGER.c.contact_id == contact_id).values(contact_id=None))
+                conn.execute(sa.delete(C).where(C.c.id == contact_id))
+            conn.execute(sa.delete(SUP).where(SUP.c.email_key == key))
+            conn.execute(sa.insert(SUP).values(email_key=key, reason="forgotten", created_at=stamp))
+            conn.execute(sa.insert(LEDGER).values(contact_id=None, email_key=key, provider="crmsync",
+                                                  status="forgotten", occurred_at=stamp, recorded_at=stamp,
+                                                  evidence="crmsync forget"))
+
+    def open_conflicts(self) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(CONF.c.id, CONF.c.field, CONF.c.candidates, CONF.c.created_at, C.c.email)
+                .join(C, C.c.id == CONF.c.contact_id).where(CONF.c.status == "open").order_by(CONF.c.id)
+            )
+            return [{"id": r.id, "email": r.email, "field": r.field, "candidates": json.loads(r.candidates),
+                     "created_at": utc(r.created_at)} for r in rows]
+
+    def resolve_conflict(self, conflict_id: int, *, value: Any, resolution: str) -> None:
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(CONF.c.contact_id, CONF.c.field, CONF.c.status).where(
+                CONF.c.id == conflict_id)).first()
+            if row is None or row.status != "open":
+                raise StateError(f"conflict {conflict_id} is not open")
+            contact = conn.execute(sa.select(C.c.fields, C.c.sources).where(C.c.id == row.contact_id)).one()
+            fields = load_fields(contact.fields)
+            if value is None or value == "":
+                fields.pop(row.field, None)
+            else:
+                fields[row.field] = value
+            sources = load_sources(contact.sources)
+            stamp = now()
+            sources[row.field] = ("crmsync", stamp)
+            conn.execute(sa.update(C).where(C.c.id == row.contact_id).values(
+                fields=dump_fields(fields), sources=dump_sources(sources), version=C.c.version + 1,
+                updated_at=stamp))
+            conn.execute(sa.update(CONF).where(CONF.c.id == conflict_id).values(
+                status="resolved", resolution=resolution, resolved_at=stamp))
+
+    def status(self) -> dict[str, Any]:
+        with self.transaction() as conn:
+            cursors = [
+                {"provider": r.provider, "stream": r.stream, "done": bool(r.done), "updated_at": utc(r.updated_at),
+                 "cursor": json.loads(r.value)}
+                for r in conn.execute(sa.select(CUR).order_by(CUR.c.provider, CUR.c.stream))
+            ]
+            runs = [
+                {"id": r.id, "kind": r.kind, "status": r.status, "dry_run": bool(r.dry_run),
+                 "started_at": utc(r.started_at), "finished_at": utc(r.finished_at),
+                 "figures": json.loads(r.figures)}
+                for r in conn.execute(sa.select(RUN).order_by(RUN.c.started_at.desc()).limit(10))
+            ]
+            pending = {
+                f"{r.provider}:{r.status}": r.n
+                for r in conn.execute(sa.select(PEND.c.provider, PEND.c.status, sa.func.count().label("n"))
+                                      .group_by(PEND.c.provider, PEND.c.status))
+            }
+            links = {r.provider: r.n for r in conn.execute(
+                sa.select(L.c.provider, sa.func.count().label("n")).group_by(L.c.provider))}
+            return {
+                "contacts": conn.execute(sa.select(sa.func.count()).select_from(C)).scalar_one(),
+                "links": links,
+                "cursors": cursors,
+                "runs": runs,
+                "pending": pending,
+                "open_conflicts": conn.execute(
+                    sa.select(sa.func.count()).select_from(CONF).where(CONF.c.status == "open")).scalar_one(),
+                "suppressed": conn.execute(sa.select(sa.func.count()).select_from(SUP)).scalar_one(),
+                "inbox": {r.status: r.n for r in conn.execute(
+                    sa.select(INBOX.c.status, sa.func.count().label("n")).group_by(INBOX.c.status))},
+            }
+
+    def pending_errors(self, provider: str) -> list[tuple[str, str, str]]:
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(C.c.email, PEND.c.status, PEND.c.last_error)
+                .join(C, C.c.id == PEND.c.contact_id)
+                .where(PEND.c.provider == provider, PEND.c.status != EXCLUDED)
+            )
+            return [(r.email, r.status, r.last_error) for r in rows]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConflictWrite:
+    field: str
+    candidates: str  # JSON
+    winner: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeWrite:
+    contact_id: int
+    changed: bool
+    email: str
+    fields: Mapping[str, Any]
+    sources: Mapping[str, tuple[str, dt.datetime | None]]
+    consent: str
+    consent_at: dt.datetime | None
+    bases: Mapping[int, Mapping[str, Any]]  # link id -> the base it now agrees on
+    conflicts: Sequence[ConflictWrite] = ()
+    consent_events: Sequence[tuple[str, str, dt.datetime | None, str]] = ()  # provider, status, at, evidence
