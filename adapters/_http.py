@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ REQUEST_ID_HEADERS: Final = (
 )
 _ZOHO_ID_HEADER: Final = re.compile(r"x-zoho-.*id", re.IGNORECASE)  # Zoho's id header name is undocumented
 _URL_QUERY: Final = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\")>]*")
+_ANY_QUERY: Final = re.compile(r"\?[^\s'\"]*")
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
@@ -72,6 +74,21 @@ def _safe_text(exc: BaseException, secrets: Iterable[str]) -> str:
         return redact(f"{type(exc).__name__}: {exc}", secrets)
     text = _URL_QUERY.sub(r"\1?" + MASK, str(exc))
     return redact(f"{type(exc).__name__}: {text}", secrets)
+
+
+class _LibraryLogRedactor(logging.Filter):
+    """urllib3 logs every URL at DEBUG, query included: strip queries and every live transport's secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = [secret for transport in tuple(_LIVE) for secret in transport.secrets]
+        text = _ANY_QUERY.sub("?" + MASK, record.getMessage())
+        record.msg, record.args = redact(text, secrets), ()
+        return True
+
+
+_LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
+_REDACTOR: Final = _LibraryLogRedactor()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
 
 
 # -- classification --------------------------------------------------------------------------
@@ -305,6 +322,7 @@ class Transport:
         self.timeout = timeout
         self.stats = TransportStats()
         self._secrets = tuple(s for s in secrets if s)
+        _LIVE.add(self)
         self._limiter = limiter
         self._classify = classify
         self._attempts = attempts
@@ -317,6 +335,10 @@ class Transport:
         self._session.mount("https://", pool)
         self._session.headers.update(headers or {})
         self._session.auth = auth
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self._secrets
 
     def add_secret(self, secret: str) -> None:
         """Redact one more value (a refreshed access token) from messages and logs."""
