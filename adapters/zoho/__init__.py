@@ -1,0 +1,1 @@
+"""Zoho CRM: adapter, OAuth token manager, notifications and emulator."""
