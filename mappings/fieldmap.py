@@ -29,3 +29,6 @@ class ProviderTable:
     provider_type: str
     fields: tuple[FieldMapping, ...]
     tags: Mapping[str, str] = field(default_factory=dict)  # canonical tag -> provider tag (default: same)
+    # Open-ended custom fields (file providers): every top-level ``custom.<name>`` key, and every entry of a
+    # top-level ``custom`` object, reads as ``custom.<name>``; writes go out as flat ``custom.<name>`` keys.
+    passthrough_custom: bool = False

@@ -1,0 +1,1 @@
+"""Provider mapping tables: each module ``<provider type>.py`` defines ``TABLE: Final[ProviderTable]``."""
