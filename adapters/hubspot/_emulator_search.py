@@ -1,0 +1,116 @@
+"""The emulator's CRM search: filters, one sort rule, offset paging and its caps.
+
+https://developers.hubspot.com/docs/api-reference/search/guide: page <= 200 (default 10), at most
+10,000 results per query (paging further answers 400), body <= 3,000 characters, <= 5 filterGroups of
+<= 6 filters and <= 18 filters in all, one sort rule; unsorted results come oldest-created first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from adapters.hubspot._emulator_data import StoredContact, parse_ms
+
+SEARCH_RESULT_CAP: Final = 10_000
+SEARCH_PAGE_MAX: Final = 200
+SEARCH_BODY_MAX: Final = 3_000
+DATE_PROPERTIES: Final = frozenset({"createdate", "lastmodifieddate", "hs_lastmodifieddate"})
+
+
+class SearchError(ValueError):
+    """The request breaks one of search's rules: HubSpot answers 400 VALIDATION_ERROR."""
+
+
+def validate(body: Any, raw_length: int) -> None:
+    if raw_length > SEARCH_BODY_MAX:
+        raise SearchError(f"Request body is too long: {raw_length} > {SEARCH_BODY_MAX} characters")
+    if not isinstance(body, dict):
+        raise SearchError("Invalid input JSON")
+    groups = body.get("filterGroups") or []
+    if len(groups) > 5:
+        raise SearchError("Too many filter groups: at most 5")
+    counts = [len(g.get("filters") or []) for g in groups]
+    if any(n > 6 for n in counts) or sum(counts) > 18:
+        raise SearchError("Too many filters: at most 6 per group and 18 in all")
+    if len(body.get("sorts") or []) > 1:
+        raise SearchError("Only one sort rule is allowed")
+    limit = int(body.get("limit") or 10)
+    if not 0 < limit <= SEARCH_PAGE_MAX:
+        raise SearchError(f"limit must be between 1 and {SEARCH_PAGE_MAX}")
+    if int(body.get("after") or 0) >= SEARCH_RESULT_CAP:
+        raise SearchError(f"Paging is limited to {SEARCH_RESULT_CAP} results; narrow the query")
+
+
+def _value(contact: StoredContact, name: str) -> str | None:
+    value = contact.computed(name)
+    return None if value == "" else value
+
+
+def _key(name: str, text: str) -> Any:
+    if name in DATE_PROPERTIES:
+        return parse_ms(text)
+    if name == "hs_object_id":
+        return int(text)
+    return text.lower()
+
+
+def _matches(contact: StoredContact, flt: dict[str, Any]) -> bool:
+    name, op = str(flt.get("propertyName")), str(flt.get("operator", "EQ")).upper()
+    raw = _value(contact, name)
+    if op == "HAS_PROPERTY":
+        return raw is not None
+    if op == "NOT_HAS_PROPERTY":
+        return raw is None
+    if raw is None:
+        return op in ("NEQ", "NOT_IN", "NOT_CONTAINS_TOKEN")
+    if op in ("IN", "NOT_IN"):  # values must already be lower-case [SEARCH]
+        found = (raw.lower() if name not in DATE_PROPERTIES else raw) in [str(v) for v in flt.get("values") or []]
+        return found if op == "IN" else not found
+    if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        token = str(flt.get("value", "")).lower().strip("*")
+        found = token in raw.lower().replace(";", " ").split() or token in raw.lower()
+        return found if op == "CONTAINS_TOKEN" else not found
+    mine, theirs = _key(name, raw), _key(name, str(flt.get("value")))
+    if op == "BETWEEN":
+        return bool(theirs <= mine <= _key(name, str(flt.get("highValue"))))
+    compare: dict[str, Callable[[Any, Any], bool]] = {
+        "EQ": lambda a, b: a == b,
+        "NEQ": lambda a, b: a != b,
+        "LT": lambda a, b: a < b,
+        "LTE": lambda a, b: a <= b,
+        "GT": lambda a, b: a > b,
+        "GTE": lambda a, b: a >= b,
+    }
+    if op not in compare:
+        raise SearchError(f"Unknown operator {op}")
+    return compare[op](mine, theirs)
+
+
+def _sort_key(name: str) -> Callable[[StoredContact], tuple[Any, ...]]:
+    def key(contact: StoredContact) -> tuple[Any, ...]:
+        raw = _value(contact, name)
+        return (raw is None, _key(name, raw) if raw is not None else 0, int(contact.id))
+
+    return key
+
+
+def run(contacts: Sequence[StoredContact], body: dict[str, Any]) -> tuple[list[StoredContact], int]:
+    """The matching contacts in order (all of them) and the total."""
+    groups = body.get("filterGroups") or []
+    found = [
+        c for c in contacts if not groups or any(all(_matches(c, f) for f in g.get("filters") or []) for g in groups)
+    ]
+    query = str(body.get("query") or "").lower()
+    if query:
+        fields = ("email", "firstname", "lastname", "phone", "company")
+        found = [c for c in found if any(query in (c.props.get(f) or "").lower() for f in fields)]
+    sorts = body.get("sorts") or []
+    if sorts:
+        rule = sorts[0]
+        name = rule.lstrip("-") if isinstance(rule, str) else str(rule.get("propertyName"))
+        descending = rule.startswith("-") if isinstance(rule, str) else rule.get("direction") == "DESCENDING"
+        found.sort(key=_sort_key(name), reverse=descending)
+    else:
+        found.sort(key=lambda c: (c.created_ms, int(c.id)))
+    return found, len(found)

@@ -1,0 +1,681 @@
+"""A local HTTP server that behaves like HubSpot's contacts, search and communication-preferences APIs.
+
+Faithful to /work/shared/providers/hubspot.md: the same paths (``/crm/v3/...``), page sizes and caps
+(list 100, batch 100, search 200 a page and 10,000 a query, 5 searches a second), error bodies (409
+``Contact already exists. Existing ID: <id>``, 207 with ``errors``, 429 with ``policyName``), rate-limit
+headers, merges that mint new ids, a read-only ``hs_email_optout`` and a v3 API that never resubscribes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import unquote
+
+from adapters._emulator import DROP, EmulatorServer, Fault, Request, Response
+from adapters.hubspot import _emulator_search as search
+from adapters.hubspot._emulator_data import (
+    SUBSCRIPTIONS,
+    Conflict,
+    Portal,
+    PropertyError,
+    StoredContact,
+    iso_ms,
+)
+from adapters.hubspot._emulator_limits import Limits
+
+__all__ = ["DROP", "Fault", "HubSpotEmulator"]
+
+TOKEN: Final = "pat-na1-emulator-token"  # noqa: S105 - the emulator's own test credential
+CLIENT_SECRET: Final = "emulator-client-secret"  # noqa: S105
+LIST_PAGE_MAX: Final = 100  # https://developers.hubspot.com/docs/api/crm/contacts
+BATCH_MAX: Final = 100
+CONTACTS: Final = "/crm/v3/objects/contacts"
+PREFS_V3: Final = "/communication-preferences/v3"
+PREFS_V4: Final = "/communication-preferences/v4/statuses"
+READ_ROUTES: Final = r"GET /crm|/search|/batch/read"
+WRITE_ROUTES: Final = r"/batch/(upsert|update|create|archive)|(POST|PATCH|DELETE) /crm/v3/objects/contacts(/|$)"
+
+_FIRST = ("Ana", "Bo", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivo", "Jae", "Kofi", "Lena")
+_LAST = ("Berg", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Haddad", "Ito", "Jensen", "Khan")
+_COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", None)
+_TAGS = ("vip", "newsletter", "webinar", "partner")
+_STAGES = ("lead", "customer", "evangelist", "other", None)
+
+
+def _error(status: int, message: str, category: str, **extra: Any) -> Response:
+    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category}
+    return Response.json({**body, **extra}, status)
+
+
+def _property_error(exc: PropertyError) -> Response:
+    return _error(
+        400,
+        exc.body_message(),
+        "VALIDATION_ERROR",
+        errors=[{"message": exc.message, "code": exc.code, "context": {"propertyName": [exc.name]}}],
+    )
+
+
+def _conflict(exc: Conflict) -> Response:
+    return _error(409, str(exc), "CONFLICT")
+
+
+class HubSpotEmulator:
+    """HubSpot for tests, benchmarks and ``crmsync sandbox``; one portal, in memory, thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        latency_s: float = 0.0,
+        burst: int = 100,
+        interval_s: float = 10.0,
+        daily: int = 250_000,
+        search_per_s: int = 5,
+        token: str = TOKEN,
+        client_secret: str = CLIENT_SECRET,
+        enterprise: bool = False,
+    ) -> None:
+        self.server = EmulatorServer(port=port, latency_s=latency_s)
+        self.portal = Portal()
+        self.limits = Limits(burst=burst, interval_s=interval_s, daily=daily, search_per_s=search_per_s)
+        self.tokens = {token}
+        self.client_secret = client_secret
+        self.enterprise = enterprise  # batch communication-preferences calls need Marketing Hub Enterprise
+        self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
+        self._routes()
+
+    # -- lifecycle and harness knobs ---------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> HubSpotEmulator:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> HubSpotEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def latency_s(self) -> float:
+        return self.server.latency_s
+
+    @latency_s.setter
+    def latency_s(self, value: float) -> None:
+        self.server.latency_s = value
+
+    def inject(self, *faults: Fault) -> None:
+        self.server.inject(*faults)
+
+    def call_count(self, method: str | None = None, pattern: str | None = None) -> int:
+        return self.server.call_count(method, pattern)
+
+    def reads(self) -> int:
+        """Calls that read contacts: list pages, searches, batch reads, gets."""
+        return self.server.call_count(pattern=READ_ROUTES)
+
+    def writes(self) -> int:
+        """Calls that write contacts (communication preferences not included)."""
+        return self.server.call_count(pattern=WRITE_ROUTES) - self.server.call_count(pattern=r"/batch/read")
+
+    def reset_counters(self) -> None:
+        self.server.reset_counters()
+
+    def sandbox_options(self) -> dict[str, Any]:
+        return {
+            "type": "hubspot",
+            "base_url": self.url,
+            "access_token": next(iter(sorted(self.tokens))),
+            "client_secret": self.client_secret,
+            "rate_limit": f"{self.limits.burst}/{self.limits.interval_s:g}s",
+        }
+
+    # -- data knobs --------------------------------------------------------------------------
+    def seed(self, n: int, *, prefix: str = "contact", modified_at: dt.datetime | None = None) -> list[str]:
+        """``n`` contacts ``<prefix><i>@example.com`` with a realistic mix; returns their ids."""
+        rng = random.Random(f"{prefix}:{n}")  # noqa: S311 - sample data, not secrets
+        ids = []
+        at_ms = int(modified_at.timestamp() * 1000) if modified_at else None
+        with self.portal.lock:
+            for i in range(n):
+                props: dict[str, Any] = {
+                    "email": f"{prefix}{i}@example.com",
+                    "firstname": rng.choice(_FIRST),
+                    "lastname": rng.choice(_LAST),
+                }
+                extra = {
+                    "company": rng.choice(_COMPANIES),
+                    "phone": f"+1555{rng.randrange(10**6, 10**7)}" if rng.random() < 0.6 else None,
+                    "lifecyclestage": rng.choice(_STAGES),
+                    "crmsync_tags": ";".join(sorted(rng.sample(_TAGS, rng.randrange(0, 3)))) or None,
+                    "city": rng.choice(("Lisbon", "Oslo", "Austin", None)),
+                }
+                props.update({k: v for k, v in extra.items() if v})
+                contact = self.portal.create(props)
+                if rng.random() < 0.1:
+                    contact.props["hs_email_optout"] = "true"
+                if at_ms is not None:
+                    contact.updated_ms = at_ms
+                ids.append(contact.id)
+        return ids
+
+    def edit(self, contact_id: str, *, at: dt.datetime | None = None, **props: Any) -> None:
+        """A user edits a contact in HubSpot: ``lastmodifieddate`` moves (to ``at`` when given)."""
+        contact = self._must(contact_id)
+        self.portal.update(contact, props, at_ms=int(at.timestamp() * 1000) if at else None)
+
+    def touch(self, ids: list[str], *, at: dt.datetime) -> None:
+        """Set ``lastmodifieddate`` of many contacts to one instant (bulk imports share timestamps)."""
+        with self.portal.lock:
+            for contact_id in ids:
+                self._must(contact_id).updated_ms = int(at.timestamp() * 1000)
+
+    def unsubscribe(self, email: str) -> None:
+        """The person clicks "unsubscribe from all"."""
+        self.portal.unsubscribe_all(email)
+
+    def delete(self, contact_id: str) -> None:
+        self.portal.archive(self._must(contact_id))
+
+    def merge(self, primary_id: str, other_id: str) -> str:
+        """A user merges two contacts; returns the survivor's id (new unless id preservation is on)."""
+        return self.portal.merge(primary_id, other_id).id
+
+    def advance(self, seconds: float) -> None:
+        """Move the portal clock forward (timestamps of later edits)."""
+        self.portal.offset_ms += int(seconds * 1000)
+
+    def get(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact's record JSON with all its properties, following merges; None when gone."""
+        contact = self.portal.resolve(contact_id)
+        if contact is None:
+            return None
+        return contact.view((*sorted(contact.props), "hs_merged_object_ids"))
+
+    def find(self, email: str) -> dict[str, Any] | None:
+        contact = self.portal.resolve(email, "email")
+        return self.get(contact.id) if contact else None
+
+    def count(self) -> int:
+        return len(self.portal.live())
+
+    def _must(self, contact_id: str) -> StoredContact:
+        contact = self.portal.resolve(contact_id)
+        if contact is None:
+            raise KeyError(contact_id)
+        return contact
+
+    # -- routing -----------------------------------------------------------------------------
+    def _add(self, method: str, pattern: str, handler: Callable[[Request], Response]) -> None:
+        def guarded(request: Request) -> Response:
+            auth = request.headers.get("authorization", "")
+            token = auth[7:] if auth.lower().startswith("bearer ") else ""
+            if token not in self.tokens:
+                return _error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")
+            is_search = request.path.endswith("/search")
+            refused, headers = self.limits.check(token, search=is_search)
+            if refused is not None:
+                return Response.json(refused, 429, headers)
+            response = handler(request)
+            response.headers.update(headers)
+            response.headers["X-HubSpot-Correlation-Id"] = str(uuid.uuid4())
+            return response
+
+        self.server.add_route(method, pattern, guarded)
+
+    def _routes(self) -> None:
+        add = self._add
+        add("GET", CONTACTS, self._list)
+        add("POST", CONTACTS, self._create)
+        add("POST", CONTACTS + "/search", self._search)
+        add("POST", CONTACTS + "/batch/read", self._batch_read)
+        add("POST", CONTACTS + "/batch/upsert", self._batch_upsert)
+        add("POST", CONTACTS + "/batch/update", self._batch_update)
+        add("POST", CONTACTS + "/batch/create", self._batch_create)
+        add("POST", CONTACTS + "/batch/archive", self._batch_archive)
+        add("POST", CONTACTS + "/merge", self._merge)
+        add("POST", CONTACTS + "/gdpr-delete", self._gdpr_delete)
+        add("GET", CONTACTS + r"/(?P<id>[^/]+)", self._get)
+        add("PATCH", CONTACTS + r"/(?P<id>[^/]+)", self._patch)
+        add("DELETE", CONTACTS + r"/(?P<id>[^/]+)", self._delete)
+        add("GET", PREFS_V3 + "/definitions", self._definitions)
+        add("GET", PREFS_V3 + r"/status/email/(?P<email>[^/]+)", self._v3_status)
+        add("POST", PREFS_V3 + "/unsubscribe", self._v3_unsubscribe)
+        add("POST", PREFS_V3 + "/subscribe", self._v3_subscribe)
+        add("POST", PREFS_V4 + "/batch/unsubscribe-all", self._v4_batch_unsubscribe_all)
+        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_wide_status)
+        add("POST", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_unsubscribe_all)
+        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)", self._v4_statuses)
+
+    # -- contacts ----------------------------------------------------------------------------
+    @staticmethod
+    def _properties(request: Request) -> tuple[str, ...] | None:
+        names = [n for raw in request.query.get("properties", []) for n in raw.split(",") if n]
+        return tuple(names) or None
+
+    def _list(self, request: Request) -> Response:
+        limit = int(request.arg("limit") or 10)
+        if not 0 < limit <= LIST_PAGE_MAX:
+            return _error(400, f"limit must be between 1 and {LIST_PAGE_MAX}", "VALIDATION_ERROR")
+        archived = (request.arg("archived") or "false").lower() == "true"
+        after = int(request.arg("after") or 0)
+        with self.portal.lock:
+            rows = sorted(
+                (c for c in self.portal.contacts.values() if c.archived == archived and int(c.id) > after),
+                key=lambda c: int(c.id),
+            )
+            wanted = self._properties(request)
+            page = [c.view(wanted) for c in rows[:limit]]
+        body: dict[str, Any] = {"results": page}
+        if len(rows) > limit:
+            nxt = page[-1]["id"]
+            body["paging"] = {"next": {"after": nxt, "link": f"{self.url}{CONTACTS}?after={nxt}"}}
+        return Response.json(body)
+
+    def _get(self, request: Request) -> Response:
+        assert request.match is not None
+        contact = self.portal.resolve(unquote(request.match["id"]), request.arg("idProperty"))
+        if contact is None:
+            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+        return Response.json(contact.view(self._properties(request)))
+
+    def _create(self, request: Request) -> Response:
+        props = (request.json() or {}).get("properties") or {}
+        try:
+            Portal.check_names(props)
+            if not any(props.get(k) for k in ("email", "firstname", "lastname")):
+                return _error(400, "Contact needs one of email, firstname or lastname", "VALIDATION_ERROR")
+            contact = self.portal.create(props)
+        except PropertyError as exc:
+            return _property_error(exc)
+        except Conflict as exc:
+            return _conflict(exc)
+        return Response.json(contact.view(tuple(props)), 201)
+
+    def _patch(self, request: Request) -> Response:
+        assert request.match is not None
+        props = (request.json() or {}).get("properties") or {}
+        with self.portal.lock:
+            contact = self.portal.resolve(unquote(request.match["id"]), request.arg("idProperty"))
+            if contact is None:
+                return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+            try:
+                Portal.check_names(props)
+                self.portal.update(contact, props)
+            except PropertyError as exc:
+                return _property_error(exc)
+            except Conflict as exc:
+                return _conflict(exc)
+            return Response.json(contact.view(tuple(props)))
+
+    def _delete(self, request: Request) -> Response:
+        assert request.match is not None
+        contact = self.portal.resolve(unquote(request.match["id"]))
+        if contact is not None:
+            self.portal.archive(contact)
+        return Response.empty(204)
+
+    def _search(self, request: Request) -> Response:
+        try:
+            body = request.json() or {}
+            search.validate(body, len(request.body))
+            lag_ms = int(self.search_lag_s * 1000)
+            horizon = self.portal.now_ms() - lag_ms
+            with self.portal.lock:
+                visible = [c for c in self.portal.live() if not lag_ms or c.updated_ms <= horizon]
+                found, total = search.run(visible, body)
+                offset, limit = int(body.get("after") or 0), int(body.get("limit") or 10)
+                end = min(offset + limit, search.SEARCH_RESULT_CAP)
+                wanted = tuple(body.get("properties") or ()) or None
+                page = [c.view(wanted) for c in found[offset:end]]
+        except (search.SearchError, ValueError) as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        out: dict[str, Any] = {"total": total, "results": page}
+        if offset + limit < total:
+            out["paging"] = {"next": {"after": str(offset + limit)}}
+        return Response.json(out)
+
+    @staticmethod
+    def _inputs(request: Request) -> list[dict[str, Any]]:
+        inputs = (request.json() or {}).get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise search.SearchError("inputs must be a non-empty array")
+        if len(inputs) > BATCH_MAX:
+            raise search.SearchError(f"Batch size must be at most {BATCH_MAX}; got {len(inputs)}")
+        return inputs
+
+    @staticmethod
+    def _batch_body(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: int) -> Response:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(started + 1),
+        }
+        if errors:
+            body.update({"numErrors": len(errors), "errors": errors})
+        return Response.json(body, 207 if errors else 200)
+
+    @staticmethod
+    def _record_error(exc: PropertyError, context: dict[str, list[str]]) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "message": exc.body_message(),
+            "context": context,
+            "errors": [{"message": exc.message, "code": exc.code, "context": {"propertyName": [exc.name]}}],
+        }
+
+    def _batch_read(self, request: Request) -> Response:
+        try:
+            inputs = self._inputs(request)
+        except search.SearchError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        body = request.json()
+        wanted = tuple(body.get("properties") or ()) or None
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for item in inputs:
+            key = str(item.get("id", ""))
+            contact = self.portal.resolve(key, body.get("idProperty"))
+            if contact is None:
+                missing.append(key)
+            elif all(r["id"] != contact.id for r in results):
+                results.append(contact.view(wanted))
+        errors = []
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some CONTACT objects, they may be deleted or not exist. "
+                    "Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            )
+        return self._batch_body(results, errors, self.portal.now_ms())
+
+    def _batch_upsert(self, request: Request) -> Response:
+        try:
+            inputs = self._inputs(request)
+            keys = self._upsert_keys(inputs)
+        except search.SearchError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        except PropertyError as exc:
+            return _property_error(exc)
+        started = self.portal.now_ms()
+        results, errors = [], []
+        with self.portal.lock:
+            for key, item in zip(keys, inputs, strict=True):
+                props = dict(item.get("properties") or {})
+                context = {"ids": [key]}
+                if item.get("objectWriteTraceId"):
+                    context["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
+                try:
+                    contact, new = self._upsert_one(key, props)
+                except PropertyError as exc:
+                    errors.append(self._record_error(exc, context))
+                    continue
+                except Conflict as exc:
+                    return _conflict(exc)
+                results.append({**contact.view(tuple(props) or ("email",)), "new": new})
+        return self._batch_body(results, errors, started)
+
+    @staticmethod
+    def _upsert_keys(inputs: list[dict[str, Any]]) -> list[str]:
+        keys = [str(i.get("id", "")).strip().lower() for i in inputs]
+        if any(i.get("idProperty") != "email" for i in inputs):
+            raise search.SearchError("idProperty must be a unique property such as email")
+        if len(set(keys)) != len(keys):
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            raise search.SearchError(f"Duplicate IDs found in batch input: {dupes}")
+        for item in inputs:
+            Portal.check_names(item.get("properties") or {})
+        return keys
+
+    def _upsert_one(self, key: str, props: dict[str, Any]) -> tuple[StoredContact, bool]:
+        self.portal.check_values({**props, "email": key})
+        existing = self.portal.resolve(key, "email")
+        if existing is not None and existing.props.get("email", "").lower() != key:
+            raise Conflict(existing.id)  # an additional email of another contact [Pitfall 5]
+        if existing is None:
+            return self.portal.create({**props, "email": key}), True
+        self.portal.update(existing, props)
+        return existing, False
+
+    def _batch_update(self, request: Request) -> Response:
+        try:
+            inputs = self._inputs(request)
+            for item in inputs:
+                Portal.check_names(item.get("properties") or {})
+        except search.SearchError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        except PropertyError as exc:
+            return _property_error(exc)
+        started = self.portal.now_ms()
+        results, errors, missing = [], [], []
+        with self.portal.lock:
+            for item in inputs:
+                key = str(item.get("id", ""))
+                props = dict(item.get("properties") or {})
+                contact = self.portal.resolve(key, item.get("idProperty"))
+                if contact is None:
+                    missing.append(key)
+                    continue
+                if contact.id != key and not item.get("idProperty"):
+                    continue  # a merged-away id is left out of results silently (3P, RudderStack)
+                try:
+                    self.portal.update(contact, props)
+                except PropertyError as exc:
+                    errors.append(self._record_error(exc, {"ids": [key]}))
+                    continue
+                except Conflict as exc:
+                    return _conflict(exc)
+                results.append(contact.view(tuple(props) or None))
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Object not found",
+                    "context": {"ids": missing},
+                }
+            )
+        return self._batch_body(results, errors, started)
+
+    def _batch_create(self, request: Request) -> Response:
+        try:
+            inputs = self._inputs(request)
+            for item in inputs:
+                Portal.check_names(item.get("properties") or {})
+        except search.SearchError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        except PropertyError as exc:
+            return _property_error(exc)
+        started = self.portal.now_ms()
+        results, errors = [], []
+        with self.portal.lock:
+            for item in inputs:
+                props = dict(item.get("properties") or {})
+                trace = item.get("objectWriteTraceId")
+                try:
+                    contact = self.portal.create(props)
+                except PropertyError as exc:
+                    if not trace:  # 207 only when each input carries its own trace id [ERR]
+                        return _property_error(exc)
+                    errors.append(self._record_error(exc, {"objectWriteTraceId": [str(trace)]}))
+                    continue
+                except Conflict as exc:
+                    return _conflict(exc)
+                results.append(contact.view(tuple(props)))
+        response = self._batch_body(results, errors, started)
+        response.status = 207 if errors else 201
+        return response
+
+    def _batch_archive(self, request: Request) -> Response:
+        try:
+            inputs = self._inputs(request)
+        except search.SearchError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        for item in inputs:
+            contact = self.portal.resolve(str(item.get("id", "")))
+            if contact is not None:
+                self.portal.archive(contact)
+        return Response.empty(204)
+
+    def _merge(self, request: Request) -> Response:
+        body = request.json() or {}
+        try:
+            survivor = self.portal.merge(str(body.get("primaryObjectId")), str(body.get("objectIdToMerge")))
+        except KeyError:
+            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+        except ValueError as exc:
+            return _error(400, str(exc), "VALIDATION_ERROR")
+        return Response.json(survivor.view(None))
+
+    def _gdpr_delete(self, request: Request) -> Response:
+        body = request.json() or {}
+        try:
+            self.portal.erase(str(body.get("objectId", "")), body.get("idProperty"))
+        except KeyError:
+            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+        return Response.empty(204)
+
+    # -- communication preferences -----------------------------------------------------------
+    def _definitions(self, request: Request) -> Response:
+        now = iso_ms(self.portal.now_ms())
+        defs = [
+            {
+                "id": sid,
+                "name": name,
+                "description": name,
+                "purpose": "Marketing",
+                "communicationMethod": "Email",
+                "isActive": True,
+                "isDefault": sid == "1001",
+                "isInternal": False,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            for sid, name in SUBSCRIPTIONS
+        ]
+        return Response.json({"subscriptionDefinitions": defs})
+
+    def _v3_status_of(self, email: str, sub_id: str, status: str) -> dict[str, Any]:
+        name = dict(SUBSCRIPTIONS)[sub_id]
+        wide = self.portal.optout(email)
+        return {
+            "id": sub_id,
+            "name": name,
+            "description": name,
+            "status": status,
+            "sourceOfStatus": "PORTAL_WIDE_STATUS" if wide else "SUBSCRIPTION_STATUS",
+        }
+
+    def _v3_status(self, request: Request) -> Response:
+        assert request.match is not None
+        email = unquote(request.match["email"])
+        statuses = self.portal.statuses(email)
+        return Response.json(
+            {
+                "recipient": email,
+                "subscriptionStatuses": [self._v3_status_of(email, s, st) for s, st in statuses.items()],
+            }
+        )
+
+    def _v3_change(self, request: Request, status: str) -> Response:
+        body = request.json() or {}
+        email, sub_id = str(body.get("emailAddress") or ""), str(body.get("subscriptionId") or "")
+        if not email or sub_id not in dict(SUBSCRIPTIONS):
+            return _error(400, "emailAddress and a known subscriptionId are required", "VALIDATION_ERROR")
+        current = self.portal.statuses(email)[sub_id]
+        if status == "SUBSCRIBED" and (self.portal.optout(email) or current == "NOT_SUBSCRIBED"):
+            # v3 never resubscribes an opted-out contact [providers/hubspot.md, Unsubscribes]
+            return _error(400, f"{email} has opted out of email and cannot be resubscribed", "VALIDATION_ERROR")
+        if current == status:
+            word = "unsubscribed from" if status == "NOT_SUBSCRIBED" else "subscribed to"
+            return _error(400, f"{email} is already {word} subscription {sub_id}", "VALIDATION_ERROR")
+        self.portal.set_subscription(email, sub_id, status)
+        return Response.json(self._v3_status_of(email, sub_id, status))
+
+    def _v3_unsubscribe(self, request: Request) -> Response:
+        return self._v3_change(request, "NOT_SUBSCRIBED")
+
+    def _v3_subscribe(self, request: Request) -> Response:
+        return self._v3_change(request, "SUBSCRIBED")
+
+    def _v4_rows(self, email: str) -> list[dict[str, Any]]:
+        now = iso_ms(self.portal.now_ms())
+        return [
+            {
+                "subscriberIdString": email,
+                "subscriptionId": int(sid),
+                "subscriptionName": dict(SUBSCRIPTIONS)[sid],
+                "status": status,
+                "channel": "EMAIL",
+                "source": "API",
+                "timestamp": now,
+            }
+            for sid, status in self.portal.statuses(email).items()
+        ]
+
+    @staticmethod
+    def _v4_envelope(results: list[Any], started: int) -> Response:
+        return Response.json(
+            {"status": "COMPLETE", "results": results, "startedAt": iso_ms(started), "completedAt": iso_ms(started)}
+        )
+
+    def _v4_statuses(self, request: Request) -> Response:
+        assert request.match is not None
+        if request.arg("channel") != "EMAIL":
+            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        return self._v4_envelope(self._v4_rows(unquote(request.match["email"])), self.portal.now_ms())
+
+    def _v4_wide_status(self, request: Request) -> Response:
+        assert request.match is not None
+        email = unquote(request.match["email"])
+        rows = []
+        if self.portal.optout(email):  # empty unless the contact opted out of everything
+            rows.append(
+                {
+                    "subscriberIdString": email,
+                    "channel": "EMAIL",
+                    "status": "NOT_SUBSCRIBED",
+                    "wideStatusType": "PORTAL_WIDE",
+                    "timestamp": iso_ms(self.portal.now_ms()),
+                }
+            )
+        return self._v4_envelope(rows, self.portal.now_ms())
+
+    def _v4_unsubscribe_all(self, request: Request) -> Response:
+        assert request.match is not None
+        if request.arg("channel") != "EMAIL":
+            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        email = unquote(request.match["email"])
+        self.portal.unsubscribe_all(email)
+        return self._v4_envelope(self._v4_rows(email), self.portal.now_ms())
+
+    def _v4_batch_unsubscribe_all(self, request: Request) -> Response:
+        if not self.enterprise:
+            return _error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
+        if request.arg("channel") != "EMAIL":
+            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        inputs = (request.json() or {}).get("inputs") or []
+        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
+            return _error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        results = []
+        for email in inputs:
+            self.portal.unsubscribe_all(str(email))
+            results.append({"subscriberIdString": str(email), "statuses": self._v4_rows(str(email))})
+        return self._v4_envelope(results, self.portal.now_ms())
