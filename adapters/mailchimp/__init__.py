@@ -1,0 +1,1 @@
+"""Mailchimp audiences: adapter, webhooks and a local emulator."""

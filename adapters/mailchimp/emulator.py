@@ -1,0 +1,932 @@
+"""A local Mailchimp Marketing API 3.0 (audience members, batches, webhooks) for tests, sandbox and benchmarks.
+
+Behaviour follows /work/shared/providers/mailchimp.md: ``/3.0`` paths, Basic or Bearer auth with the API
+key, problem+json errors, members paged by ``count`` (max 1000) and ``offset``, ``since_last_changed``
+(strictly after, second precision), the MD5 subscriber hash, batch subscribe (max 500, 200 with per-member
+errors), async ``/batches`` with a tar.gz of results, compliance state, forgotten (permanently deleted)
+addresses and the 10-simultaneous-connections limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import hmac
+import io
+import itertools
+import json
+import re
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import parse_qs, urlencode
+
+from adapters._emulator import DROP, EmulatorServer, Request, Response
+from adapters.mailchimp._store import (
+    WRITABLE_STATUSES,
+    Audience,
+    Member,
+    Problem,
+    Webhook,
+    check_email,
+    forgotten,
+    invalid,
+    iso,
+    not_found,
+    subscriber_hash,
+)
+
+PREFIX: Final = "/3.0"
+MAX_COUNT: Final = 1000  # GET members: count max 1000 [SPEC]
+MAX_BATCH_MEMBERS: Final = 500  # POST /lists/{id}: up to 500 members per call [SPEC]
+MAX_CONNECTIONS: Final = 10  # simultaneous connections per user [RL]
+DEFAULT_KEY: Final = "0123456789abcdef0123456789abcdef-us1"
+DEFAULT_LIST: Final = "a1b2c3d4e5"
+SORT_FIELDS: Final = frozenset({"timestamp_opt", "timestamp_signup", "last_changed"})
+_L = r"/lists/(?P<list>[^/]+)"
+_M = _L + r"/members/(?P<key>[^/]+)"
+_FRIENDLY: Final = {"first_name": "FNAME", "last_name": "LNAME", "phone": "PHONE", "company": "COMPANY"}
+_FIRST: Final = ("Ana", "Bo", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Jun")
+_LAST: Final = ("Silva", "Berg", "Okafor", "Novak", "Kaur", "Meyer", "Rossi", "Tanaka", "Haddad", "Lund")
+_COMPANIES: Final = ("Acme Ltd", "Globex", "Initech", "Umbrella plc", "Hooli", "")
+
+
+def _bool_param(request: Request, name: str) -> bool:
+    """Boolean query values are read case-insensitively as true/1/false/0 (Mailchimp changelog 2021-03-02)."""
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in {"true", "1"}:
+        return True
+    if raw.lower() in {"false", "0"}:
+        return False
+    raise invalid(f"The value for {name} must be a boolean.")
+
+
+def _parse_time(raw: str, name: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(raw.strip().replace(" ", "T", 1))
+    except ValueError:
+        raise invalid(f"The value for {name} must be a valid ISO 8601 date.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _select(payload: dict[str, Any], fields: str | None, exclude: str | None) -> dict[str, Any]:
+    """Apply Mailchimp's ``fields`` / ``exclude_fields`` (comma-separated dotted paths)."""
+    if not fields and not exclude:
+        return payload
+    wanted = [f.strip() for f in (fields or "").split(",") if f.strip()]
+    dropped = [f.strip() for f in (exclude or "").split(",") if f.strip()]
+
+    def keep(path: str) -> bool:
+        if any(path == d or path.startswith(d + ".") for d in dropped):
+            return False
+        return not wanted or any(path == w or path.startswith(w + ".") or w.startswith(path + ".") for w in wanted)
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items() if keep(f"{path}.{k}" if path else k)
+            }
+        if isinstance(value, list):
+            return [walk(v, path) for v in value]
+        return value
+
+    result: dict[str, Any] = walk(payload, "")
+    return result
+
+
+class MailchimpEmulator(EmulatorServer):
+    """Mailchimp on 127.0.0.1: one audience, seeding, user-like edits and fault injection.
+
+    ``inject(Fault(...))`` queues failures; a fault with ``body=None`` answers with no body at all (the
+    bare 403/429 Mailchimp sends when throttling). Call counters are per route (``call_count``); reads
+    are GETs, writes every other method (``read_calls()`` / ``write_calls()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_KEY,
+        list_id: str = DEFAULT_LIST,
+        merge_fields: Iterable[str] = (),
+        max_connections: int = MAX_CONNECTIONS,
+        clock: Callable[[], dt.datetime] | None = None,
+        webhook_secret: str = "emulator-webhook-secret",  # noqa: S107 - a fixture, not a credential
+        latency_s: float = 0.0,
+        port: int = 0,
+    ) -> None:
+        super().__init__(port=port, latency_s=latency_s)
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.max_connections = max_connections
+        self.audience = Audience(
+            list_id=list_id, clock=clock or (lambda: dt.datetime.now(dt.UTC)), merge_fields=merge_fields
+        )
+        self.batch_polls_before_finished = 0  # GET /batches/{id} answers "started" this many times first
+        self.inflight = 0
+        self.peak_inflight = 0
+        self.connection_limit_hits = 0
+        self._gate = threading.Lock()
+        self._batches: dict[str, dict[str, Any]] = {}
+        self._batch_results: dict[str, bytes] = {}
+        self._batch_ids = itertools.count(1)
+        self._register()
+
+    # -- knobs --------------------------------------------------------------------------------
+    @property
+    def list_id(self) -> str:
+        return self.audience.list_id
+
+    @property
+    def api_url(self) -> str:
+        return self.url + PREFIX
+
+    def sandbox_options(self) -> dict[str, Any]:
+        """The crmsync ``[providers.mailchimp]`` options that reach this emulator."""
+        return {
+            "type": "mailchimp",
+            "base_url": self.api_url,
+            "api_key": self.api_key,
+            "list_id": self.list_id,
+            "webhook_secret": self.webhook_secret,
+        }
+
+    def seed(self, n: int, *, prefix: str = "contact") -> list[str]:
+        """Add ``n`` members ``<prefix><i>@example.com`` with a realistic mix; returns their ids (hashes)."""
+        ids = []
+        for i in range(n):
+            status = "subscribed"
+            if i % 20 == 7:
+                status = "unsubscribed"
+            elif i % 20 == 11:
+                status = "pending"
+            elif i % 50 == 13:
+                status = "cleaned"
+            elif i % 50 == 17:
+                status = "transactional"
+            tags = [t for t, on in (("customer", i % 3 == 0), ("vip", i % 10 == 0), ("newsletter", i % 4 == 1)) if on]
+            merge: dict[str, Any] = {
+                "FNAME": _FIRST[i % len(_FIRST)],
+                "LNAME": _LAST[(i // len(_FIRST)) % len(_LAST)],
+                "PHONE": f"+44207946{i % 10000:04d}" if i % 5 else "",
+                "COMPANY": _COMPANIES[i % len(_COMPANIES)],
+            }
+            if i % 7 == 0:
+                merge["ADDRESS"] = {
+                    "addr1": f"{i} High St",
+                    "city": "London",
+                    "state": "",
+                    "zip": "N1 9GU",
+                    "country": "GB",
+                }
+            member = self.audience.create(f"{prefix}{i}@example.com", status=status, merge_fields=merge, tags=tags)
+            ids.append(member.hash)
+        return ids
+
+    def member(self, key: str) -> dict[str, Any] | None:
+        """The member's JSON as the API shows it (by hash, address or contact_id), or None."""
+        found = self.audience.find(key)
+        return self.audience.member_json(found) if found is not None else None
+
+    def members(self) -> list[dict[str, Any]]:
+        with self.audience.lock:
+            return [self.audience.member_json(m) for m in self.audience.members.values()]
+
+    def edit(self, key: str, **props: Any) -> dict[str, Any]:
+        """A user's edit in the Mailchimp UI: merge tags (or first_name, ...), status, tags, email_address."""
+        member = self._need(key)
+        merge = {_FRIENDLY.get(k, k): v for k, v in props.items() if k.isupper() or k in _FRIENDLY}
+        with self.audience.lock:
+            if "status" in props:  # a person's own action: no compliance gate
+                member.status = str(props["status"])
+            self.audience.update(
+                member, email=props.get("email_address"), merge_fields=merge or None, replace_tags=props.get("tags")
+            )
+            member.last_changed = self.audience.now()
+        return self.audience.member_json(member)
+
+    def unsubscribe(self, email: str) -> None:
+        self.edit(subscriber_hash(email), status="unsubscribed")
+
+    def clean(self, email: str) -> None:
+        """A hard bounce: Mailchimp marks the member cleaned."""
+        self.edit(subscriber_hash(email), status="cleaned")
+
+    def delete(self, key: str) -> None:
+        """Archive the member, as the UI's "archive" does."""
+        self.audience.archive(self._need(key))
+
+    def forget(self, key: str) -> None:
+        """Permanently delete: the address can never be re-imported through the API."""
+        self.audience.delete_permanent(self._need(key))
+
+    def flag_compliance(self, email: str) -> None:
+        """Put an address under compliance review: no API call may subscribe it."""
+        member = self._need(subscriber_hash(email))
+        with self.audience.lock:
+            member.compliance_review = True
+
+    def read_calls(self) -> int:
+        return self.call_count("GET")
+
+    def write_calls(self) -> int:
+        return sum(self.call_count(m) for m in ("POST", "PUT", "PATCH", "DELETE"))
+
+    def webhook_delivery(
+        self,
+        event: str,
+        email: str,
+        *,
+        secret_in_url: bool = True,
+        signing_secret: str | None = None,
+        fired_at: dt.datetime | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[str, dict[str, str], bytes]:
+        """An audience webhook POST as Mailchimp sends it: (url query, headers, form body)."""
+        member = self.audience.find(subscriber_hash(email))
+        when = (fired_at or self.audience.now()).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        form: dict[str, str] = {"type": event, "fired_at": when, "data[list_id]": self.list_id}
+        if event == "upemail":
+            old = (extra or {}).get("old_email", "")
+            form.update({"data[new_id]": "f" * 10, "data[new_email]": email, "data[old_email]": old})
+        else:
+            form.update(
+                {
+                    "data[id]": (member.unique_email_id if member else "0" * 10),
+                    "data[email]": email,
+                    "data[email_type]": "html",
+                    "data[ip_opt]": "198.51.100.7",
+                }
+            )
+            if member is not None:
+                for tag, value in member.merge_fields.items():
+                    if not isinstance(value, dict):
+                        form[f"data[merges][{tag}]"] = str(value)
+                form["data[merges][EMAIL]"] = member.email
+        form.update(extra or {})
+        body = urlencode(form).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "MailChimp"}
+        if signing_secret is not None:
+            t = str(int(time.time()))
+            mac = hmac.new(signing_secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+            headers["X-Mailchimp-Signature"] = f"t={t},v1={mac}"
+        query = urlencode({"secret": self.webhook_secret}) if secret_in_url else ""
+        return query, headers, body
+
+    def _need(self, key: str) -> Member:
+        member = self.audience.find(key)
+        if member is None:
+            raise KeyError("no such member")
+        return member
+
+    # -- dispatch: connection limit, auth, bodiless faults, problem+json --------------------------
+    def dispatch(self, request: Request) -> Response | None:
+        with self._gate:
+            self.inflight += 1
+            self.peak_inflight = max(self.peak_inflight, self.inflight)
+            over = self.inflight > self.max_connections
+            if over:
+                self.connection_limit_hits += 1
+        try:
+            if over:
+                return self._problem(
+                    Problem(429, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections.")
+                )
+            return self._dispatch(request)
+        finally:
+            with self._gate:
+                self.inflight -= 1
+
+    def _dispatch(self, request: Request) -> Response | None:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        for method, pattern, handler in self._routes:
+            match = pattern.match(request.path)
+            if method != request.method or not match:
+                continue
+            with self._lock:
+                self.calls[f"{method} {pattern.pattern[:-2]}"] += 1
+            fault = self._take_fault(request.method, request.path)
+            if fault is not None:
+                return self._fault_response(fault)
+            if not request.path.startswith("/_emulator/"):
+                refused = self._check_auth(request)
+                if refused is not None:
+                    return refused
+            request.match = match
+            try:
+                return handler(request)
+            except Problem as problem:
+                return self._problem(problem)
+        return self._problem(not_found())
+
+    @staticmethod
+    def _fault_response(fault: Any) -> Response | None:
+        if fault.status == DROP:
+            return None
+        if fault.body is None:  # Mailchimp throttles with a bare 403/429: no body at all
+            return Response(status=int(fault.status), body=b"", headers=dict(fault.headers))
+        headers = {"Content-Type": "application/problem+json; charset=utf-8", **fault.headers}
+        return Response(status=int(fault.status), body=json.dumps(fault.body).encode(), headers=headers)
+
+    def _check_auth(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        key = ""
+        if header.lower().startswith("basic "):
+            try:
+                key = base64.b64decode(header[6:].strip()).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                key = ""
+        elif header.lower().startswith(("bearer ", "apikey ")):
+            key = header.split(" ", 1)[1].strip()
+        if not header:
+            return self._problem(Problem(401, "API Key Missing", "Your request did not include an API key."))
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return self._problem(
+                Problem(
+                    401,
+                    "API Key Invalid",
+                    "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+                )
+            )
+        return None
+
+    @staticmethod
+    def _problem(problem: Problem) -> Response:
+        instance = str(uuid.uuid4())
+        return Response(
+            status=problem.status,
+            body=json.dumps(problem.body(instance)).encode(),
+            headers={"Content-Type": "application/problem+json; charset=utf-8", "X-Request-Id": instance},
+        )
+
+    @staticmethod
+    def _ok(payload: Any, status: int = 200) -> Response:
+        return Response.json(payload, status, {"X-Request-Id": str(uuid.uuid4())})
+
+    # -- routes -------------------------------------------------------------------------------
+    def _register(self) -> None:
+        p = PREFIX
+        self.add_route("GET", p + r"/ping", lambda r: self._ok({"health_status": "Everything's Chimpy!"}))
+        self.add_route("GET", p + _L, self._get_list)
+        self.add_route("POST", p + _L, self._batch_subscribe)
+        self.add_route("GET", p + _L + r"/merge-fields", self._merge_fields)
+        self.add_route("GET", p + _L + r"/members", self._list_members)
+        self.add_route("POST", p + _L + r"/members", self._create_member)
+        self.add_route("GET", p + _M, self._get_member)
+        self.add_route("PUT", p + _M, self._put_member)
+        self.add_route("PATCH", p + _M, self._patch_member)
+        self.add_route("DELETE", p + _M, self._archive_member)
+        self.add_route("GET", p + _M + r"/tags", self._get_tags)
+        self.add_route("POST", p + _M + r"/tags", self._post_tags)
+        self.add_route("POST", p + _M + r"/actions/delete-permanent", self._delete_permanent)
+        self.add_route("GET", p + _L + r"/webhooks", self._list_webhooks)
+        self.add_route("POST", p + _L + r"/webhooks", self._create_webhook)
+        self.add_route("DELETE", p + _L + r"/webhooks/(?P<wid>[^/]+)", self._delete_webhook)
+        self.add_route("POST", p + r"/batches", self._submit_batch)
+        self.add_route("GET", p + r"/batches/(?P<bid>[^/]+)", self._get_batch)
+        self.add_route("GET", r"/_emulator/batch-results/(?P<bid>[^/]+)\.tar\.gz", self._batch_result)
+
+    def _audience(self, request: Request) -> Audience:
+        assert request.match is not None
+        if request.match.group("list") != self.audience.list_id:
+            raise not_found()
+        return self.audience
+
+    def _member(self, request: Request) -> Member:
+        assert request.match is not None
+        found = self._audience(request).find(request.match.group("key"))
+        if found is None:
+            raise not_found()
+        return found
+
+    @staticmethod
+    def _body(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            raise invalid("We encountered an unspecified JSON parsing error.") from None
+        if not isinstance(body, dict):
+            raise invalid("The resource submitted could not be validated.")
+        return body
+
+    def _get_list(self, request: Request) -> Response:
+        audience = self._audience(request)
+        with audience.lock:
+            counts = {
+                s: sum(1 for m in audience.members.values() if m.status == s)
+                for s in ("subscribed", "unsubscribed", "cleaned")
+            }
+        return self._ok(
+            {
+                "id": audience.list_id,
+                "web_id": 1,
+                "name": audience.name,
+                "double_optin": audience.double_optin,
+                "stats": {
+                    "member_count": counts["subscribed"],
+                    "unsubscribe_count": counts["unsubscribed"],
+                    "cleaned_count": counts["cleaned"],
+                },
+            }
+        )
+
+    def _merge_fields(self, request: Request) -> Response:
+        audience = self._audience(request)
+        fields = [
+            {
+                "merge_id": i + 1,
+                "tag": tag,
+                "name": tag.title(),
+                "type": "address" if tag == "ADDRESS" else "text",
+                "required": False,
+                "list_id": audience.list_id,
+            }
+            for i, tag in enumerate(audience.merge_tags)
+        ]
+        return self._ok({"merge_fields": fields, "list_id": audience.list_id, "total_items": len(fields)})
+
+    def _list_members(self, request: Request) -> Response:
+        audience = self._audience(request)
+        count = self._int_arg(request, "count", 10)
+        offset = self._int_arg(request, "offset", 0)
+        if count > MAX_COUNT:
+            raise invalid(f"The count parameter must be at most {MAX_COUNT}.")
+        status = request.arg("status")
+        if status and status not in WRITABLE_STATUSES | {"archived"}:
+            raise invalid("The value for status is not valid.")
+        since = request.arg("since_last_changed")
+        before = request.arg("before_last_changed")
+        since_at = _parse_time(since, "since_last_changed") if since else None
+        before_at = _parse_time(before, "before_last_changed") if before else None
+        sort_field = request.arg("sort_field")
+        if sort_field and sort_field not in SORT_FIELDS:
+            raise invalid("The value for sort_field is not valid.")
+        with audience.lock:
+            rows = [
+                m
+                for m in audience.members.values()
+                if (m.status == status if status else m.status != "archived")
+                and (since_at is None or m.last_changed > since_at)
+                and (before_at is None or m.last_changed < before_at)
+            ]
+            if sort_field:
+                rows.sort(
+                    key=lambda m: getattr(m, sort_field) if sort_field != "last_changed" else m.last_changed,
+                    reverse=(request.arg("sort_dir") or "ASC").upper() == "DESC",
+                )
+            page = [audience.member_json(m) for m in rows[offset : offset + count]]
+        payload = {"members": page, "list_id": audience.list_id, "total_items": len(rows), "_links": []}
+        return self._ok(_select(payload, request.arg("fields"), request.arg("exclude_fields")))
+
+    @staticmethod
+    def _int_arg(request: Request, name: str, default: int) -> int:
+        raw = request.arg(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise invalid(f"The value for {name} must be an integer.") from None
+        if value < 0:
+            raise invalid(f"The value for {name} must be positive.")
+        return value
+
+    def _get_member(self, request: Request) -> Response:
+        member = self._member(request)
+        return self._ok(
+            _select(self.audience.member_json(member), request.arg("fields"), request.arg("exclude_fields"))
+        )
+
+    def _create_member(self, request: Request) -> Response:
+        audience = self._audience(request)
+        body = self._body(request)
+        email = check_email(body.get("email_address"))
+        status = self._status(body.get("status"), "status", required=True)
+        existing = audience.find(subscriber_hash(email))
+        if existing is not None and existing.status != "archived":
+            raise Problem(
+                400, "Member Exists", f"{email} is already a list member. Use PUT to insert or update list members."
+            )
+        member = self._add_or_revive(existing, email, status, body, tags=body.get("tags") or ())
+        return self._ok(audience.member_json(member))
+
+    def _add_or_revive(
+        self, existing: Member | None, email: str, status: str, body: Mapping[str, Any], *, tags: Iterable[str]
+    ) -> Member:
+        audience = self.audience
+        if existing is None:
+            return audience.create(
+                email, status=status, merge_fields=body.get("merge_fields"), tags=tags, interests=body.get("interests")
+            )
+        # An archived member comes back with the status sent; its old status is not restored.
+        with audience.lock:
+            existing.status = status
+            audience.update(
+                existing, merge_fields=body.get("merge_fields"), tags_add=tags, interests=body.get("interests")
+            )
+            existing.last_changed = audience.now()
+        return existing
+
+    @staticmethod
+    def _status(value: Any, name: str, *, required: bool) -> str:
+        if value is None or value == "":
+            if required:
+                raise invalid(
+                    "The resource submitted could not be validated. For field-specific details, see the "
+                    "'errors' array.",
+                    field_name=name,
+                    message="This value should not be blank.",
+                )
+            return ""
+        if value not in WRITABLE_STATUSES:
+            raise invalid(
+                "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
+                field_name=name,
+                message="Status must be one of subscribed, unsubscribed, cleaned, pending, transactional.",
+            )
+        return str(value)
+
+    def _put_member(self, request: Request) -> Response:
+        audience = self._audience(request)
+        assert request.match is not None
+        key = request.match.group("key")
+        body = self._body(request)
+        existing = audience.find(key)
+        email = check_email(body.get("email_address") or (existing.email if existing else None))
+        if re.fullmatch(r"[0-9a-f]{32}", key) and key != subscriber_hash(email):
+            raise invalid("The subscriber hash does not match the email address.")
+        status = self._status(body.get("status"), "status", required=False)
+        if_new = self._status(body.get("status_if_new"), "status_if_new", required=False)
+        if existing is None or existing.status == "archived":
+            if not (status or if_new):
+                raise invalid(
+                    "The resource submitted could not be validated. For field-specific details, see the "
+                    "'errors' array.",
+                    field_name="status_if_new",
+                    message="This value should not be blank.",
+                )
+            if existing is None and subscriber_hash(email) in audience.forgotten:
+                raise forgotten(email)
+            member = self._add_or_revive(existing, email, status or if_new, body, tags=())
+            return self._ok(audience.member_json(member))
+        audience.update(
+            existing, status=status or None, merge_fields=body.get("merge_fields"), interests=body.get("interests")
+        )
+        return self._ok(audience.member_json(existing))
+
+    def _patch_member(self, request: Request) -> Response:
+        member = self._member(request)
+        body = self._body(request)
+        status = self._status(body.get("status"), "status", required=False)
+        email = check_email(body["email_address"]) if body.get("email_address") else None
+        if member.status == "archived" and not status:
+            raise not_found()
+        self.audience.update(
+            member,
+            email=email,
+            status=status or None,
+            merge_fields=body.get("merge_fields"),
+            interests=body.get("interests"),
+        )
+        return self._ok(self.audience.member_json(member))
+
+    def _archive_member(self, request: Request) -> Response:
+        member = self._member(request)
+        if member.status == "archived":
+            raise not_found()
+        self.audience.archive(member)
+        return Response.empty(204)
+
+    def _delete_permanent(self, request: Request) -> Response:
+        member = self._member(request)
+        self.audience.delete_permanent(member)
+        return Response.empty(204)
+
+    def _get_tags(self, request: Request) -> Response:
+        member = self._member(request)
+        tags = [{"id": self.audience.tag_id(t), "name": t, "date_added": iso(member.last_changed)} for t in member.tags]
+        return self._ok({"tags": tags, "total_items": len(tags)})
+
+    def _post_tags(self, request: Request) -> Response:
+        member = self._member(request)
+        body = self._body(request)
+        tags = body.get("tags")
+        if not isinstance(tags, list):
+            raise invalid(
+                "The resource submitted could not be validated.",
+                field_name="tags",
+                message="This value should be of type iterable.",
+            )
+        add: list[str] = []
+        remove: list[str] = []
+        for tag in tags:
+            if not isinstance(tag, dict) or not tag.get("name") or tag.get("status") not in {"active", "inactive"}:
+                raise invalid(
+                    "The resource submitted could not be validated.",
+                    field_name="tags",
+                    message="Each tag needs a name and a status of active or inactive.",
+                )
+            (add if tag["status"] == "active" else remove).append(str(tag["name"]))
+        self.audience.update(member, tags_add=add, tags_remove=remove)
+        return Response(status=204, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    # -- batch subscribe ----------------------------------------------------------------------
+    def _batch_subscribe(self, request: Request) -> Response:
+        audience = self._audience(request)
+        body = self._body(request)
+        members = body.get("members")
+        if not isinstance(members, list):
+            raise invalid(
+                "The resource submitted could not be validated.",
+                field_name="members",
+                message="This value should not be blank.",
+            )
+        if len(members) > MAX_BATCH_MEMBERS:
+            raise invalid(
+                f"You may only add or update up to {MAX_BATCH_MEMBERS} members per call.",
+                field_name="members",
+                message="This collection should contain 500 elements or less.",
+            )
+        for i, item in enumerate(members):
+            if not isinstance(item, dict) or not item.get("status"):
+                raise invalid(
+                    "The resource submitted could not be validated. For field-specific details, see the "
+                    "'errors' array.",
+                    field_name=f"members.item:{i}.status",
+                    message="This value should not be blank.",
+                )
+        update_existing = bool(body.get("update_existing", False))
+        sync_tags = bool(body.get("sync_tags", False))
+        skip_dupes = _bool_param(request, "skip_duplicate_check")
+        _bool_param(request, "skip_merge_validation")
+        created: list[dict[str, Any]] = []
+        updated: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for item in members:
+            raw_email = str(item.get("email_address") or "")
+            try:
+                h = subscriber_hash(check_email(raw_email))
+                if h in seen:
+                    if skip_dupes:
+                        continue
+                    raise invalid(f"{raw_email} is a duplicate in this request.")
+                seen.add(h)
+                outcome, member = self._batch_one(audience, item, update_existing=update_existing, sync_tags=sync_tags)
+            except _Exists as exists:
+                errors.append(self._batch_error(raw_email, str(exists), "ERROR_CONTACT_EXISTS"))
+                continue
+            except Problem as problem:
+                errors.append(
+                    self._batch_error(
+                        raw_email, problem.detail, "ERROR_GENERIC", problem.errors[0] if problem.errors else None
+                    )
+                )
+                continue
+            (created if outcome == "created" else updated).append(audience.member_json(member))
+        return self._ok(
+            {
+                "new_members": created,
+                "updated_members": updated,
+                "errors": errors,
+                "total_created": len(created),
+                "total_updated": len(updated),
+                "error_count": len(errors),
+                "_links": [],
+            }
+        )
+
+    @staticmethod
+    def _batch_error(email: str, text: str, code: str, field: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {
+            "email_address": email,
+            "error": text,
+            "error_code": code,
+            "field": (field or {}).get("field", ""),
+            "field_message": (field or {}).get("message", ""),
+        }
+
+    def _batch_one(
+        self, audience: Audience, item: Mapping[str, Any], *, update_existing: bool, sync_tags: bool
+    ) -> tuple[str, Member]:
+        email = check_email(item.get("email_address"))
+        status = self._status(item.get("status"), "status", required=True)
+        tags = item.get("tags") or []
+        if not isinstance(tags, list):
+            raise invalid(
+                "Tags must be a list of names.", field_name="tags", message="This value should be of type array."
+            )
+        existing = audience.find(subscriber_hash(email))
+        if existing is None or existing.status == "archived":
+            if existing is None and subscriber_hash(email) in audience.forgotten:
+                raise forgotten(email)
+            return "created", self._add_or_revive(existing, email, status, item, tags=tags)
+        if not update_existing:
+            raise _Exists(
+                f"{email} is already a list member, do you want to update? please provide "
+                "update_existing:true in the request body"
+            )
+        with audience.lock:
+            audience.update(
+                existing,
+                status=status,
+                merge_fields=item.get("merge_fields"),
+                replace_tags=tags if sync_tags else None,
+                tags_add=() if sync_tags else tags,
+                interests=item.get("interests"),
+            )
+        return "updated", existing
+
+    # -- webhooks -----------------------------------------------------------------------------
+    def _list_webhooks(self, request: Request) -> Response:
+        audience = self._audience(request)
+        with audience.lock:
+            hooks = [
+                {
+                    "id": w.id,
+                    "url": w.url,
+                    "events": w.events,
+                    "sources": w.sources,
+                    "list_id": audience.list_id,
+                    "signing_enabled": True,
+                    "signing_secret": "",
+                }
+                for w in audience.webhooks.values()
+            ]
+        return self._ok({"webhooks": hooks, "list_id": audience.list_id, "total_items": len(hooks)})
+
+    def _create_webhook(self, request: Request) -> Response:
+        audience = self._audience(request)
+        body = self._body(request)
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise invalid(
+                "The resource submitted could not be validated.",
+                field_name="url",
+                message="This value should be a valid URL.",
+            )
+        hook_id = hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:10]
+        secret = hashlib.sha256(f"{hook_id}{time.time_ns()}".encode()).hexdigest()
+        events = {
+            k: bool((body.get("events") or {}).get(k, False))
+            for k in ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
+        }
+        sources = {k: bool((body.get("sources") or {}).get(k, False)) for k in ("user", "admin", "api")}
+        with audience.lock:
+            audience.webhooks[hook_id] = Webhook(
+                id=hook_id, url=url, events=events, sources=sources, signing_secret=secret
+            )
+        return self._ok(
+            {
+                "id": hook_id,
+                "url": url,
+                "events": events,
+                "sources": sources,
+                "list_id": audience.list_id,
+                "signing_enabled": True,
+                "signing_secret": secret,
+            }
+        )
+
+    def _delete_webhook(self, request: Request) -> Response:
+        audience = self._audience(request)
+        assert request.match is not None
+        with audience.lock:
+            if audience.webhooks.pop(request.match.group("wid"), None) is None:
+                raise not_found()
+        return Response.empty(204)
+
+    # -- /batches -----------------------------------------------------------------------------
+    def _submit_batch(self, request: Request) -> Response:
+        body = self._body(request)
+        operations = body.get("operations")
+        if not isinstance(operations, list) or not operations:
+            raise invalid(
+                "The resource submitted could not be validated.",
+                field_name="operations",
+                message="This value should not be blank.",
+            )
+        for i, op in enumerate(operations):
+            if (
+                not isinstance(op, dict)
+                or op.get("method") not in {"GET", "POST", "PUT", "PATCH", "DELETE"}
+                or not isinstance(op.get("path"), str)
+            ):
+                raise invalid(
+                    "The resource submitted could not be validated.",
+                    field_name=f"operations.item:{i}",
+                    message="Each operation needs a method and a path.",
+                )
+            if "body" in op and not isinstance(op["body"], str):  # the body is a JSON *string* [BULK]
+                raise invalid(
+                    "Schema describes string, object found instead",
+                    field_name=f"operations.item:{i}.body",
+                    message="Schema describes string, object found instead",
+                )
+        batch_id = f"b{next(self._batch_ids):09d}"
+        submitted = iso(self.audience.now())
+        results = [self._run_operation(op) for op in operations]
+        errored = sum(1 for r in results if r["status_code"] >= 400)
+        self._batch_results[batch_id] = self._tarball(batch_id, results)
+        with self._lock:
+            self._batches[batch_id] = {
+                "id": batch_id,
+                "status": "finished",
+                "total_operations": len(operations),
+                "finished_operations": len(operations),
+                "errored_operations": errored,
+                "submitted_at": submitted,
+                "completed_at": iso(self.audience.now()),
+                "response_body_url": f"{self.url}/_emulator/batch-results/{batch_id}.tar.gz",
+                "_polls": self.batch_polls_before_finished,
+            }
+        return self._ok(
+            {
+                "id": batch_id,
+                "status": "pending",
+                "total_operations": len(operations),
+                "finished_operations": 0,
+                "errored_operations": 0,
+                "submitted_at": submitted,
+                "completed_at": "",
+                "response_body_url": "",
+            }
+        )
+
+    def _run_operation(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        params = op.get("params") or {}
+        path = PREFIX + "/" + str(op["path"]).lstrip("/")
+        inner = Request(
+            method=str(op["method"]),
+            path=path,
+            query={k: [str(v)] for k, v in params.items()} if isinstance(params, dict) else parse_qs(str(params)),
+            headers={},
+            body=str(op.get("body") or "").encode(),
+        )
+        response: Response | None = None
+        for method, pattern, handler in self._routes:
+            match = pattern.match(path)
+            if method == inner.method and match and not path.startswith("/_emulator/"):
+                inner.match = match
+                try:
+                    response = handler(inner)
+                except Problem as problem:
+                    response = self._problem(problem)
+                break
+        if response is None:
+            response = self._problem(not_found())
+        return {
+            "status_code": response.status,
+            "operation_id": op.get("operation_id"),
+            "response": response.body.decode() or "{}",
+        }
+
+    @staticmethod
+    def _tarball(batch_id: str, results: list[dict[str, Any]]) -> bytes:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            data = json.dumps(results).encode()
+            info = tarfile.TarInfo(f"{batch_id}/{uuid.uuid4().hex}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return gzip.compress(raw.getvalue())
+
+    def _get_batch(self, request: Request) -> Response:
+        assert request.match is not None
+        with self._lock:
+            batch = self._batches.get(request.match.group("bid"))
+            if batch is None:
+                raise not_found()
+            if batch["_polls"] > 0:
+                batch["_polls"] -= 1
+                view = {
+                    **batch,
+                    "status": "started",
+                    "finished_operations": 0,
+                    "completed_at": "",
+                    "response_body_url": "",
+                }
+            else:
+                view = dict(batch)
+        view.pop("_polls", None)
+        return self._ok(view)
+
+    def _batch_result(self, request: Request) -> Response:
+        assert request.match is not None
+        data = self._batch_results.get(request.match.group("bid"))
+        if data is None:
+            return Response(
+                status=404, body=b"<Error><Code>NoSuchKey</Code></Error>", headers={"Content-Type": "application/xml"}
+            )
+        return Response(status=200, body=data, headers={"Content-Type": "application/x-gzip"})
+
+
+class _Exists(Exception):
+    """A batch member that exists while update_existing is false."""
