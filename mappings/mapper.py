@@ -82,7 +82,7 @@ def build_mapping(
     """The mapping of one configured provider: its type's TABLE with the user's overrides applied."""
     table = load_table(provider_type)
     if default_region is not None and not is_phone_region(default_region.upper()):
-        raise MappingError(f"{provider_type}: default_region {default_region!r} is not a known region code")
+        raise MappingError(f"default_region {default_region!r} is not a known region code")
     return ProviderMapping(
         table,
         field_overrides=field_overrides or {},
@@ -137,7 +137,7 @@ class ProviderMapping:
         self._tag_out, self._tag_in = _tag_maps(table, tag_overrides)
         self._fields = tuple(self._compile(m) for m in mappings)
         self._writes = tuple(_Write(f.canonical, f.path, f.write) for f in self._fields if f.write is not None)
-        _check_paths(self.provider_type, self._writes)
+        _check_paths(self._writes)
         self._explicit = frozenset(f.canonical for f in self._fields)
         self._custom = table.passthrough_custom
         # The canonical names written to this provider (read-only ones excluded; open-ended custom.* fields
@@ -275,52 +275,54 @@ class ProviderMapping:
 
 
 def _apply_overrides(table: ProviderTable, overrides: Mapping[str, str]) -> list[FieldMapping]:
-    where = table.provider_type
+    where = f"{table.provider_type} table"
     mappings = list(table.fields)
     seen: set[str] = set()
     for m in mappings:
-        _check_canonical(where, m.canonical, allow_meta=True)
+        if not _is_canonical(m.canonical, allow_meta=True):
+            raise MappingError(f"{where}: unknown canonical field {m.canonical!r}")
         if m.canonical in seen:
-            raise MappingError(f"{where}: the table maps {m.canonical!r} twice")
+            raise MappingError(f"{where}: maps {m.canonical!r} twice")
         seen.add(m.canonical)
-        _check_path(where, m.canonical, m.provider)
+        if not _is_path(m.provider):
+            raise MappingError(f"{where}: {m.canonical}: provider field must be a dotted name")
+    if "email" not in seen:
+        raise MappingError(f"{where}: does not map email, the identity")
     for canonical, path in overrides.items():
-        _check_canonical(where, canonical, allow_meta=False)
-        _check_path(where, canonical, path)
+        if not _is_canonical(canonical, allow_meta=False):
+            expected = ", ".join(SCALAR_FIELDS)
+            msg = f"fields.{canonical}: unknown canonical field (expected {expected}, tags, consent or custom.<name>)"
+            raise MappingError(msg)
+        if not _is_path(path):
+            raise MappingError(f"fields.{canonical}: provider field must be a dotted name")
         index = next((i for i, m in enumerate(mappings) if m.canonical == canonical), None)
         if index is None:
             mappings.append(FieldMapping(canonical=canonical, provider=path))
         else:
             mappings[index] = replace(mappings[index], provider=path)
-    if "email" not in seen:
-        raise MappingError(f"{where}: the table does not map email, the identity")
     return mappings
 
 
-def _check_canonical(where: str, canonical: Any, *, allow_meta: bool) -> None:
+def _is_canonical(canonical: Any, *, allow_meta: bool) -> bool:
     if not isinstance(canonical, str):
-        raise MappingError(f"{where}: field names must be text")
+        return False
     if canonical in SCALAR_FIELDS or canonical in _SET_FIELDS or (allow_meta and canonical == OPT_IN_AT):
-        return
-    if _is_custom(canonical):
-        return
-    raise MappingError(f"mapping.{where}.fields: unknown canonical field {canonical!r}")
+        return True
+    return _is_custom(canonical)
 
 
-def _check_path(where: str, canonical: str, path: Any) -> None:
-    if not isinstance(path, str) or not path or "" in path.split("."):
-        raise MappingError(f"mapping.{where}.fields.{canonical}: provider field must be a dotted name")
+def _is_path(path: Any) -> bool:
+    return isinstance(path, str) and bool(path) and "" not in path.split(".")
 
 
-def _check_paths(where: str, writes: Iterable[_Write]) -> None:
+def _check_paths(writes: Iterable[_Write]) -> None:
     """Two written fields cannot share a provider path, nor can one path sit inside another."""
     by_path: dict[tuple[str, ...], str] = {}
     for f in writes:
         for other_path, other in by_path.items():
             short = min(len(f.path), len(other_path))
             if f.path[:short] == other_path[:short]:
-                msg = f"mapping.{where}.fields: {f.canonical!r} and {other!r} write the same provider field"
-                raise MappingError(msg)
+                raise MappingError(f"fields: {other!r} and {f.canonical!r} write the same provider field")
         by_path[f.path] = f.canonical
 
 
@@ -330,10 +332,9 @@ def _tag_maps(table: ProviderTable, overrides: Mapping[str, str]) -> tuple[dict[
     back: dict[str, str] = {}
     for canonical, provider in out.items():
         if not isinstance(canonical, str) or not isinstance(provider, str) or not canonical or not provider:
-            raise MappingError(f"mapping.{table.provider_type}.tags: tag names must be non-empty text")
+            raise MappingError("tags: tag names must be non-empty text")
         if provider in back:
-            msg = f"mapping.{table.provider_type}.tags: {back[provider]!r} and {canonical!r} both map to {provider!r}"
-            raise MappingError(msg)
+            raise MappingError(f"tags: {back[provider]!r} and {canonical!r} both map to provider tag {provider!r}")
         back[provider] = canonical
     return out, back
 
