@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
 from mappings.contact import CUSTOM_PREFIX, SCALAR_FIELDS
 
@@ -177,12 +178,10 @@ def load_config_from_mapping(
 # --- durations and small shapes -----------------------------------------------------------------------------
 
 _DURATION: Final = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
-_RATE: Final = re.compile(r"(\d+)\s*/\s*(\d*)([dhms])\Z")
 _PROVIDER_NAME: Final = re.compile(r"[a-z0-9_-]+\Z")
 _ENV_REF: Final = re.compile(r"\$(\$?)\{([^}]*)\}")
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+\Z")
-_UNIT_SECONDS: Final = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(text: str, *, key: str = "duration") -> dt.timedelta:
@@ -195,20 +194,6 @@ def parse_duration(text: str, *, key: str = "duration") -> dt.timedelta:
         return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     except OverflowError:
         raise ConfigError("duration too large", key=key) from None
-
-
-def parse_rate_limit(text: str, *, key: str = "rate_limit") -> tuple[int, dt.timedelta]:
-    """Parse "100/10s" into (100, 10 s): at most that many requests per rolling window."""
-    match = _RATE.match(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise ConfigError('expected requests per window like "100/10s" or "5/s"', key=key)
-    calls, count, unit = int(match[1]), int(match[2] or 1), match[3]
-    if calls < 1 or count < 1:
-        raise ConfigError("requests and window must be positive", key=key)
-    try:
-        return calls, dt.timedelta(seconds=count * _UNIT_SECONDS[unit])
-    except OverflowError:
-        raise ConfigError("window too large", key=key) from None
 
 
 def redact_url(url: str) -> str:
@@ -342,7 +327,10 @@ def _duration(ctx: _Ctx, value: object, key: str) -> dt.timedelta | None:
 def _rate_limit(ctx: _Ctx, value: object, key: str) -> str | None:
     text = _text(ctx, value, key)
     if text is not None:
-        parse_rate_limit(text, key=key)
+        try:
+            RateLimiter.parse(text)  # the adapters read it with this same parser
+        except ValueError:
+            raise ConfigError('expected requests per window like "100/10s", "5/s" or "300/m"', key=key) from None
     return text
 
 
@@ -663,7 +651,7 @@ def _webhooks(ctx: _Ctx, raw: object) -> WebhooksConfig:
 def _listen(text: str) -> str:
     host, sep, port = text.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
-    valid_host = bool(host) and (("[" not in host and "]" not in host) or bracketed) and " " not in host
+    valid_host = bool(host) and (not any(c in host for c in "[]:") or bracketed) and " " not in host
     if not (sep and valid_host and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise ConfigError('expected "HOST:PORT" like "127.0.0.1:8080" or "[::1]:8080"', key="webhooks.listen")
     return text
