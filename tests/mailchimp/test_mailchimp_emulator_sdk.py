@@ -100,8 +100,10 @@ def test_paging_count_cap_and_since_last_changed(mailchimp_emulator, clock):
     with pytest.raises(ValueError):  # the SDK itself refuses count > 1000 ...
         client.lists.get_list_members_info(lid, count=1001)
     over = requests.get(  # ... and so does the server
-        f"{mailchimp_emulator.api_url}/lists/{lid}/members", params={"count": 1001},
-        auth=("x", mailchimp_emulator.api_key), timeout=5,
+        f"{mailchimp_emulator.api_url}/lists/{lid}/members",
+        params={"count": 1001},
+        auth=("x", mailchimp_emulator.api_key),
+        timeout=5,
     )
     assert over.status_code == 400 and over.headers["Content-Type"].startswith("application/problem+json")
     last = max(m["last_changed"] for m in rest["members"])
@@ -174,8 +176,12 @@ def test_batches_endpoint_and_tarball(mailchimp_emulator):
     mailchimp_emulator.batch_polls_before_finished = 1
     h = subscriber_hash("dee@example.com")
     ops = [
-        {"method": "PUT", "path": f"/lists/{lid}/members/{h}", "operation_id": "op-1",
-         "body": json.dumps({"email_address": "dee@example.com", "status_if_new": "subscribed"})},
+        {
+            "method": "PUT",
+            "path": f"/lists/{lid}/members/{h}",
+            "operation_id": "op-1",
+            "body": json.dumps({"email_address": "dee@example.com", "status_if_new": "subscribed"}),
+        },
         {"method": "PATCH", "path": f"/lists/{lid}/members/{'0' * 32}", "operation_id": "op-2", "body": "{}"},
     ]
     started = client.batches.start({"operations": ops})
