@@ -1,0 +1,245 @@
+"""What the CSV and JSONL providers share: fingerprints, paging by byte offset, staging and atomic merge.
+
+A file is read whole whenever its content changed (the cursor keeps its sha256 and size) and not at all
+otherwise; the engine drops rows equal to what it already has. Writes go to a durable staging file and
+become visible at once in ``finish_writes()``: a merged temp file, fsynced, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, ClassVar, Final, NamedTuple
+
+from adapters.base import Cursor, CursorError, Page, ProviderRecord, RejectedRecord, WriteRequest, WriteResult
+from adapters.errors import FatalProviderError
+from adapters.files.staging import ERASE, UPSERT, MergePlan, Staging, fsync_dir
+
+DEFAULT_PAGE_SIZE: Final = 1000
+_HASH_CHUNK: Final = 1024 * 1024
+NOT_UTF8: Final = "not valid UTF-8"
+NO_EMAIL: Final = "no email column/value"
+
+
+class Fingerprint(NamedTuple):
+    sha256: str
+    size: int
+
+    def extra(self) -> dict[str, str]:
+        return {"sha256": self.sha256, "size": str(self.size)}
+
+    def matches(self, extra: Mapping[str, str]) -> bool:
+        return extra.get("sha256") == self.sha256 and extra.get("size") == str(self.size)
+
+
+class Row(NamedTuple):
+    """One row as scanned: where it starts, where the next one starts, and its data or its problem."""
+
+    line: int  # first line of the row, 1-based
+    end: int  # byte offset just after it
+    end_line: int  # lines read through it
+    data: dict[str, Any] | None  # None: rejected (see problem)
+    key: str | None = None  # the email strip().lower()
+    problem: str | None = None
+
+
+def fingerprint(handle: IO[bytes]) -> Fingerprint:
+    digest = hashlib.sha256()
+    size = 0
+    handle.seek(0)
+    while chunk := handle.read(_HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    handle.seek(0)
+    return Fingerprint(digest.hexdigest(), size)
+
+
+def email_key(value: object) -> str | None:
+    """Identity for files: the row's email, trimmed and lower-cased; None when blank."""
+    if not isinstance(value, str):
+        return None
+    return value.strip().lower() or None
+
+
+class DuplicateRows(Exception):
+    """The existing file holds a key twice; the merge starts again knowing each key's last row."""
+
+
+class KeepRows:
+    """Which existing rows a merge copies: not restaged, not erased, and the last of a repeated key."""
+
+    __slots__ = ("_last", "_plan", "_seen")
+
+    def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
+        self._plan = plan
+        self._last = last
+        self._seen: set[str] = set()
+
+    def __call__(self, key: str | None, line: int) -> bool:
+        if key is None:
+            return True  # a row without a readable email is kept as it was: never lose input
+        if key in self._plan.final:
+            return False  # restaged, renamed or erased
+        if self._last is not None:
+            return self._last.get(key) == line
+        if key in self._seen:
+            raise DuplicateRows
+        self._seen.add(key)
+        return True
+
+
+class FileAdapter:
+    """A file as a provider; subclasses say how rows are scanned and how a merged file is written."""
+
+    lookback: ClassVar[dt.timedelta] = dt.timedelta(0)
+    max_batch: ClassVar[int] = 1000
+    kind: ClassVar[str] = "file"
+
+    def __init__(self, *, name: str, path: Path | str, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        self.name = name
+        self.path = Path(path)
+        self.page_size = page_size
+        self.staging = Staging(self.path.with_name(f".{self.path.name}.crmsync-staging.jsonl"))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {str(self.path)!r})"
+
+    # -- format specifics ---------------------------------------------------------------------
+    def scan(self, handle: IO[bytes], *, offset: int, line: int) -> Iterator[Row]:
+        """Rows from ``offset`` (the start of a row at ``line`` lines in), blank rows skipped."""
+        raise NotImplementedError
+
+    def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
+        """Existing rows whose key was not restaged, in order, then the winning staged rows."""
+        raise NotImplementedError
+
+    def check_format(self, handle: IO[bytes]) -> None:
+        """Raise FatalProviderError when an existing file cannot be this provider's file."""
+
+    # -- ProviderAdapter ----------------------------------------------------------------------
+    def fatal(self, message: str) -> FatalProviderError:
+        return FatalProviderError(f"{self.name}: {message}", provider=self.name, path=str(self.path))
+
+    def check(self) -> None:
+        if not self.path.parent.is_dir():
+            raise self.fatal(f"the directory of {self.path} does not exist")
+        if self.path.exists():
+            with self.path.open("rb") as handle:
+                self.check_format(handle)
+
+    def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return  # a target that does not exist yet: nothing to read
+        with handle:
+            info = os.fstat(handle.fileno())
+            current = fingerprint(handle)
+            if current.matches(cursor.extra) and cursor.page_token is None:
+                return  # unchanged since the last full read: an idle cycle reads nothing else
+            offset, line = 0, 0
+            if cursor.page_token is not None and current.matches(cursor.extra):
+                offset, line = _parse_token(cursor.page_token)  # resume mid-file, same content
+            updated_at = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC)
+            yield from self._pages(handle, current, offset=offset, line=line, updated_at=updated_at)
+
+    def _pages(
+        self, handle: IO[bytes], current: Fingerprint, *, offset: int, line: int, updated_at: dt.datetime
+    ) -> Iterator[Page]:
+        records: dict[str, ProviderRecord] = {}
+        rejected: list[RejectedRecord] = []
+        for row in self.scan(handle, offset=offset, line=line):
+            if row.data is None or row.key is None:
+                where = f"{self.path.name}:{row.line}"
+                rejected.append(RejectedRecord(where=where, message=row.problem or NO_EMAIL))
+            else:
+                records.pop(row.key, None)  # the same contact twice: the last row wins
+                records[row.key] = ProviderRecord(remote_id=row.key, data=row.data, updated_at=updated_at)
+            if len(records) + len(rejected) < self.page_size:
+                continue
+            if row.end >= current.size:
+                break  # the last row: the page below is final
+            if os.fstat(handle.fileno()).st_size != current.size:
+                return  # rewritten in place while read: the stored token makes the next read restart
+            token = f"{row.end}:{row.end_line}"
+            next_cursor = Cursor(phase="backfill", page_token=token, extra=current.extra())
+            yield Page(records=list(records.values()), next_cursor=next_cursor, rejected=rejected)
+            records, rejected = {}, []
+        final = Cursor(phase="incremental", extra=current.extra())
+        yield Page(records=list(records.values()), next_cursor=final, rejected=rejected)
+
+    def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        entries: list[tuple[str, str, str | None, Mapping[str, Any]]] = []
+        results: list[WriteResult] = []
+        for request in requests:
+            key = email_key(request.email)
+            if key is None:
+                results.append(WriteResult(ref=request.ref, ok=False, error="no email"))
+                continue
+            fields = dict(request.fields)
+            if email_key(fields.get("email")) is None:
+                fields = {"email": request.email.strip(), **fields}
+            entries.append((UPSERT, key, email_key(request.previous_email), fields))
+            results.append(WriteResult(ref=request.ref, ok=True, remote_id=key))
+        if entries:
+            self.staging.append(entries)
+        return results
+
+    def erase_contact(self, *, remote_id: str | None, email: str) -> None:
+        keys = {key for key in (email_key(remote_id), email_key(email)) if key}
+        self.staging.append([(ERASE, key, None, {}) for key in sorted(keys)])
+
+    def finish_writes(self) -> None:
+        self.staging.close()
+        self._remove_stale_temps()
+        if not self.staging.exists():
+            return
+        plan = self.staging.plan(with_columns=self.kind == "csv")
+        try:
+            self._merge(plan, last=None)
+        except DuplicateRows:  # rare: a hand-made file holding one contact twice; keep its last row
+            self._merge(plan, last=self.last_lines())
+        self.staging.remove()  # after the replace: a crash in between merges the same entries again
+
+    def _merge(self, plan: MergePlan, *, last: Mapping[str, int] | None) -> None:
+        existing = self.path.stat() if self.path.exists() else None
+        temp = self.path.with_name(f".{self.path.name}.crmsync-tmp-{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb", buffering=1024 * 1024) as out:
+                self.write_merged(out, plan, KeepRows(plan, last))
+                out.flush()
+                if existing is not None:
+                    os.fchmod(out.fileno(), stat.S_IMODE(existing.st_mode))
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_dir(self.path.parent)
+
+    def last_lines(self) -> dict[str, int]:
+        """Each key's last row (its first line): the row a merge keeps when a file repeats a contact."""
+        with self.path.open("rb") as handle:
+            return {row.key: row.line for row in self.scan(handle, offset=0, line=0) if row.key is not None}
+
+    def _remove_stale_temps(self) -> None:
+        for stale in self.path.parent.glob(f".{self.path.name}.crmsync-tmp-*"):
+            stale.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.staging.close()
+
+
+def _parse_token(token: str) -> tuple[int, int]:
+    try:
+        offset, line = (int(part) for part in token.split(":", 1))
+    except ValueError as exc:
+        raise CursorError(f"file cursor has a bad page token: {token[:40]!r}") from exc
+    return offset, line
