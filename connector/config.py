@@ -372,6 +372,13 @@ def _str_table(ctx: _Ctx, value: object, key: str) -> dict[str, str]:
     return result
 
 
+def _str_list(ctx: _Ctx, value: object, key: str) -> list[str]:
+    """An array of non-empty strings (``extra_fields``)."""
+    if not isinstance(value, list):
+        raise ConfigError(f"expected an array of strings, got {_kind(value)}", key=key)
+    return [_nonempty(ctx, item, f"{key}[{index}]") for index, item in enumerate(value)]
+
+
 _MAILCHIMP_KEY: Final = re.compile(r"[^\s-]+-[a-z]+[0-9]+\Z")
 
 
@@ -443,6 +450,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "accounts_url": Option(_url),
         "notify_token": Option(_zoho_token, secret=True),
         "notify_url": Option(_url),
+        "extra_fields": Option(_str_list),  # more Contacts field API names to read (v8 reads name their fields)
     },
     "activecampaign": {
         "api_url": _req(_url),

@@ -266,6 +266,8 @@ def project(
     base = base or {}
     out: Fields = {}
     for name in carried:
+        if name.startswith("_"):
+            continue  # meta keys (an opt-in time) are evidence read from a provider, never written back
         if name == "consent":
             if consent != Consent.UNKNOWN:
                 out[name] = consent
@@ -282,7 +284,11 @@ def project(
 
 def stable_hash(values: Mapping[str, Any]) -> str:
     """A hash of a projection that ignores blanks and the order of tags."""
-    clean = {k: sorted(v) if isinstance(v, frozenset | set) else v for k, v in values.items() if not is_blank(v)}
+    clean = {
+        k: sorted(v) if isinstance(v, frozenset | set) else v
+        for k, v in values.items()
+        if not is_blank(v) and not k.startswith("_")
+    }
     text = json.dumps(clean, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 

@@ -1,0 +1,5 @@
+"""``python -m connector`` is ``crmsync``."""
+
+from connector.cli import main
+
+main()

@@ -1,0 +1,372 @@
+"""The engine: the one place that writes to providers and to the store.
+
+A cycle pulls every provider (each page stored with its cursor in one transaction), reconciles the
+touched contacts with the pure planner, then pushes each provider what it has not acknowledged,
+in its biggest batches. A migration is the same machinery with one source and one target,
+checkpointed per page so that a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import Cursor, Page, SupportsErase, SupportsFinishWrites, WriteRequest, WriteResult
+from adapters.errors import ProviderError
+from connector.planner import (
+    OPTED_OUT,
+    ConflictPolicy,
+    Hub,
+    PlannedWrite,
+    Side,
+    WriteKind,
+    merge_contact,
+    plan_write,
+    project,
+    stable_hash,
+)
+from connector.progress import NoProgress, ProgressSink
+from connector.report import RunReport
+from connector.runtime import ProviderRuntime
+from mappings.contact import Consent
+from mappings.mapper import InvalidRecord
+from state.store import (
+    ConflictWrite,
+    HubContact,
+    MergeWrite,
+    Pulled,
+    PushCandidate,
+    Store,
+    WriteFailed,
+    WriteOk,
+)
+
+log = logging.getLogger("crmsync.engine")
+
+SYNC_STREAM = "contacts"
+_CANDIDATE_BATCH = 1000
+
+
+class UsageError(ValueError):
+    """A command that cannot run as asked (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    policy: ConflictPolicy = ConflictPolicy.NEWEST
+    priority: tuple[str, ...] = ()
+    classify: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+
+
+def _safe(exc: BaseException) -> str:
+    """An error for the report: provider errors carry redacted messages; others only their type."""
+    if isinstance(exc, ProviderError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
+    return type(exc).__name__
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        runtimes: Mapping[str, ProviderRuntime],
+        settings: EngineSettings,
+        *,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.store = store
+        self.runtimes = dict(runtimes)
+        self.settings = settings
+        self.progress = progress or NoProgress()
+
+    # -- pull ------------------------------------------------------------------------------------
+    def _map_page(self, rt: ProviderRuntime, page: Page, report: RunReport) -> list[Pulled]:
+        pulled: list[Pulled] = []
+        for rejected in page.rejected:
+            report.record_error(rt.name, rejected.message, email=rejected.email, where=rejected.where)
+        for record in page.records:
+            if record.deleted:
+                pulled.append(Pulled(remote_id=record.remote_id, email=None, fields={}, updated_at=record.updated_at,
+                                     deleted=True))
+                continue
+            try:
+                fields = rt.mapping.to_canonical(record.data)
+            except InvalidRecord as exc:
+                report.record_error(rt.name, str(exc), where=f"{rt.name}:{record.remote_id}")
+                continue
+            pulled.append(Pulled(remote_id=record.remote_id, email=str(fields["email"]), fields=fields,
+                                 updated_at=record.updated_at, merged_ids=record.merged_ids))
+        return pulled
+
+    def _pull(
+        self, rt: ProviderRuntime, stream: str, report: RunReport, cursor: Cursor,
+        on_stored: Callable[[set[int], set[int]], None] | None = None,
+    ) -> Cursor:
+        """Read from ``cursor`` to the end; each page is stored with its cursor. Returns the last cursor."""
+        figures = report.figures(rt.name)
+        for page in rt.adapter.read_contacts(cursor):
+            pulled = self._map_page(rt, page, report)
+            outcome = self.store.store_page(rt.name, stream, pulled, page.next_cursor)
+            figures.pulled += len(page.records)
+            figures.deleted += outcome.deleted
+            cursor = page.next_cursor
+            self.progress.advance(f"pull {rt.name}", len(page.records))
+            if on_stored is not None:
+                on_stored(outcome.contact_ids, outcome.seen_ids)
+        return cursor
+
+    # -- reconcile -------------------------------------------------------------------------------
+    def _merge_one(self, contact: HubContact, report: RunReport) -> MergeWrite:
+        sides = [
+            Side(provider=link.provider, observed=link.observed, base=link.base, updated_at=link.observed_at)
+            for link in contact.links if link.observed is not None
+        ]
+        hub = Hub(fields=contact.fields, consent=Consent(contact.consent), consent_at=contact.consent_at,
+                  sources=contact.sources, frozen=contact.frozen, suppressed_at=contact.suppressed_at)
+        merged = merge_contact(hub, sides, policy=self.settings.policy, priority=self.settings.priority,
+                               classify=self.settings.classify)
+        fields = dict(merged.fields)
+        email = str(fields.get("email") or contact.email)
+        if email != contact.email:
+            owner = self.store.email_owner(email)
+            if owner is not None and owner != contact.id:
+                report.record_error(
+                    ",".join(s.provider for s in sides), "address change refused: another contact has the new address",
+                    email=contact.email)
+                fields["email"] = email = contact.email
+        report.conflicts += len(merged.conflicts)
+        return MergeWrite(
+            contact_id=contact.id, changed=merged.changed or email != contact.email, email=email, fields=fields,
+            sources=merged.sources, consent=str(merged.consent), consent_at=merged.consent_at,
+            bases={link.link_id: link.observed for link in contact.links if link.observed is not None},
+            conflicts=[
+                ConflictWrite(field=c.field, winner=c.winner, candidates=_candidates_json(c.candidates))
+                for c in merged.conflicts
+            ],
+            consent_events=[(e.provider, str(e.status), e.at, "explicit opt-in" if e.explicit_opt_in else "synced")
+                            for e in merged.consent_events],
+        )
+
+    def _reconcile_ids(self, ids: Sequence[int], report: RunReport) -> None:
+        if ids:
+            self.store.save_merges([self._merge_one(c, report) for c in self.store.load_contacts(ids)])
+
+    def _reconcile_all(self, report: RunReport) -> None:
+        while ids := self.store.observed_contact_ids(limit=_CANDIDATE_BATCH):
+            self._reconcile_ids(ids, report)
+
+    # -- push ------------------------------------------------------------------------------------
+    def _request(self, rt: ProviderRuntime, cand: PushCandidate, planned: PlannedWrite) -> WriteRequest:
+        previous = (cand.base or {}).get("email")
+        return WriteRequest(
+            ref=str(cand.contact_id), remote_id=cand.remote_id, email=cand.email,
+            previous_email=previous if previous and previous != cand.email else None,
+            fields=rt.mapping.to_provider(planned.projection),
+        )
+
+    def _push(
+        self, rt: ProviderRuntime, report: RunReport, *, only: Iterable[int] | None = None,
+        linked_to: str | None = None,
+    ) -> None:
+        figures = report.figures(rt.name)
+        only_ids = sorted(only) if only is not None else None
+        if only_ids is not None and not only_ids:
+            return
+        after = 0
+        while cands := self.store.push_candidates(rt.name, after=after, limit=_CANDIDATE_BATCH, only=only_ids,
+                                                  linked_to=linked_to):
+            after = cands[-1].contact_id
+            acks: list[tuple[int, int]] = []
+            writes: list[tuple[PushCandidate, PlannedWrite]] = []
+            for cand in cands:
+                carried = rt.carried
+                if rt.mapping.passthrough_custom:  # files carry every custom.* field
+                    carried = carried | {k for k in (*cand.fields, *(cand.base or ())) if rt.mapping.carries(k)}
+                projection = project(cand.fields | {"email": cand.email}, Consent(cand.consent), carried=carried,
+                                     base=cand.base, frozen=cand.frozen)
+                planned = plan_write(cand.contact_id, projection, base=cand.base, linked=cand.linked)
+                if planned is None:
+                    acks.append((cand.contact_id, cand.version))
+                else:
+                    writes.append((cand, planned))
+            self.store.ack_unchanged(rt.name, acks)
+            figures.unchanged += len(acks)
+            for start in range(0, len(writes), max(1, rt.adapter.max_batch)):
+                self._write_batch(rt, writes[start : start + rt.adapter.max_batch], report)
+
+    def _write_batch(
+        self, rt: ProviderRuntime, batch: Sequence[tuple[PushCandidate, PlannedWrite]], report: RunReport
+    ) -> None:
+        figures = report.figures(rt.name)
+        if self.store.dry_run:
+            for _, planned in batch:
+                _count_write(figures, planned)
+            return
+        results = rt.adapter.write_contacts([self._request(rt, cand, planned) for cand, planned in batch])
+        by_ref: dict[str, WriteResult] = {r.ref: r for r in results}
+        oks: list[WriteOk] = []
+        failures: list[WriteFailed] = []
+        suppressed: list[int] = []
+        for cand, planned in batch:
+            result = by_ref.get(str(cand.contact_id))
+            if result is not None and result.ok:
+                _count_write(figures, planned)
+                oks.append(WriteOk(contact_id=cand.contact_id, remote_id=result.remote_id or cand.remote_id,
+                                   base=planned.projection, ack_hash=stable_hash(planned.projection),
+                                   version=cand.version))
+                continue
+            figures.failed += 1
+            error = result.error if result is not None and result.error else "no result for this record"
+            status = "retry"
+            if result is not None and result.suppressed:
+                status = "suppressed"
+                suppressed.append(cand.contact_id)
+            elif result is not None and not result.retryable:
+                status = "rejected"
+            failures.append(WriteFailed(contact_id=cand.contact_id, version=cand.version, status=status, error=error))
+            report.record_error(rt.name, error, email=cand.email)
+        self.store.record_writes(rt.name, oks, failures)
+        if suppressed:
+            self.store.record_suppressed(rt.name, suppressed, evidence=f"{rt.name} refused: suppressed there")
+        self.progress.advance(f"push {rt.name}", len(batch))
+
+    def _finish(self, rt: ProviderRuntime) -> None:
+        if not self.store.dry_run and isinstance(rt.adapter, SupportsFinishWrites):
+            rt.adapter.finish_writes()
+
+    # -- commands --------------------------------------------------------------------------------
+    def _new_report(self, kind: str) -> RunReport:
+        report = RunReport(run_id=str(uuid.uuid4()), kind=kind, dry_run=self.store.dry_run)
+        self.store.start_run(report.run_id, kind)
+        return report
+
+    def _close_report(self, report: RunReport) -> RunReport:
+        self.store.finish_run(report.run_id, report.status, report.to_json())
+        return report
+
+    def _push_and_finish(self, rt: ProviderRuntime, report: RunReport, only: Iterable[int] | None = None) -> None:
+        self._push(rt, report, only=only)
+        self._finish(rt)
+
+    def _guard(self, rt: ProviderRuntime, report: RunReport, action: Callable[..., object], *args: Any) -> bool:
+        try:
+            action(*args)
+        except ProviderError as exc:
+            report.provider_errors[rt.name] = _safe(exc)
+            log.warning("provider %s stopped: %s", rt.name, type(exc).__name__)
+            return False
+        except OSError as exc:
+            report.provider_errors[rt.name] = _safe(exc)
+            return False
+        return True
+
+    def sync(self, names: Sequence[str] | None = None) -> RunReport:
+        """One cycle over the named providers (all by default)."""
+        selected = [self.runtimes[n] for n in (names or self.runtimes)]
+        report = self._new_report("sync")
+        pulled_ok: list[ProviderRuntime] = []
+        for rt in selected:
+            report.figures(rt.name)
+            saved = self.store.load_cursor(rt.name, SYNC_STREAM)
+            cursor = saved[0] if saved else Cursor()
+            if self._guard(rt, report, self._pull, rt, SYNC_STREAM, report, cursor):
+                pulled_ok.append(rt)
+        self._reconcile_all(report)
+        for rt in pulled_ok:
+            self._guard(rt, report, self._push_and_finish, rt, report)
+        return self._close_report(report)
+
+    def migrate(self, source: str, target: str, *, resume: bool) -> RunReport:
+        """Copy every contact of ``source`` to ``target``; a rerun continues where a crash stopped it."""
+        if source == target:
+            raise UsageError("--from and --to name the same provider")
+        src, dst = self.runtimes[source], self.runtimes[target]
+        stream = f"migrate:{target}"
+        saved = self.store.load_cursor(source, stream)
+        if resume and (saved is None or saved[1]):
+            raise UsageError(f"--resume: no unfinished migration from {source} to {target}")
+        report = self._new_report("migrate")
+        cursor = Cursor()
+        if saved is not None and not saved[1]:
+            cursor = saved[0]
+            report.notes.append(f"resumed the unfinished migration from {source} to {target}")
+        report.figures(source)
+        report.figures(target)
+
+        def after_page(changed: set[int], seen: set[int]) -> None:
+            self._reconcile_ids(sorted(changed), report)
+            self._push(dst, report, only=seen, linked_to=source)
+
+        def run() -> None:
+            last = self._pull(src, stream, report, cursor, on_stored=after_page)
+            self._reconcile_all(report)
+            self._push(dst, report, linked_to=source)  # what a crash left pulled but not pushed
+            self._finish(dst)
+            self.store.save_cursor(source, stream, last, done=True)
+
+        failed_side = src
+        try:
+            run()
+        except ProviderError as exc:
+            failed_side = dst if exc.provider == target else src
+            report.provider_errors[failed_side.name] = _safe(exc)
+        except OSError as exc:
+            report.provider_errors[failed_side.name] = _safe(exc)
+        return self._close_report(report)
+
+    def unsubscribe(self, email: str) -> RunReport:
+        """Suppress an address in the hub and push the opt-out to every provider that holds it."""
+        report = self._new_report("unsubscribe")
+        contact_id = self.store.unsubscribe(email, evidence="crmsync unsubscribe")
+        if contact_id is None:
+            report.notes.append("the address is not in the hub yet: it is suppressed for every later import")
+            return self._close_report(report)
+        for rt in self.runtimes.values():
+            self._guard(rt, report, self._push_and_finish, rt, report, [contact_id])
+        return self._close_report(report)
+
+    def forget(self, email: str) -> RunReport:
+        """Erase a person everywhere; the hub keeps only a keyed hash so no import brings them back."""
+        report = self._new_report("forget")
+        _, links = self.store.links_of(email)
+        remote = dict(links)
+        for rt in self.runtimes.values():
+            if not isinstance(rt.adapter, SupportsErase):
+                report.provider_errors[rt.name] = "this provider cannot erase contacts"
+                continue
+            adapter = rt.adapter
+
+            def erase(rt: ProviderRuntime = rt, adapter: SupportsErase = adapter) -> None:
+                adapter.erase_contact(remote_id=remote.get(rt.name), email=email)
+                self._finish(rt)
+
+            if self._guard(rt, report, erase):
+                report.figures(rt.name).deleted += 1
+        if report.provider_errors:
+            report.notes.append("not erased everywhere: the hub keeps the contact so that forget can be run again")
+        elif not self.store.dry_run:
+            self.store.forget(email)
+        return self._close_report(report)
+
+
+def _count_write(figures: Any, planned: PlannedWrite) -> None:
+    if planned.kind is WriteKind.CREATE:
+        figures.created += 1
+    else:
+        figures.updated += 1
+    if planned.unsubscribes or (planned.kind is WriteKind.CREATE and planned.projection.get("consent") in OPTED_OUT):
+        figures.unsubscribed += 1
+
+
+def _candidates_json(candidates: Iterable[Any]) -> str:
+    return json.dumps(
+        [{"source": c.source, "value": sorted(c.value) if isinstance(c.value, frozenset) else c.value,
+          "at": c.at.isoformat() if c.at else None} for c in candidates],
+        default=str, ensure_ascii=False,
+    )

@@ -1,0 +1,72 @@
+"""A configured provider at run time: its adapter and its mapping, built from config."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from adapters.base import ProviderAdapter
+from connector.config import Config, ConfigError, ProviderConfig
+from mappings.mapper import MappingError, ProviderMapping, UnknownProviderType, build_mapping
+
+ADAPTER_PACKAGES: Final = {
+    "csv": "adapters.files",
+    "jsonl": "adapters.files",
+    "hubspot": "adapters.hubspot",
+    "mailchimp": "adapters.mailchimp",
+    "zoho": "adapters.zoho",
+    "activecampaign": "adapters.activecampaign",
+    "getresponse": "adapters.getresponse",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderRuntime:
+    name: str
+    type: str
+    adapter: ProviderAdapter
+    mapping: ProviderMapping
+    carried: frozenset[str]
+
+
+def build_adapter(provider: ProviderConfig) -> ProviderAdapter:
+    package = ADAPTER_PACKAGES.get(provider.type)
+    if package is None:
+        raise ConfigError(f"providers.{provider.name}.type: unknown provider type {provider.type!r}")
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError:
+        raise ConfigError(
+            f"providers.{provider.name}.type: provider type {provider.type!r} is not available in this build"
+        ) from None
+    options: dict[str, Any] = {"type": provider.type, **provider.options}
+    adapter: ProviderAdapter = module.create_adapter(provider.name, options)
+    return adapter
+
+
+def build_runtime(config: Config, name: str) -> ProviderRuntime:
+    provider = config.providers.get(name)
+    if provider is None:
+        known = ", ".join(config.providers) or "none"
+        raise ConfigError(f"--provider {name}: no such provider in the config (configured: {known})")
+    overrides = config.mapping.get(name)
+    try:
+        mapping = build_mapping(
+            provider.type,
+            field_overrides=overrides.fields if overrides else {},
+            tag_overrides=overrides.tags if overrides else {},
+            default_region=config.sync.default_region,
+        )
+    except (MappingError, UnknownProviderType) as exc:
+        raise ConfigError(f"mapping.{name}: {exc}") from None
+    return ProviderRuntime(
+        name=name, type=provider.type, adapter=build_adapter(provider), mapping=mapping,
+        carried=mapping.carried_fields,
+    )
+
+
+def build_runtimes(config: Config, names: Mapping[str, None] | None = None) -> dict[str, ProviderRuntime]:
+    selected = list(names) if names else list(config.providers)
+    return {name: build_runtime(config, name) for name in selected}

@@ -1,0 +1,178 @@
+"""The planner's promises, without HTTP or a database: sticky consent, no echo, blank, conflicts, order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.planner import (
+    ConflictPolicy,
+    Hub,
+    Side,
+    merge_contact,
+    plan_write,
+    project,
+)
+from mappings.contact import Consent
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PROVIDERS = ("crm", "mail", "zoho")
+CARRIED = frozenset({"email", "first_name", "company", "tags", "consent"})
+
+texts = st.one_of(st.none(), st.sampled_from(["", "Ann", "Anne", "Bob", "Acme", "Initech"]))
+consents = st.sampled_from(list(Consent))
+times = st.one_of(st.none(), st.integers(min_value=0, max_value=1000).map(lambda m: T0 + dt.timedelta(minutes=m)))
+
+
+@st.composite
+def fields(draw):
+    out = {"email": "a@example.com"}
+    for name in ("first_name", "company"):
+        value = draw(texts)
+        if value is not None or draw(st.booleans()):
+            out[name] = value
+    if draw(st.booleans()):
+        out["tags"] = frozenset(draw(st.sets(st.sampled_from(["vip", "trial", "newsletter"]))))
+    if draw(st.booleans()):
+        out["consent"] = draw(consents)
+    return out
+
+
+@st.composite
+def sides(draw):
+    names = draw(st.lists(st.sampled_from(PROVIDERS), unique=True, min_size=1, max_size=3))
+    return [
+        Side(provider=n, observed=draw(fields()), base=draw(st.one_of(st.none(), fields())), updated_at=draw(times))
+        for n in names
+    ]
+
+
+@st.composite
+def hubs(draw):
+    f = draw(fields())
+    consent = f.pop("consent", Consent.UNKNOWN)
+    return Hub(fields=f, consent=consent, consent_at=draw(times))
+
+
+policies = st.sampled_from(list(ConflictPolicy))
+
+
+@given(hub=hubs(), sides=sides(), policy=policies)
+def test_consent_never_leaves_an_opt_out_without_an_explicit_newer_opt_in(hub, sides, policy):
+    merged = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
+    if hub.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED):
+        assert merged.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED)  # no side carries an explicit opt-in here
+
+
+@given(hub=hubs(), sides=sides(), policy=policies)
+def test_an_opt_out_anywhere_wins(hub, sides, policy):
+    merged = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
+    reported_out = any(
+        s.observed.get("consent") in (Consent.UNSUBSCRIBED, Consent.CLEANED)
+        and (s.base is None or s.base.get("consent") != s.observed.get("consent"))
+        for s in sides
+    )
+    if reported_out:
+        assert merged.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED)
+
+
+def test_an_explicit_opt_in_newer_than_the_opt_out_lifts_it():
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.UNSUBSCRIBED, consent_at=T0)
+    later = (T0 + dt.timedelta(days=1)).isoformat()
+    side = Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, "_opt_in_at": later},
+                base={"consent": Consent.UNSUBSCRIBED}, updated_at=T0 + dt.timedelta(days=1))
+    assert merge_contact(hub, [side], policy=ConflictPolicy.NEWEST, priority=()).consent == Consent.SUBSCRIBED
+    older = Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, "_opt_in_at": (T0 - dt.timedelta(days=1)).isoformat()},
+                 base={"consent": Consent.UNSUBSCRIBED})
+    assert merge_contact(hub, [older], policy=ConflictPolicy.NEWEST, priority=()).consent == Consent.UNSUBSCRIBED
+    implicit = Side(provider="crm", observed={"consent": Consent.SUBSCRIBED}, base={"consent": Consent.UNSUBSCRIBED},
+                    updated_at=T0 + dt.timedelta(days=9))
+    assert merge_contact(hub, [implicit], policy=ConflictPolicy.NEWEST, priority=()).consent == Consent.UNSUBSCRIBED
+
+
+@settings(max_examples=200)
+@given(hub=hubs(), sides=sides(), policy=policies)
+def test_the_result_does_not_depend_on_the_order_providers_were_pulled(hub, sides, policy):
+    results = [
+        merge_contact(hub, list(order), policy=policy, priority=PROVIDERS)
+        for order in itertools.permutations(sides)
+    ]
+    first = results[0]
+    for other in results[1:]:
+        assert (other.fields, other.consent, other.consent_at, other.conflicts) == (
+            first.fields, first.consent, first.consent_at, first.conflicts)
+
+
+@given(hub=hubs(), sides=sides(), policy=policies)
+def test_a_cycle_after_a_cycle_plans_nothing(hub, sides, policy):
+    merged = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
+    frozen = frozenset(c.field for c in merged.conflicts if c.winner is None)
+    # every provider that reported now holds what it was sent (its write succeeded) ...
+    held = {}
+    for side in sides:
+        base = dict(side.observed)
+        projection = project(merged.fields, merged.consent, carried=CARRIED, base=base, frozen=frozen)
+        held[side.provider] = projection if plan_write(1, projection, base=base, linked=True) else base
+    # ... so the next cycle, with nothing new, writes nothing
+    again = Hub(fields=merged.fields, consent=merged.consent, consent_at=merged.consent_at, sources=merged.sources,
+                frozen=frozen)
+    quiet = [Side(provider=p, observed=h, base=h) for p, h in held.items()]
+    merged2 = merge_contact(again, quiet, policy=policy, priority=PROVIDERS)
+    assert not merged2.changed
+    for provider, base in held.items():
+        projection = project(merged2.fields, merged2.consent, carried=CARRIED, base=base, frozen=frozen)
+        assert plan_write(1, projection, base=base, linked=True) is None, provider
+
+
+def test_blank_never_beats_filled():
+    hub = Hub(fields={"email": "a@example.com", "company": "Acme"})
+    side = Side(provider="mail", observed={"email": "a@example.com", "company": None}, base=None)
+    merged = merge_contact(hub, [side], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.fields["company"] == "Acme"
+    # a projection never sends a blank where the provider holds nothing
+    assert "company" not in project({"email": "a@example.com"}, Consent.UNKNOWN, carried=CARRIED, base={})
+
+
+def test_a_user_clearing_a_field_clears_it_everywhere():
+    hub = Hub(fields={"email": "a@example.com", "company": "Acme"})
+    side = Side(provider="crm", observed={"email": "a@example.com", "company": None},
+                base={"email": "a@example.com", "company": "Acme"})
+    merged = merge_contact(hub, [side], policy=ConflictPolicy.NEWEST, priority=())
+    assert "company" not in merged.fields
+    other = project(merged.fields, merged.consent, carried=CARRIED, base={"email": "a@example.com", "company": "Acme"})
+    assert other["company"] is None  # the other provider is told to clear it
+
+
+def test_manual_conflict_overwrites_nothing():
+    hub = Hub(fields={"email": "a@example.com", "company": "Acme"})
+    a = Side(provider="crm", observed={"company": "Acme Corp"}, base={"company": "Acme"}, updated_at=T0)
+    b = Side(provider="mail", observed={"company": "ACME Ltd"}, base={"company": "Acme"}, updated_at=T0)
+    merged = merge_contact(hub, [a, b], policy=ConflictPolicy.MANUAL, priority=())
+    assert merged.fields["company"] == "Acme"
+    assert [c.field for c in merged.conflicts] == ["company"] and merged.conflicts[0].winner is None
+    for side in (a, b):
+        held = dict(side.observed)
+        assert project(merged.fields, merged.consent, carried=CARRIED, base=held, frozen=frozenset({"company"}))[
+            "company"] == held["company"]
+
+
+def test_newest_and_priority_policies_pick_a_winner():
+    hub = Hub(fields={"email": "a@example.com", "company": "Acme"})
+    a = Side(provider="crm", observed={"company": "Acme Corp"}, base={"company": "Acme"}, updated_at=T0)
+    b = Side(provider="mail", observed={"company": "ACME Ltd"}, base={"company": "Acme"},
+             updated_at=T0 + dt.timedelta(hours=1))
+    newest = merge_contact(hub, [a, b], policy=ConflictPolicy.NEWEST, priority=("crm", "mail"))
+    assert newest.fields["company"] == "ACME Ltd"
+    first = merge_contact(hub, [a, b], policy=ConflictPolicy.PRIORITY, priority=("crm", "mail"))
+    assert first.fields["company"] == "Acme Corp"
+
+
+def test_tags_merge_by_element():
+    hub = Hub(fields={"email": "a@example.com", "tags": frozenset({"trial"})})
+    a = Side(provider="crm", observed={"tags": frozenset({"trial", "vip"})}, base={"tags": frozenset({"trial"})})
+    b = Side(provider="mail", observed={"tags": frozenset()}, base={"tags": frozenset({"trial"})})
+    merged = merge_contact(hub, [a, b], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.fields["tags"] == frozenset({"vip"})
