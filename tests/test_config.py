@@ -127,6 +127,7 @@ def test_example_file_with_every_optional_key_uncommented_still_loads(tmp_path: 
     zoho = config.providers["zoho"].options
     assert zoho["notify_token"] == Secret(SECRETS["ZOHO_NOTIFY_TOKEN"])
     assert config.providers["hubspot"].options["portal_id"] == "7654321"
+    assert zoho["extra_fields"] == ["Lead_Source", "Score"]
     assert config.state.hash_key == Secret(SECRETS["CRMSYNC_HASH_KEY"])
     assert config.sync.default_region == "US"
     assert config.webhooks.public_url == "https://crm.example.com"
@@ -275,6 +276,15 @@ def test_load_config_reports_unreadable_and_invalid_files(tmp_path: Path) -> Non
     binary.write_bytes(b"a = '\xff'\n")
     with pytest.raises(ConfigError, match=r"binary\.toml: not UTF-8 text"):
         load_config(binary, environ={})
+
+
+def test_a_relative_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "crmsync.toml").write_text('[providers.f]\ntype = "csv"\npath = "c.csv"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("crmsync.toml"), environ={})
+    assert config.path == tmp_path / "crmsync.toml"
+    assert config.providers["f"].options["path"] == str(tmp_path / "c.csv")
+    assert find_config_path(None, environ={}) == tmp_path / "crmsync.toml"
 
 
 def test_load_config_uses_the_process_environment_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -521,6 +531,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     ({"providers": {"f": {"type": "csv", "path": 3}}}, "providers.f.path: expected a string, got integer"),
     ({"providers": {"f": {"type": "csv", "path": "a\0b"}}}, "providers.f.path: a path cannot hold a NUL character"),
+    (
+        {"providers": {"z": {**MINIMAL["zoho"], "extra_fields": "Score"}}},
+        "providers.z.extra_fields: expected an array of strings, got string",
+    ),
+    (
+        {"providers": {"z": {**MINIMAL["zoho"], "extra_fields": ["Score", " "]}}},
+        "providers.z.extra_fields[1]: must not be empty",
+    ),
     # state
     (
         {"state": {"url": "mysql://db.example.com/crm"}},
@@ -834,6 +852,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "data_center": st.sampled_from(["com", "eu", "us"]),
     "new_member_status": st.sampled_from(["pending", "subscribed", "cleaned"]),
     "notify_token": st.sampled_from(["${ZOHO_NOTIFY_TOKEN}", "t" * 51]),
+    "extra_fields": st.lists(st.sampled_from(["Score", "", "${NOPE}"]), max_size=2),
     "merge_fields": st.dictionaries(st.text(max_size=5), st.sampled_from(["SCORE", "", "${NOPE}"]), max_size=2),
     "url": st.sampled_from(["sqlite:///x.db", "sqlite://", "sqlite://h/x", "postgres://u:p@h/d", "mysql://h/d", "x"]),
     "hash_key": st.sampled_from(["${CRMSYNC_HASH_KEY}", "short"]),
