@@ -1,0 +1,622 @@
+"""The Zoho CRM adapter: v8 Contacts over the shared transport, with the crmsync token manager.
+
+Facts and sources: /work/shared/providers/zoho.md. Not the zohocrmsdk SDK: a process-wide singleton, not
+thread-safe, silently follows ``api_domain`` to other hosts, no timeout on writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+import requests
+
+from adapters._http import Transport
+from adapters.base import Cursor, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
+from adapters.errors import AuthError, FatalProviderError, ProviderError, QuotaExhausted, RateLimited
+from adapters.ratelimit import RateLimiter
+from adapters.secret import Secret
+from adapters.zoho import notifications
+from adapters.zoho._wire import IDS_MAX, PER_PAGE_MAX, UPSERT_MAX, format_zoho_time, parse_zoho_time
+from adapters.zoho.auth import DATA_CENTERS, CachedToken, TokenManager, TokenStore, classify_accounts, domain_allowed
+
+log = logging.getLogger(__name__)
+
+PROVIDER: Final = "zoho"
+CONTACTS: Final = "/crm/v8/Contacts"
+# The fields a read asks for: v8 makes `fields` mandatory, at most 50 names (GR, pitfall 1).
+READ_FIELDS: Final = (
+    "Email",
+    "Secondary_Email",
+    "First_Name",
+    "Last_Name",
+    "Phone",
+    "Mobile",
+    "Account_Name",
+    "Title",
+    "Mailing_Country",
+    "Mailing_State",
+    "Mailing_City",
+    "Email_Opt_Out",
+    "Unsubscribed_Mode",
+    "Unsubscribed_Time",
+    "Tag",
+    "Created_Time",
+    "Modified_Time",
+)
+FIELDS_MAX: Final = 50
+DEFAULT_RATE_LIMIT: Final = "100/60s"  # Zoho publishes credits and concurrency, not a rate: stay modest
+DEFAULT_CONCURRENCY: Final = 5  # the Free edition's concurrency cap (3P): the lowest tier
+# Item codes worth another try next cycle; the others are data errors a retry cannot fix (OAS API_Exception).
+RETRYABLE_CODES: Final = frozenset({"RECORD_LOCKED", "LIMIT_EXCEEDED", "INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
+
+
+class ZohoCallRejected(FatalProviderError):
+    """A 4xx with Zoho's envelope; ``code`` is Zoho's error code, ``items`` per-record results if any."""
+
+    def __init__(self, message: str, *, code: str, items: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.code = code
+        self.items = items
+
+
+class ZohoAdapter:
+    """Zoho CRM Contacts: read, upsert, tags, delete, notifications."""
+
+    lookback: ClassVar[dt.timedelta] = dt.timedelta(seconds=30)
+    max_batch: ClassVar[int] = UPSERT_MAX
+
+    def __init__(
+        self,
+        *,
+        name: str = "zoho",
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        data_center: str = "com",
+        base_url: str | None = None,
+        accounts_url: str | None = None,
+        token_store: TokenStore | None = None,
+        rate_limit: str | None = None,
+        max_connections: int = DEFAULT_CONCURRENCY,
+        notify_url: str | None = None,
+        notify_token: Secret | None = None,
+        extra_fields: Sequence[str] = (),
+        attempts: int = 5,
+        max_wait_s: float = 300.0,
+        sleep: Any = None,
+    ) -> None:
+        if data_center not in DATA_CENTERS:
+            raise ValueError(f"zoho: data_center must be one of {', '.join(DATA_CENTERS)}, not {data_center!r}")
+        self.name = name
+        self.data_center = data_center
+        self._base_override = base_url.rstrip("/") if base_url else None
+        default_api, default_accounts = DATA_CENTERS[data_center]
+        secrets = [client_secret.reveal(), refresh_token.reveal()]
+        if notify_token:
+            secrets.append(notify_token.reveal())
+        timing: dict[str, Any] = {"attempts": attempts, "max_wait_s": max_wait_s}
+        if sleep is not None:
+            timing["sleep"] = sleep
+        limiter = RateLimiter.parse(rate_limit or DEFAULT_RATE_LIMIT)
+        self._accounts = Transport(
+            provider=PROVIDER,
+            base_url=accounts_url or default_accounts,
+            secrets=secrets,
+            classify=classify_accounts,
+            limiter=None,
+            max_connections=2,
+            **timing,
+        )
+        self._tokens = TokenManager(
+            accounts=self._accounts,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            store=token_store,
+        )
+        self._api = Transport(
+            provider=PROVIDER,
+            base_url=self._base_override or default_api,
+            secrets=secrets,
+            classify=_classify,
+            limiter=limiter,
+            max_connections=max_connections,
+            **timing,
+        )
+        self._default_api = default_api
+        self.fields = tuple(dict.fromkeys((*READ_FIELDS, *extra_fields)))
+        if len(self.fields) > FIELDS_MAX:
+            raise ValueError(f"zoho: at most {FIELDS_MAX} fields may be read, got {len(self.fields)}")
+        self.notify_url = notify_url
+        self.notify_token = notify_token
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def stats(self) -> Any:
+        return self._api.stats
+
+    @property
+    def token_refreshes(self) -> int:
+        return self._tokens.refreshes
+
+    def _base_for(self, token: CachedToken) -> str:
+        """Config beats the token's api_domain; a foreign api_domain is never followed (pitfall 3)."""
+        if self._base_override:
+            return self._base_override
+        domain = token.api_domain
+        if domain and domain_allowed(domain, data_center=self.data_center, base_url=None):
+            return domain.rstrip("/")
+        if domain:
+            log.warning("zoho: ignoring an api_domain outside data centre %s", self.data_center)
+        return self._default_api
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        """One CRM call; a 401 refreshes the token once and retries once, never more."""
+        token = self._tokens.token()
+        try:
+            return self._send(token, method, path, params=params, json=json, headers=headers, idempotent=idempotent)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+        token = self._tokens.after_401(token.access_token)
+        return self._send(token, method, path, params=params, json=json, headers=headers, idempotent=idempotent)
+
+    def _send(
+        self,
+        token: CachedToken,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+    ) -> requests.Response:
+        self._api.add_secret(token.access_token)
+        hdrs = {"Authorization": f"Zoho-oauthtoken {token.access_token}", **(headers or {})}
+        base = self._base_for(token)
+        url = path if base == self._api.base_url else base + path
+        try:
+            return self._api.request(method, url, params=params, json=json, headers=hdrs, idempotent=idempotent)
+        except RateLimited as exc:  # retries spent on 429: pause this provider's cycle (issue 5)
+            raise QuotaExhausted(
+                f"zoho {method} {path} -> 429 TOO_MANY_REQUESTS after retries: credits or concurrency spent",
+                provider=PROVIDER,
+                method=method,
+                path=path,
+                status=429,
+            ) from exc
+
+    def check(self) -> None:
+        self.call("GET", CONTACTS, params={"fields": "Email", "per_page": 1})
+
+    def close(self) -> None:
+        self._api.close()
+        self._accounts.close()
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
+        if cursor.phase == "backfill":
+            yield from self._backfill(cursor)
+        else:
+            yield from self._incremental(cursor)
+
+    def _list(self, *, page_token: str | None = None, since: dt.datetime | None = None) -> requests.Response:
+        params: dict[str, Any] = {
+            "fields": ",".join(self.fields),
+            "per_page": PER_PAGE_MAX,
+            "sort_by": "Modified_Time",
+            "sort_order": "asc",
+        }
+        if page_token:
+            params["page_token"] = page_token
+        headers = {"If-Modified-Since": format_zoho_time(since)} if since else None
+        return self.call("GET", CONTACTS, params=params, headers=headers)
+
+    def _backfill(self, cursor: Cursor) -> Iterator[Page]:
+        started = _started(cursor)
+        token, current = cursor.page_token, cursor
+        while True:
+            if token:
+                try:
+                    response = self._list(page_token=token)
+                except ZohoCallRejected as exc:  # a page token lives 24 h: go on from the watermark instead
+                    log.info("zoho: page token refused (%s); resuming from the watermark", exc.code)
+                    token = None
+                    continue
+            else:
+                since = current.updated_after - dt.timedelta(seconds=1) if current.updated_after else None
+                response = self._list(since=since)  # keyset: ascending Modified_Time from the watermark
+            records, info = _page_records(response)
+            fresh = [r for r in records if not _already_taken(current, r)]
+            more = bool(info.get("more_records")) and bool(records)
+            token = info.get("next_page_token") if more else None
+            if more:
+                current = _advance(current, records, phase="backfill", page_token=token, started=started)
+                yield Page(records=fresh, next_cursor=current)
+                continue
+            final = Cursor(
+                phase="incremental",
+                updated_after=started - self.lookback,
+                extra={"deleted_after": format_zoho_time(started - self.lookback)},
+            )
+            yield Page(records=fresh, next_cursor=final)
+            return
+
+    def _incremental(self, cursor: Cursor) -> Iterator[Page]:
+        current = cursor
+        since = (cursor.updated_after or dt.datetime.now(dt.UTC)) - self.lookback
+        token: str | None = None
+        while True:
+            response = self._list(page_token=token, since=None if token else since)
+            records, info = _page_records(response)
+            if not records:
+                break
+            fresh = [r for r in records if not _already_taken(cursor, r)]
+            current = _advance(current, records, phase="incremental", page_token=None, started=None)
+            yield Page(records=fresh, next_cursor=current)
+            token = info.get("next_page_token") if info.get("more_records") else None
+            if not token:
+                if info.get("more_records"):  # past the page-token cap: a new query from the watermark
+                    since = current.updated_after - self.lookback if current.updated_after else since
+                    continue
+                break
+        yield from self._deleted(current)
+
+    def _deleted(self, cursor: Cursor) -> Iterator[Page]:
+        """Deletions since the last read, newest first (the deleted-records list has no sort)."""
+        raw_after = cursor.extra.get("deleted_after")
+        after = parse_zoho_time(raw_after) if raw_after else (cursor.updated_after or dt.datetime.now(dt.UTC))
+        since = after - self.lookback
+        newest = after
+        page = 1
+        while True:
+            response = self.call(
+                "GET",
+                CONTACTS + "/deleted",
+                params={"type": "all", "per_page": PER_PAGE_MAX, "page": page},
+                headers={"If-Modified-Since": format_zoho_time(since)},
+            )
+            items, info = _body(response)
+            records = [_deleted_record(item) for item in items if isinstance(item, dict) and item.get("id")]
+            newest = max([newest, *(r.updated_at for r in records if r.updated_at)])
+            more = bool(info.get("more_records")) and bool(items)
+            extra = dict(cursor.extra)
+            if not more:
+                extra["deleted_after"] = format_zoho_time(newest)  # only once every page is stored
+            if records or not more:
+                yield Page(
+                    records=records,
+                    next_cursor=Cursor(
+                        phase=cursor.phase,
+                        updated_after=cursor.updated_after,
+                        boundary_ids=cursor.boundary_ids,
+                        extra=extra,
+                    ),
+                )
+            if not more:
+                return
+            page += 1
+
+    def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]:
+        """Current records by id, 100 a call; ids Zoho no longer has come back ``deleted=True``."""
+        found: dict[str, ProviderRecord] = {}
+        ids = list(dict.fromkeys(remote_ids))
+        for start in range(0, len(ids), IDS_MAX):
+            chunk = ids[start : start + IDS_MAX]
+            response = self.call("GET", CONTACTS, params={"ids": ",".join(chunk), "fields": ",".join(self.fields)})
+            records, _ = _page_records(response)
+            found.update((r.remote_id, r) for r in records)
+        return [found.get(i) or ProviderRecord(remote_id=i, data={}, deleted=True) for i in ids]
+
+    # -- writing -------------------------------------------------------------------------------
+    def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        if len(requests) > UPSERT_MAX:
+            raise ValueError(f"zoho: at most {UPSERT_MAX} records per upsert")
+        if not requests:
+            return []
+        ids = self._ids_for_changed_emails(requests)
+        items = [_upsert_item(r, ids.get(r.ref)) for r in requests]
+        body = {"data": items, "duplicate_check_fields": ["Email"], "trigger": []}
+        try:
+            response = self.call("POST", CONTACTS + "/upsert", json=body)
+            answers, _ = _body(response)
+        except ZohoCallRejected as exc:
+            if not exc.items:
+                raise
+            answers = exc.items  # every record refused: Zoho answers 400 with per-record results
+        results = [_write_result(r, a) for r, a in zip(requests, _padded(answers, len(requests)), strict=True)]
+        inserted = {
+            r.ref
+            for r, a in zip(requests, answers, strict=False)
+            if isinstance(a, dict) and a.get("action") == "insert"
+        }
+        return self._write_tags(requests, results, inserted)
+
+    def _ids_for_changed_emails(self, requests: Sequence[WriteRequest]) -> dict[str, str]:
+        """An address changed and no id is known: find the record by its old address, or upsert makes a twin."""
+        found: dict[str, str] = {}
+        for r in requests:
+            if r.remote_id is None and r.previous_email:
+                record = self.find_by_email(r.previous_email)
+                if record is not None:
+                    found[r.ref] = record.remote_id
+        return found
+
+    def find_by_email(self, email: str) -> ProviderRecord | None:
+        response = self.call("GET", CONTACTS + "/search", params={"email": email, "fields": ",".join(self.fields)})
+        records, _ = _page_records(response)
+        return records[0] if records else None
+
+    def _write_tags(
+        self, requests: Sequence[WriteRequest], results: list[WriteResult], inserted: set[str]
+    ) -> list[WriteResult]:
+        """Tags through the bulk add/remove actions: one call per tag name and direction for the batch."""
+        wanted = {r.ref: _tag_names(r.fields["Tag"]) for r in requests if "Tag" in r.fields}
+        ok = {res.ref: res.remote_id for res in results if res.ok and res.remote_id and res.ref in wanted}
+        if not ok:
+            return results
+        current = {ref: frozenset[str]() for ref in ok if ref in inserted}
+        to_read = [rid for ref, rid in ok.items() if ref not in current]
+        if to_read:
+            by_id = {rec.remote_id: rec for rec in self.fetch_contacts(to_read)}
+            for ref, rid in ok.items():
+                if ref not in current:
+                    current[ref] = _tag_names(by_id[rid].data.get("Tag"))
+        failed: set[str] = set()
+        for action in ("add_tags", "remove_tags"):
+            per_tag: dict[str, list[str]] = {}
+            for ref in ok:
+                diff = wanted[ref] - current[ref] if action == "add_tags" else current[ref] - wanted[ref]
+                for tag in diff:
+                    per_tag.setdefault(tag, []).append(ref)
+            for tag, refs in sorted(per_tag.items()):
+                failed |= self._tag_call(action, tag, {ok[ref]: ref for ref in refs})
+        return [
+            WriteResult(ref=r.ref, ok=False, remote_id=r.remote_id, error="TAGS_NOT_WRITTEN", retryable=True)
+            if r.ref in failed
+            else r
+            for r in results
+        ]
+
+    def _tag_call(self, action: str, tag: str, refs_by_id: Mapping[str, str]) -> set[str]:
+        body = {"tags": [{"name": tag}], "ids": list(refs_by_id), "over_write": False}
+        try:
+            answers, _ = _body(self.call("POST", f"{CONTACTS}/actions/{action}", json=body))
+        except ZohoCallRejected as exc:
+            answers = exc.items or []
+        done = {
+            str(a.get("details", {}).get("id")) for a in answers if isinstance(a, dict) and a.get("status") == "success"
+        }
+        return {ref for rid, ref in refs_by_id.items() if rid not in done}
+
+    def erase_contact(self, *, remote_id: str | None, email: str) -> None:
+        """Delete for ``forget``: by id, else every record holding the address."""
+        ids = [remote_id] if remote_id else []
+        if not ids:
+            record = self.find_by_email(email)
+            ids = [record.remote_id] if record else []
+        if not ids:
+            return
+        try:
+            self.call("DELETE", CONTACTS, params={"ids": ",".join(ids), "wf_trigger": "false"})
+        except ZohoCallRejected as exc:
+            if exc.items is None:  # per-record "not found" means it is already gone
+                raise
+
+    # -- notifications -------------------------------------------------------------------------
+    def ensure_watch(self, *, now: dt.datetime | None = None) -> dt.datetime:
+        """Create or renew the Contacts watch channel for ``notify_url``; returns its expiry."""
+        if not self.notify_url or not self.notify_token:
+            raise ValueError("zoho: notify_url and notify_token are needed for notifications")
+        return notifications.ensure_watch(self, self.notify_url, self.notify_token, now=now)
+
+    def verify_webhook(self, *, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        notifications.verify(self.notify_token, self.notify_url, url=url, body=body)
+
+    def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        return notifications.parse(body)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _classify(response: requests.Response) -> ProviderError | None:
+    """Zoho specifics before the shared table: spent credits, and the error code of a 4xx."""
+    status = response.status_code
+    common: dict[str, Any] = {
+        "provider": PROVIDER,
+        "method": response.request.method or "",
+        "path": _path(response),
+        "status": status,
+    }
+    if status == 429 and response.headers.get("X-API-CREDITS-REMAINING", "").strip() == "0":
+        return QuotaExhausted(f"zoho {common['method']} {common['path']} -> 429: API credits spent", **common)
+    if status < 400 or status in (401, 403, 429) or status >= 500 or status == 408:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = str(body.get("code") or "") if isinstance(body, dict) else ""
+    items = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), list) else None
+    if items is not None and not code:
+        code = "RECORDS_REJECTED"
+    return ZohoCallRejected(
+        f"zoho {common['method']} {common['path']} -> {status} {code[:40]}", code=code, items=items, **common
+    )
+
+
+def _path(response: requests.Response) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(response.request.url or "").path
+
+
+def _body(response: requests.Response) -> tuple[list[Any], dict[str, Any]]:
+    if response.status_code in (204, 304) or not response.content:
+        return [], {}
+    body = response.json()
+    if not isinstance(body, dict):
+        return [], {}
+    data = body.get("data")
+    info = body.get("info")
+    return (data if isinstance(data, list) else []), (info if isinstance(info, dict) else {})
+
+
+def _page_records(response: requests.Response) -> tuple[list[ProviderRecord], dict[str, Any]]:
+    items, info = _body(response)
+    return [_record(item) for item in items if isinstance(item, dict) and item.get("id")], info
+
+
+def _record(item: Mapping[str, Any]) -> ProviderRecord:
+    modified = item.get("Modified_Time")
+    return ProviderRecord(
+        remote_id=str(item["id"]),
+        data=dict(item),
+        updated_at=parse_zoho_time(modified) if isinstance(modified, str) and modified else None,
+    )
+
+
+def _deleted_record(item: Mapping[str, Any]) -> ProviderRecord:
+    when = item.get("deleted_time")
+    return ProviderRecord(
+        remote_id=str(item["id"]),
+        data=dict(item),
+        deleted=True,
+        updated_at=parse_zoho_time(when) if isinstance(when, str) and when else None,
+    )
+
+
+def _already_taken(cursor: Cursor, record: ProviderRecord) -> bool:
+    return record.updated_at == cursor.updated_after and record.remote_id in cursor.boundary_ids
+
+
+def _advance(
+    cursor: Cursor,
+    records: Sequence[ProviderRecord],
+    *,
+    phase: Any,
+    page_token: str | None,
+    started: dt.datetime | None,
+) -> Cursor:
+    """The watermark after a page sorted by Modified_Time ascending; never goes backwards."""
+    times = [r.updated_at for r in records if r.updated_at is not None]
+    after, boundary = cursor.updated_after, set(cursor.boundary_ids)
+    last = _watermark(times)
+    if last is not None and (after is None or last > after):
+        after, boundary = last, set()
+    if last is not None and last == after:
+        boundary |= {r.remote_id for r in records if r.updated_at == last}
+    extra = dict(cursor.extra)
+    if started is not None:
+        extra["started"] = format_zoho_time(started)
+    return Cursor(
+        phase=phase, page_token=page_token, updated_after=after, boundary_ids=frozenset(boundary), extra=extra
+    )
+
+
+def _watermark(times: Sequence[dt.datetime]) -> dt.datetime | None:
+    """The page's highest time, skipping records edited while we paged (they sit out of order).
+
+    A page token may list records in the order of an earlier moment; a record edited since shows a
+    newer time than the records after it, and taking that time would skip them on a resume.
+    """
+    mark = None
+    for index, value in enumerate(times):
+        following = times[index + 1] if index + 1 < len(times) else None
+        if (following is None or value <= following) and (mark is None or value >= mark):
+            mark = value
+    return mark
+
+
+def _started(cursor: Cursor) -> dt.datetime:
+    raw = cursor.extra.get("started")
+    return parse_zoho_time(raw) if raw else dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for key, value in request.fields.items():
+        if key in ("Tag", "id"):
+            continue  # tags go through the tag actions; the id is ours to set
+        if key == "Email_Opt_Out" and value is not True:
+            continue  # never clear an opt-out from a sync (providers/zoho.md pitfall 7)
+        if key == "Account_Name" and isinstance(value, Mapping) and not value.get("name"):
+            continue  # blank is not a value: leave the account lookup alone
+        item[key] = value
+    item["Email"] = request.email
+    remote_id = request.remote_id or found_id
+    if remote_id:
+        item["id"] = remote_id
+    return item
+
+
+def _padded(answers: list[Any], n: int) -> list[Any]:
+    return (answers + [None] * n)[:n]
+
+
+def _write_result(request: WriteRequest, answer: Any) -> WriteResult:
+    if not isinstance(answer, dict):
+        return WriteResult(ref=request.ref, ok=False, error="NO_RESULT", retryable=True)
+    if answer.get("status") == "success":
+        details = answer.get("details") or {}
+        return WriteResult(ref=request.ref, ok=True, remote_id=str(details.get("id") or request.remote_id or ""))
+    code = str(answer.get("code") or "ERROR")
+    api_name = (answer.get("details") or {}).get("api_name")
+    error = f"{code} {api_name}" if api_name else code
+    return WriteResult(
+        ref=request.ref, ok=False, remote_id=request.remote_id, error=error[:80], retryable=code in RETRYABLE_CODES
+    )
+
+
+def _tag_names(tags: Any) -> frozenset[str]:
+    if not isinstance(tags, list | tuple | set | frozenset):
+        return frozenset()
+    return frozenset(
+        str(t["name"]) if isinstance(t, Mapping) else str(t)
+        for t in tags
+        if (t.get("name") if isinstance(t, Mapping) else t)
+    )
+
+
+def create_adapter(name: str, options: Mapping[str, Any]) -> ZohoAdapter:
+    """``[providers.<name>]`` with ``type = "zoho"``: see the module docstring of adapters.zoho."""
+
+    def secret(key: str) -> Secret:
+        value = options.get(key)
+        if isinstance(value, Secret):
+            return value
+        if isinstance(value, str) and value:
+            return Secret(value)
+        raise ValueError(f"providers.{name}.{key} is required")
+
+    client_id = options.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        client_id = secret("client_id").reveal()
+    notify = options.get("notify_token")
+    extra = options.get("extra_fields") or ()
+    return ZohoAdapter(
+        name=name,
+        client_id=client_id,
+        client_secret=secret("client_secret"),
+        refresh_token=secret("refresh_token"),
+        data_center=str(options.get("data_center") or "com"),
+        base_url=options.get("base_url") or None,
+        accounts_url=options.get("accounts_url") or None,
+        rate_limit=options.get("rate_limit") or None,
+        notify_url=options.get("notify_url") or None,
+        notify_token=notify if isinstance(notify, Secret) else (Secret(notify) if notify else None),
+        extra_fields=tuple(str(f) for f in extra),
+        token_store=options.get("token_store"),
+    )

@@ -1,0 +1,204 @@
+"""Zoho OAuth: the refresh-token grant, one refresh at a time, the access token shared through a TokenStore.
+
+One refresh token may mint at most 10 access tokens per 10 minutes and every replica shares that budget
+(https://zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html), so the token is cached in a
+store that threads and daemon replicas share, refreshed under the store's lock, and reused until it
+nears expiry. A 401 refreshes once, and only if nobody refreshed in the meantime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import requests
+
+from adapters._http import Transport
+from adapters.errors import AuthError, ProviderError, QuotaExhausted
+from adapters.secret import Secret
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN_S: Final = 300.0  # refresh five minutes before expiry: a call in flight must not expire
+
+# providers/zoho.md "Data centres": API domain and token URL per data centre (SDK dc/ classes).
+DATA_CENTERS: Final = {
+    "com": ("https://www.zohoapis.com", "https://accounts.zoho.com/oauth/v2/token"),
+    "eu": ("https://www.zohoapis.eu", "https://accounts.zoho.eu/oauth/v2/token"),
+    "in": ("https://www.zohoapis.in", "https://accounts.zoho.in/oauth/v2/token"),
+    "com.au": ("https://www.zohoapis.com.au", "https://accounts.zoho.com.au/oauth/v2/token"),
+    "jp": ("https://www.zohoapis.jp", "https://accounts.zoho.jp/oauth/v2/token"),
+    "ca": ("https://www.zohoapis.ca", "https://accounts.zohocloud.ca/oauth/v2/token"),
+    "com.cn": ("https://www.zohoapis.com.cn", "https://accounts.zoho.com.cn/oauth/v2/token"),
+    "sa": ("https://www.zohoapis.sa", "https://accounts.zoho.sa/oauth/v2/token"),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedToken:
+    """An access token and when it expires (epoch seconds); the api_domain Zoho named with it."""
+
+    access_token: str
+    expires_at: float
+    api_domain: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CachedToken(access_token='***', expires_at={self.expires_at!r}, api_domain={self.api_domain!r})"
+
+    def fresh(self, now: float, margin_s: float = REFRESH_MARGIN_S) -> bool:
+        return now < self.expires_at - margin_s
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where the access token lives between calls, threads, runs and replicas.
+
+    ``lock()`` is held around a refresh so that one refresh happens at a time across everyone sharing
+    the store (the engine passes a state-backed store with a database lock; the default is in memory).
+    """
+
+    def load(self) -> CachedToken | None: ...
+
+    def save(self, token: CachedToken) -> None: ...
+
+    def lock(self) -> AbstractContextManager[None]: ...
+
+
+class MemoryTokenStore:
+    """The default store: one process, thread-safe."""
+
+    def __init__(self) -> None:
+        self._token: CachedToken | None = None
+        self._data_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+
+    def load(self) -> CachedToken | None:
+        with self._data_lock:
+            return self._token
+
+    def save(self, token: CachedToken) -> None:
+        with self._data_lock:
+            self._token = token
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        with self._refresh_lock:
+            yield
+
+
+def domain_allowed(api_domain: str, *, data_center: str, base_url: str | None) -> bool:
+    """Whether a token answer's api_domain may receive our calls: the configured DC's hosts, or the override."""
+    parts = urlsplit(api_domain)
+    if base_url:
+        wanted = urlsplit(base_url)
+        return (parts.scheme, parts.netloc) == (wanted.scheme, wanted.netloc)
+    default = urlsplit(DATA_CENTERS[data_center][0]).hostname or ""
+    suffix = default.removeprefix("www.")  # "zohoapis.eu": www., sandbox. and developer. hosts of that DC
+    host = parts.hostname or ""
+    return parts.scheme == "https" and (host == suffix or host.endswith("." + suffix))
+
+
+class TokenManager:
+    """Hands out a valid access token; refreshes single-flight through the store's lock."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Transport,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+        margin_s: float = REFRESH_MARGIN_S,
+    ) -> None:
+        self._accounts = accounts
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._clock = clock
+        self._margin_s = margin_s
+        self.refreshes = 0  # refresh grants this manager made (benchmarks: per hour of daemon run)
+
+    def token(self) -> CachedToken:
+        """A token that is not near expiry, from the store when it has one."""
+        cached = self.store.load()
+        if cached is not None and cached.fresh(self._clock(), self._margin_s):
+            return cached
+        return self._refresh_unless(lambda c: c.fresh(self._clock(), self._margin_s))
+
+    def after_401(self, rejected: str) -> CachedToken:
+        """The token ``rejected`` got a 401: refresh once, unless someone already replaced it."""
+        return self._refresh_unless(lambda c: c.access_token != rejected and c.fresh(self._clock(), 0.0))
+
+    def _refresh_unless(self, good: Callable[[CachedToken], bool]) -> CachedToken:
+        with self.store.lock():
+            cached = self.store.load()  # another thread or replica may have refreshed while we waited
+            if cached is not None and good(cached):
+                return cached
+            token = self._grant()
+            self.store.save(token)
+            return token
+
+    def _grant(self) -> CachedToken:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self._refresh_token.reveal(),
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+        }
+        started = self._clock()
+        response = self._accounts.request(
+            "POST", self._accounts.base_url, data=form
+        )  # the SDK sends a form body too (measured)
+        self.refreshes += 1
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "zoho POST oauth/v2/token -> not JSON",
+                provider="zoho",
+                method="POST",
+                path="/oauth/v2/token",
+                status=response.status_code,
+            )
+        access = body.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise _grant_error(str(body.get("error") or "no access_token"), response.status_code)
+        self._accounts.add_secret(access)
+        log.info("zoho: access token refreshed (expires in %s s)", body.get("expires_in"))
+        domain = body.get("api_domain")
+        return CachedToken(
+            access_token=access,
+            expires_at=started + float(body.get("expires_in") or 3600),
+            api_domain=domain if isinstance(domain, str) else None,
+        )
+
+
+def _grant_error(code: str, status: int) -> ProviderError:
+    common: dict[str, Any] = {"provider": "zoho", "method": "POST", "path": "/oauth/v2/token", "status": status}
+    if code == "Access Denied":  # the 10-per-10-minutes refresh budget is spent (OAUTH)
+        return QuotaExhausted("zoho POST oauth/v2/token -> refresh budget spent (Access Denied)", **common)
+    return AuthError(f"zoho POST oauth/v2/token -> refused ({code[:40]})", **common)
+
+
+def classify_accounts(response: requests.Response) -> ProviderError | None:
+    """Zoho Accounts answers a spent refresh budget with 400 ``{"error": "Access Denied"}``."""
+    if response.status_code != 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return _grant_error(str(code), 400) if code else None

@@ -1,0 +1,118 @@
+"""Zoho notifications: the Contacts watch channel (create, renew) and callback verification and parsing.
+
+Channels expire (1 h by default, at most a week from v4) and a missed renewal silently stops events, so
+the daemon calls ``ensure_watch`` on a schedule; callbacks carry ids only and no signature, so the channel
+token (and a secret query parameter of the notify URL) is compared in constant time, and the records are
+fetched by id: https://help.zoho.com/portal/en-gb/community/topic/kaizen-170-faqs-on-notification-apis
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from adapters.base import WebhookEvent
+from adapters.errors import WebhookRejected
+from adapters.secret import Secret
+from adapters.zoho._wire import format_zoho_time, parse_zoho_time
+
+if TYPE_CHECKING:
+    from adapters.zoho.adapter import ZohoAdapter
+
+WATCH: Final = "/crm/v8/actions/watch"
+CHANNEL_LIFETIME: Final = dt.timedelta(days=7) - dt.timedelta(minutes=5)  # the v4+ maximum, with room
+RENEW_BEFORE: Final = dt.timedelta(days=1)  # renew once less than a day is left
+KINDS: Final = {"insert": "created", "create": "created", "update": "updated", "edit": "updated", "delete": "deleted"}
+
+
+def channel_id_for(notify_url: str) -> str:
+    """A stable numeric channel id per notify URL, so every replica renews the same channel."""
+    digest = hashlib.sha256(notify_url.encode()).digest()
+    return str(10**12 + int.from_bytes(digest[:6], "big") % 10**12)
+
+
+def ensure_watch(
+    adapter: ZohoAdapter, notify_url: str, token: Secret, *, now: dt.datetime | None = None
+) -> dt.datetime:
+    now = now or dt.datetime.now(dt.UTC)
+    channel_id = channel_id_for(notify_url)
+    response = adapter.call("GET", WATCH)
+    listed = response.json().get("watch", []) if response.status_code == 200 and response.content else []
+    for channel in listed:
+        if isinstance(channel, dict) and str(channel.get("channel_id")) == channel_id:
+            expiry = parse_zoho_time(str(channel.get("channel_expiry")))
+            if expiry - now > RENEW_BEFORE and channel.get("notify_url") == notify_url:
+                return expiry
+    expiry = (now + CHANNEL_LIFETIME).replace(microsecond=0)
+    body = {
+        "watch": [
+            {
+                "channel_id": int(channel_id),
+                "events": ["Contacts.all"],
+                "channel_expiry": format_zoho_time(expiry),
+                "token": token.reveal(),
+                "notify_url": notify_url,
+                "notify_on_related_action": False,
+            }
+        ]
+    }
+    answer = adapter.call("POST", WATCH, json=body).json().get("watch", [{}])[0]
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        code = answer.get("code") if isinstance(answer, dict) else None
+        raise WebhookRejected(
+            f"zoho POST {WATCH} -> channel not enabled ({code})", provider="zoho", method="POST", path=WATCH
+        )
+    return expiry
+
+
+def verify(token: Secret | None, notify_url: str | None, *, url: str, body: bytes) -> None:
+    """The channel token must match, and so must every query parameter crmsync put in the notify URL."""
+    if not token:
+        raise WebhookRejected("zoho webhook: no notify_token configured", provider="zoho")
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        raise WebhookRejected("zoho webhook: body is not JSON", provider="zoho") from None
+    sent = payload.get("token") if isinstance(payload, dict) else None
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.reveal().encode()):
+        raise WebhookRejected("zoho webhook: channel token mismatch", provider="zoho")
+    expected = _query(notify_url or "")
+    got = _query(url)
+    for key, value in expected.items():
+        if not hmac.compare_digest(got.get(key, "").encode(), value.encode()):
+            raise WebhookRejected("zoho webhook: notify URL parameter mismatch", provider="zoho")
+
+
+def parse(body: bytes) -> list[WebhookEvent]:
+    """One event per id; the ids are hints, the adapter fetches the records."""
+    payload: Any = json.loads(body or b"null")
+    if not isinstance(payload, Mapping):
+        return []
+    kind = KINDS.get(str(payload.get("operation")), "updated")
+    when = payload.get("server_time")
+    occurred = dt.datetime.fromtimestamp(when / 1000, dt.UTC) if isinstance(when, int | float) else None
+    base = f"{payload.get('channel_id')}:{when}:{payload.get('operation')}"
+    summary = {
+        "module": payload.get("module"),
+        "operation": payload.get("operation"),
+        "channel_id": payload.get("channel_id"),
+    }
+    return [
+        WebhookEvent(
+            event_id=hashlib.sha256(f"{base}:{rid}".encode()).hexdigest()[:32],
+            kind=kind,
+            remote_id=str(rid),
+            occurred_at=occurred,
+            payload=summary,
+        )
+        for rid in payload.get("ids") or ()
+    ]
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
