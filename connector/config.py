@@ -177,7 +177,7 @@ def load_config_from_mapping(
 
 # --- durations and small shapes -----------------------------------------------------------------------------
 
-_DURATION: Final = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+_DURATION: Final = re.compile(r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?\Z")
 _PROVIDER_NAME: Final = re.compile(r"[a-z0-9_-]+\Z")
 _ENV_REF: Final = re.compile(r"\$(\$?)\{([^}]*)\}")
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -249,15 +249,6 @@ class _Ctx:
         if "${" in _ENV_REF.sub("", text):
             raise ConfigError("unclosed ${ in value", key=key)
         return _ENV_REF.sub(substitute, text)
-
-    def expand_tree(self, value: Any, key: str) -> Any:
-        if isinstance(value, str):
-            return self.expand(value, key)
-        if isinstance(value, list):
-            return [self.expand_tree(item, f"{key}[{index}]") for index, item in enumerate(value)]
-        if isinstance(value, Mapping):
-            return {name: self.expand_tree(item, _join(key, name)) for name, item in value.items()}
-        return value
 
 
 Convert = Callable[[_Ctx, object, str], Any]  # (context, raw value, key) -> value, or None for "not set"
@@ -390,9 +381,9 @@ def _mailchimp_key(ctx: _Ctx, value: object, key: str) -> Secret | None:
     return secret
 
 
-ZOHO_TOKEN_MAX: Final = (
-    50  # channel token <= 50 chars: https://zoho.com/crm/developer/docs/api/v7/notifications/enable.html
-)
+# The channel token is echoed in every notification, at most 50 characters:
+# https://zoho.com/crm/developer/docs/api/v7/notifications/enable.html
+ZOHO_TOKEN_MAX: Final = 50
 
 
 def _zoho_token(ctx: _Ctx, value: object, key: str) -> Secret | None:

@@ -745,7 +745,25 @@ def test_parse_duration(text: str, expected: dt.timedelta) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "5", "m", "5 m", "5min", "1.5h", "30m1h", "1h1h", "-5m", "5M", " 5m", "500ms", "9" * 30 + "d"]
+    "text",
+    [
+        "",
+        "5",
+        "m",
+        "5 m",
+        "5min",
+        "1.5h",
+        "30m1h",
+        "1h1h",
+        "-5m",
+        "5M",
+        " 5m",
+        "500ms",
+        "9" * 5000 + "s",
+        "\uff15m",
+        "999999999d999999999h",
+        "9" * 30 + "d",
+    ],
 )
 def test_parse_duration_rejects_and_names_the_key(text: str) -> None:
     with pytest.raises(ConfigError, match=r"^sync\.interval: ") as info:
@@ -960,3 +978,32 @@ def test_a_valid_provider_loads_and_any_extra_key_is_named(
         assert options[key] == (parse_duration(value) if key == "interval" else value)
     if bad_key not in PROVIDER_OPTIONS[provider_type] and bad_key not in COMMON_OPTIONS:
         assert error_of({"providers": {"p": {**table, bad_key: "x"}}}).startswith(f"providers.p.{bad_key}: unknown key")
+
+
+# --- the options other modules hand us or read from us ------------------------------------------------------
+
+
+def test_every_emulators_sandbox_options_load_as_a_provider_table() -> None:
+    from adapters.hubspot.emulator import HubSpotEmulator
+    from adapters.mailchimp.emulator import MailchimpEmulator
+    from adapters.zoho.emulator import ZohoEmulator
+
+    for emulator_class in (HubSpotEmulator, MailchimpEmulator, ZohoEmulator):
+        with emulator_class() as emulator:
+            options = emulator.sandbox_options()
+            provider = load({"providers": {"p": options}}, environ={}).providers["p"]
+        assert provider.options["base_url"] == options["base_url"]
+        for key, value in options.items():
+            expected = (
+                Secret(value) if PROVIDER_OPTIONS[provider.type].get(key, COMMON_OPTIONS["type"]).secret else value
+            )
+            assert provider.options[key] == expected, key
+
+
+def test_file_providers_build_from_loaded_options(tmp_path: Path) -> None:
+    from adapters.files import create_adapter
+
+    config = load({"providers": {"a": MINIMAL["csv"], "b": {**MINIMAL["jsonl"], "page_size": 7}}}, base=tmp_path)
+    built = {name: create_adapter(name, provider.options) for name, provider in config.providers.items()}
+    assert (built["a"].path, built["b"].path) == (tmp_path / "contacts.csv", tmp_path / "contacts.jsonl")
+    assert built["b"].page_size == 7
