@@ -263,6 +263,11 @@ def _table(value: object, key: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _read(ctx: _Ctx, table: Mapping[str, Any], name: str, prefix: str, convert: Convert) -> Any:
+    """``convert`` applied to ``table[name]``, or None when the key is absent."""
+    return convert(ctx, table[name], _join(prefix, name)) if name in table else None
+
+
 def _reject_unknown(table: Mapping[str, Any], allowed: tuple[str, ...] | Mapping[str, Any], key: str) -> None:
     for name in table:
         if name not in allowed:
@@ -472,7 +477,7 @@ def _provider(ctx: _Ctx, name: str, raw: object) -> ProviderConfig:
     if not _PROVIDER_NAME.match(name):
         raise ConfigError("provider names use only a-z, 0-9, _ and -", key=key)
     table = _table(raw, key)
-    provider_type = _text(ctx, table["type"], _join(key, "type")) if "type" in table else None
+    provider_type = _read(ctx, table, "type", key, _text)
     if provider_type is None:
         raise ConfigError("missing required key", key=_join(key, "type"))
     if provider_type not in PROVIDER_OPTIONS:
@@ -481,7 +486,7 @@ def _provider(ctx: _Ctx, name: str, raw: object) -> ProviderConfig:
     _reject_unknown(table, spec, key)
     options: dict[str, Any] = {"type": provider_type}
     for option_name, option in spec.items():
-        value = option.convert(ctx, table[option_name], _join(key, option_name)) if option_name in table else None
+        value = _read(ctx, table, option_name, key, option.convert)
         if value is None and option.required:
             raise ConfigError("missing required key", key=_join(key, option_name))
         value = option.default if value is None else value
@@ -497,8 +502,8 @@ def _provider(ctx: _Ctx, name: str, raw: object) -> ProviderConfig:
 def _state(ctx: _Ctx, raw: object) -> StateConfig:
     table = _table(raw, "state")
     _reject_unknown(table, ("url", "hash_key"), "state")
-    url = _text(ctx, table["url"], "state.url") if "url" in table else None
-    hash_key = _secret(ctx, table["hash_key"], "state.hash_key") if "hash_key" in table else None
+    url = _read(ctx, table, "url", "state", _text)
+    hash_key = _read(ctx, table, "hash_key", "state", _secret)
     if hash_key is not None and len(hash_key.reveal()) < MIN_HASH_KEY_CHARS:
         raise ConfigError(f"must be at least {MIN_HASH_KEY_CHARS} characters", key="state.hash_key")
     return StateConfig(url=_database_url(url or DEFAULT_STATE_URL, ctx.base_dir), hash_key=hash_key)
@@ -530,24 +535,16 @@ def _sync(ctx: _Ctx, raw: object, providers: Mapping[str, ProviderConfig]) -> Sy
     fields = ("interval", "conflict_policy", "priority", "default_region", "retention")
     _reject_unknown(table, fields, "sync")
     defaults = SyncConfig()
-    get = table.get
-    interval = _duration(ctx, get("interval"), "sync.interval") if "interval" in table else None
-    retention = _duration(ctx, get("retention"), "sync.retention") if "retention" in table else None
-    policy = (
-        _choice(*CONFLICT_POLICIES)(ctx, get("conflict_policy"), "sync.conflict_policy")
-        if ("conflict_policy" in table)
-        else None
-    )
-    priority = _priority(ctx, get("priority", []), providers)
+    policy = _read(ctx, table, "conflict_policy", "sync", _choice(*CONFLICT_POLICIES)) or defaults.conflict_policy
+    priority = _priority(ctx, table.get("priority", []), providers)
     if policy == "priority" and not priority:
         raise ConfigError('required when conflict_policy = "priority"', key="sync.priority")
-    region = _region(ctx, get("default_region")) if "default_region" in table else None
     return SyncConfig(
-        interval=interval or defaults.interval,
-        conflict_policy=cast(ConflictPolicy, policy or defaults.conflict_policy),
+        interval=_read(ctx, table, "interval", "sync", _duration) or defaults.interval,
+        conflict_policy=cast(ConflictPolicy, policy),
         priority=priority,
-        default_region=region,
-        retention=retention or defaults.retention,
+        default_region=_read(ctx, table, "default_region", "sync", _region),
+        retention=_read(ctx, table, "retention", "sync", _duration) or defaults.retention,
     )
 
 
@@ -567,13 +564,11 @@ def _priority(ctx: _Ctx, raw: object, providers: Mapping[str, ProviderConfig]) -
     return tuple(names)
 
 
-def _region(ctx: _Ctx, raw: object) -> str | None:
-    text = _text(ctx, raw, "sync.default_region")
-    if text is None:
-        return None
-    if text.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError('expected a two-letter region code like "US" or "DE"', key="sync.default_region")
-    return text.upper()
+def _region(ctx: _Ctx, value: object, key: str) -> str | None:
+    text = _text(ctx, value, key)
+    if text is not None and text.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError('expected a two-letter region code like "US" or "DE"', key=key)
+    return None if text is None else text.upper()
 
 
 def _mappings(ctx: _Ctx, raw: object, providers: Mapping[str, ProviderConfig]) -> Mapping[str, MappingConfig]:
@@ -616,7 +611,7 @@ def _rule(ctx: _Ctx, raw: object, key: str) -> Mapping[str, Any]:
     table = _table(raw, key)
     _reject_unknown(table, RULE_KEYS, key)
     rule: dict[str, Any] = {}
-    when = _text(ctx, table["when"], f"{key}.when") if "when" in table else None
+    when = _read(ctx, table, "when", key, _text)
     if when is None:
         raise ConfigError("missing required key", key=f"{key}.when")
     rule["when"] = when
@@ -642,8 +637,8 @@ def _nonempty(ctx: _Ctx, value: object, key: str) -> str:
 def _webhooks(ctx: _Ctx, raw: object) -> WebhooksConfig:
     table = _table(raw, "webhooks")
     _reject_unknown(table, ("listen", "public_url"), "webhooks")
-    listen = _text(ctx, table["listen"], "webhooks.listen") if "listen" in table else None
-    public_url = _url(ctx, table["public_url"], "webhooks.public_url") if "public_url" in table else None
+    listen = _read(ctx, table, "listen", "webhooks", _text)
+    public_url = _read(ctx, table, "public_url", "webhooks", _url)
     return WebhooksConfig(listen=_listen(listen or DEFAULT_LISTEN), public_url=public_url)
 
 
