@@ -1,0 +1,119 @@
+"""Unsubscribes through Communication Preferences: ``hs_email_optout`` itself is read-only in HubSpot.
+
+https://developers.hubspot.com/docs/api-reference/2026-03/communication-preferences/guide: v4
+``unsubscribe-all`` opts an address out of all email (batch form on Marketing Hub Enterprise only);
+the v3 API, the fallback where v4 is missing, unsubscribes one subscription type at a time and can
+never resubscribe. crmsync only ever unsubscribes: there is no subscribe call here at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from adapters.errors import AuthError, FatalProviderError, ProviderError
+from adapters.hubspot._client import BadRequest, HubSpotClient, NotFound
+
+V4: Final = "/communication-preferences/v4/statuses"
+CHANNEL: Final = (("channel", "EMAIL"),)
+BATCH_MAX: Final = 100
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def _unavailable(exc: ProviderError) -> bool:
+    """A missing endpoint or product tier (404/405, 403 without Enterprise), not a refused token."""
+    return exc.status in (403, 404, 405) and not (isinstance(exc, AuthError) and exc.status == 401)
+
+
+class Unsubscriber:
+    def __init__(self, client: HubSpotClient, *, subscription_id: str | None = None) -> None:
+        self._client = client
+        self._subscription_id = subscription_id
+        self._batch: bool | None = None  # None: not tried yet on this portal
+        self._v4: bool | None = None
+        self._definitions: list[str] | None = None
+
+    def unsubscribe(self, emails: Sequence[str], *, fresh: Iterable[str] = ()) -> set[str]:
+        """Opt each address out of all email; answers the addresses that failed (retry next cycle)."""
+        if not emails:
+            return set()
+        if self._batch is not False and self._try_batch(emails):
+            return set()
+        known_new = set(fresh)
+        todo = [e for e in emails if e in known_new] + self._not_yet_opted_out(
+            [e for e in emails if e not in known_new]
+        )
+        failed: set[str] = set()
+        for email in todo:
+            try:
+                self._one(email)
+            except AuthError as exc:
+                if exc.status == 401:
+                    raise
+                failed.add(email)
+            except FatalProviderError:
+                failed.add(email)
+        return failed
+
+    def _try_batch(self, emails: Sequence[str]) -> bool:
+        try:
+            for chunk in _chunks(list(emails), BATCH_MAX):
+                self._client.raw("POST", f"{V4}/batch/unsubscribe-all", query=CHANNEL, body={"inputs": list(chunk)})
+        except (AuthError, NotFound, FatalProviderError) as exc:
+            if not _unavailable(exc) or self._batch:
+                raise
+            self._batch = False
+            return False
+        self._batch = True
+        return True
+
+    def _not_yet_opted_out(self, emails: list[str]) -> list[str]:
+        """One batch read spares a call per address already opted out."""
+        if not emails:
+            return []
+        opted: set[str] = set()
+        for chunk in _chunks(emails, BATCH_MAX):
+            body = {
+                "idProperty": "email",
+                "inputs": [{"id": e} for e in chunk],
+                "properties": ["email", "hs_email_optout"],
+            }
+            _, data = self._client.call("POST", "/crm/v3/objects/contacts/batch/read", self._client.batch.read, body)
+            for row in (data or {}).get("results") or []:
+                props = row.get("properties") or {}
+                if str(props.get("hs_email_optout") or "").lower() == "true":
+                    opted.add(str(props.get("email") or "").lower())
+        return [e for e in emails if e not in opted]
+
+    def _one(self, email: str) -> None:
+        if self._v4 is not False:
+            try:
+                self._client.raw("POST", f"{V4}/{{email}}/unsubscribe-all", path_params={"email": email}, query=CHANNEL)
+                self._v4 = True
+                return
+            except (AuthError, FatalProviderError) as exc:
+                if self._v4 or not _unavailable(exc):
+                    raise
+                self._v4 = False
+        for subscription in self._subscriptions():
+            body = {"emailAddress": email, "subscriptionId": subscription}
+            try:
+                self._client.call(
+                    "POST", "/communication-preferences/v3/unsubscribe", self._client.status_api.unsubscribe, body
+                )
+            except BadRequest:
+                continue  # v3 answers 400 when the address is already unsubscribed from that type
+
+    def _subscriptions(self) -> list[str]:
+        if self._subscription_id:
+            return [self._subscription_id]
+        if self._definitions is None:
+            _, data = self._client.call(
+                "GET", "/communication-preferences/v3/definitions", self._client.definition_api.get_page
+            )
+            rows = (data or {}).get("subscriptionDefinitions") or []
+            self._definitions = [str(r["id"]) for r in rows if r.get("isActive", True) and not r.get("isInternal")]
+        return self._definitions

@@ -1,0 +1,183 @@
+"""Reading contacts: a backfill through the list endpoint, then incremental windows through search.
+
+Search (https://developers.hubspot.com/docs/api-reference/search/guide) stops at 10,000 results per
+query and answers 400 past them, and offsets shift when records change mid-scan. So every query starts
+at the newest ``lastmodifieddate`` already seen (GTE, dropping ids already taken at exactly that time)
+with offset 0: no query comes near the cap and nothing is truncated. When a whole page shares one
+timestamp, that instant is drained by ``hs_object_id`` (EQ time, GT id) before the scan goes on with GT:
+no endless loop when thousands of records share a timestamp.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
+
+from adapters.base import Cursor, Page, ProviderRecord
+from adapters.hubspot._client import HubSpotClient
+
+LIST_PAGE: Final = 100  # list endpoint maximum [GUIDE]
+SEARCH_PAGE: Final = 200  # search maximum [SEARCH]
+SEARCH_RESULT_CAP: Final = 10_000  # https://developers.hubspot.com/docs/api-reference/search/guide
+MODIFIED: Final = "lastmodifieddate"  # contacts carry this one, not hs_lastmodifieddate [SEARCH]
+BASE_PROPERTIES: Final = (
+    "email", "firstname", "lastname", "phone", "company", "jobtitle", "country", "state", "city", "industry",
+    "lifecyclestage", "crmsync_tags", "hs_email_optout", "hs_merged_object_ids", "hs_additional_emails",
+    MODIFIED, "createdate", "hs_object_id",
+)  # fmt: skip
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+STARTED: Final = "backfill_started"  # Cursor.extra key
+
+
+def to_ms(when: dt.datetime) -> int:
+    return (when - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(milliseconds=ms)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """HubSpot's time text (``2024-05-01T10:00:01.120Z``) or epoch milliseconds, as aware UTC."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return from_ms(int(text))
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def to_record(raw: dict[str, Any]) -> ProviderRecord:
+    props = raw.get("properties") or {}
+    rid = str(raw.get("id") or props.get("hs_object_id"))
+    merged = tuple(m for m in str(props.get("hs_merged_object_ids") or "").split(";") if m.strip() and m != rid)
+    return ProviderRecord(
+        remote_id=rid,
+        data=raw,
+        updated_at=parse_time(props.get(MODIFIED)) or parse_time(raw.get("updatedAt")),
+        deleted=bool(raw.get("archived")),
+        merged_ids=merged,
+    )
+
+
+class _Scan:
+    """Where the scan stands (newest time seen, ids taken there) and the cursor mark that never goes back."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.mark = cursor.updated_after
+        self.mark_ids = set(cursor.boundary_ids)
+        self.pos: dt.datetime | None = None
+        self.pos_ids: set[str] = set()
+        self._boundary = (cursor.updated_after, frozenset(cursor.boundary_ids))
+
+    def take(self, record: ProviderRecord) -> bool:
+        """Whether to emit the record (not already taken); moves the position and the mark."""
+        ts, rid = record.updated_at, record.remote_id
+        if ts is None:
+            return True
+        taken = (ts == self._boundary[0] and rid in self._boundary[1]) or (ts == self.pos and rid in self.pos_ids)
+        if self.pos is None or ts > self.pos:  # the position moves past dropped records too: no loop
+            self.pos, self.pos_ids = ts, {rid}
+        elif ts == self.pos:
+            self.pos_ids.add(rid)
+        if taken:
+            return False
+        if self.mark is None or ts > self.mark:
+            self.mark, self.mark_ids = ts, {rid}
+        elif ts == self.mark:
+            self.mark_ids.add(rid)
+        return True
+
+    def cursor(self) -> Cursor:
+        return Cursor(phase="incremental", updated_after=self.mark, boundary_ids=frozenset(self.mark_ids))
+
+
+class Reader:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        *,
+        properties: Sequence[str],
+        lookback: dt.timedelta,
+        page_size: int = LIST_PAGE,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._client = client
+        self._properties = list(dict.fromkeys([*BASE_PROPERTIES, *properties]))
+        self._lookback = lookback
+        self._page_size = min(max(page_size, 1), LIST_PAGE)
+        self._clock = clock
+
+    def read(self, cursor: Cursor) -> Iterator[Page]:
+        if cursor.phase == "backfill":
+            yield from self._backfill(cursor)
+        else:
+            yield from self._incremental(cursor)
+
+    # -- backfill ----------------------------------------------------------------------------
+    def _backfill(self, cursor: Cursor) -> Iterator[Page]:
+        started = cursor.extra.get(STARTED) or self._clock().isoformat()
+        after = cursor.page_token
+        while True:
+            kwargs: dict[str, Any] = {"limit": self._page_size, "properties": self._properties, "archived": False}
+            if after:
+                kwargs["after"] = after
+            _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)
+            records = [to_record(r) for r in (body or {}).get("results") or []]
+            after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
+            if after:
+                nxt = Cursor(phase="backfill", page_token=str(after), extra={STARTED: started})
+            else:  # incremental from the backfill's start minus the lookback: nothing changed meanwhile is lost
+                since = dt.datetime.fromisoformat(started) - self._lookback
+                nxt = Cursor(phase="incremental", updated_after=since)
+            yield Page(records=records, next_cursor=nxt)
+            if not after:
+                return
+
+    # -- incremental -------------------------------------------------------------------------
+    def _incremental(self, cursor: Cursor) -> Iterator[Page]:
+        scan = _Scan(cursor)
+        start = to_ms(cursor.updated_after - self._lookback) if cursor.updated_after else 0
+        operator = "GTE"
+        while True:
+            results = self._search([{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED)
+            records = [to_record(r) for r in results]
+            yield Page(records=[r for r in records if scan.take(r)], next_cursor=scan.cursor())
+            if len(results) < SEARCH_PAGE:
+                return
+            times = {r.updated_at for r in records}
+            if len(times) == 1 and scan.pos is not None and to_ms(scan.pos) == start:
+                yield from self._drain(start, scan)  # a full page at one instant: go through it by id
+                operator = "GT"
+            else:
+                operator = "GTE"
+            start = to_ms(scan.pos) if scan.pos is not None else start
+
+    def _drain(self, at_ms: int, scan: _Scan) -> Iterator[Page]:
+        last_id = 0
+        while True:
+            filters = [
+                {"propertyName": MODIFIED, "operator": "EQ", "value": str(at_ms)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
+            ]
+            results = self._search(filters, "hs_object_id")
+            records = [to_record(r) for r in results]
+            yield Page(records=[r for r in records if scan.take(r)], next_cursor=scan.cursor())
+            if len(results) < SEARCH_PAGE:
+                return
+            last_id = max(int(r.remote_id) for r in records)
+
+    def _search(self, filters: list[dict[str, str]], sort: str) -> list[dict[str, Any]]:
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": self._properties,
+            "limit": SEARCH_PAGE,
+            "after": "0",
+        }
+        _, data = self._client.call(
+            "POST", "/crm/v3/objects/contacts/search", self._client.search_api.do_search, body, search=True
+        )
+        return list((data or {}).get("results") or [])

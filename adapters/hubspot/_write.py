@@ -1,0 +1,248 @@
+"""Writing contacts: batch upsert by email and batch update by id, 100 a call, 207 and 409 handled.
+
+providers/hubspot.md "Batch upsert and partial failures": a 207 is a success with ``errors``; results
+are matched to inputs by email (upsert) or id (update), never by position, and an input with neither a
+result nor an error is a failure. A 409 ``Contact already exists. Existing ID: <id>`` (or a 400 of one
+bad record) fails the whole batch, so the batch is split in halves until the record is alone; a lone
+409 writes to the existing contact and links to it. A merged-away id is followed to its survivor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from adapters.base import WriteRequest, WriteResult
+from adapters.errors import FatalProviderError
+from adapters.hubspot._client import BadRequest, DuplicateContact, HubSpotClient, NotFound
+from adapters.hubspot._consent import Unsubscriber
+
+BATCH_MAX: Final = 100  # batch/upsert, batch/update, batch/read inputs [GUIDE]
+OPTOUT: Final = "hs_email_optout"
+# Computed or read-only in HubSpot: never sent (a write naming one fails the whole batch) [SPEC].
+READ_ONLY: Final = frozenset(
+    {OPTOUT, "hs_object_id", "createdate", "lastmodifieddate", "hs_merged_object_ids", "hs_additional_emails"}
+)
+# Refusals that concern every record (the portal lacks a property): the call fails as a whole.
+CONFIG_CODES: Final = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
+FINAL_CATEGORIES: Final = frozenset({"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "INVALID_EMAIL", "CONFLICT"})
+
+
+def _text(value: Any) -> str:
+    """HubSpot property values are strings; ``""`` clears one."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, frozenset | set | list | tuple):
+        return ";".join(sorted(str(v) for v in value))
+    return str(value)
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    request: WriteRequest
+    properties: dict[str, str]
+    unsubscribe: bool
+    target: str | None  # the record id to update, None to upsert by email
+
+    @property
+    def email(self) -> str:
+        return self.request.email.strip().lower()
+
+
+def _item(index: int, request: WriteRequest) -> _Item:
+    raw = request.fields.get("properties") if isinstance(request.fields.get("properties"), Mapping) else {}
+    props = {k: _text(v) for k, v in dict(raw or {}).items() if k not in READ_ONLY and not k.startswith(OPTOUT)}
+    props["email"] = request.email.strip().lower()
+    unsubscribe = _text(dict(raw or {}).get(OPTOUT)).lower() == "true"
+    return _Item(index, request, props, unsubscribe, request.remote_id)
+
+
+def _error_code(error: Mapping[str, Any]) -> str:
+    inner = [str(e.get("code")) for e in error.get("errors") or () if isinstance(e, Mapping) and e.get("code")]
+    category = str(error.get("category") or "ERROR")
+    return f"{category}:{inner[0]}" if inner else category
+
+
+def _failed(item: _Item, code: str, *, retryable: bool) -> WriteResult:
+    return WriteResult(ref=item.request.ref, ok=False, remote_id=item.target, error=code, retryable=retryable)
+
+
+class Writer:
+    def __init__(self, client: HubSpotClient, unsubscriber: Unsubscriber) -> None:
+        self._client = client
+        self._unsubscriber = unsubscriber
+
+    def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        items = [_item(i, r) for i, r in enumerate(requests)]
+        done: dict[int, WriteResult] = {}
+        created: set[int] = set()
+        seen: set[str] = set()
+        for item in items:  # HubSpot refuses a batch naming one address twice
+            if item.email in seen:
+                done[item.index] = _failed(item, "DUPLICATE_IN_BATCH", retryable=True)
+            seen.add(item.email)
+        todo = [i for i in items if i.index not in done]
+        self._split([i for i in todo if i.target], self._update, done, created)
+        self._split([i for i in todo if not i.target], self._upsert, done, created)
+        self._unsubscribe([i for i in items if i.unsubscribe and done[i.index].ok], done, created)
+        return [done[i.index] for i in items]
+
+    # -- batches and their halves --------------------------------------------------------------
+    def _split(
+        self,
+        items: list[_Item],
+        send: Callable[[list[_Item], dict[int, WriteResult], set[int]], None],
+        done: dict[int, WriteResult],
+        created: set[int],
+    ) -> None:
+        for start in range(0, len(items), BATCH_MAX):
+            self._bisect(items[start : start + BATCH_MAX], send, done, created)
+
+    def _bisect(
+        self,
+        items: list[_Item],
+        send: Callable[[list[_Item], dict[int, WriteResult], set[int]], None],
+        done: dict[int, WriteResult],
+        created: set[int],
+    ) -> None:
+        if not items:
+            return
+        try:
+            send(items, done, created)
+            return
+        except DuplicateContact as exc:
+            if len(items) == 1:
+                self._adopt(items[0], exc, done)
+                return
+        except BadRequest as exc:
+            if CONFIG_CODES & set(exc.codes):
+                raise
+            if len(items) == 1:
+                code = f"VALIDATION_ERROR:{exc.codes[0]}" if exc.codes else "VALIDATION_ERROR"
+                done[items[0].index] = _failed(items[0], code, retryable=False)
+                return
+        half = len(items) // 2  # one record spoilt the whole call: find it with halves
+        self._bisect(items[:half], send, done, created)
+        self._bisect(items[half:], send, done, created)
+
+    def _adopt(self, item: _Item, exc: DuplicateContact, done: dict[int, WriteResult]) -> None:
+        """409 on one record: the address is another contact's; write there and link to it."""
+        if exc.existing_id is None or exc.existing_id == item.target:
+            done[item.index] = _failed(item, "CONFLICT", retryable=False)
+            return
+        moved = _Item(item.index, item.request, item.properties, item.unsubscribe, exc.existing_id)
+        try:
+            self._update([moved], done, set())
+        except (DuplicateContact, BadRequest, NotFound):
+            done[item.index] = _failed(item, "CONFLICT", retryable=False)
+
+    # -- the two batch calls -------------------------------------------------------------------
+    def _upsert(self, items: list[_Item], done: dict[int, WriteResult], created: set[int]) -> None:
+        inputs = [
+            {"idProperty": "email", "id": i.email, "properties": i.properties, "objectWriteTraceId": str(i.index)}
+            for i in items
+        ]
+        _, body = self._client.call(
+            "POST", "/crm/v3/objects/contacts/batch/upsert", self._client.batch.upsert, {"inputs": inputs}
+        )
+        by_email = {}
+        for result in (body or {}).get("results") or []:
+            email = str((result.get("properties") or {}).get("email") or "").lower()
+            by_email[email] = result
+        if len(by_email) != len((body or {}).get("results") or []) or "" in by_email:
+            by_email = self._positional(items, body, by_email)
+        failures = self._failures(body, items)
+        for item in items:
+            result = by_email.get(item.email)
+            if item.index in failures:
+                done[item.index] = failures[item.index]
+            elif result is None:
+                done[item.index] = _failed(item, "MISSING_RESULT", retryable=True)
+            else:
+                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
+                if result.get("new"):
+                    created.add(item.index)
+
+    @staticmethod
+    def _positional(items: list[_Item], body: Any, by_email: dict[str, Any]) -> dict[str, Any]:
+        """Results without their email: only a complete, error-free answer can be matched by position."""
+        results = (body or {}).get("results") or []
+        if len(results) == len(items) and not (body or {}).get("errors"):
+            return {i.email: r for i, r in zip(items, results, strict=True)}
+        return {k: v for k, v in by_email.items() if k}
+
+    def _update(self, items: list[_Item], done: dict[int, WriteResult], created: set[int]) -> None:
+        inputs = [{"id": i.target, "properties": i.properties} for i in items]
+        _, body = self._client.call(
+            "POST", "/crm/v3/objects/contacts/batch/update", self._client.batch.update, {"inputs": inputs}
+        )
+        by_id = {str(r.get("id")): r for r in (body or {}).get("results") or []}
+        failures = self._failures(body, items)
+        lost: list[_Item] = []
+        for item in items:
+            if item.target in by_id:
+                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=item.target)
+            elif item.index in failures and failures[item.index].error != "OBJECT_NOT_FOUND":
+                done[item.index] = failures[item.index]
+            else:  # not found, or left out (a merged-away id): find the survivor
+                lost.append(item)
+        for item in lost:
+            self._follow(item, done)
+
+    def _follow(self, item: _Item, done: dict[int, WriteResult]) -> None:
+        assert item.target is not None
+        try:
+            _, body = self._client.call(
+                "GET",
+                "/crm/v3/objects/contacts/{contactId}",
+                self._client.basic.get_by_id,
+                item.target,
+                properties=["email"],
+            )
+        except NotFound:
+            done[item.index] = _failed(item, "OBJECT_NOT_FOUND", retryable=False)
+            return
+        survivor = str((body or {}).get("id") or "")
+        if not survivor or survivor == item.target:
+            done[item.index] = _failed(item, "MISSING_RESULT", retryable=True)
+            return
+        moved = _Item(item.index, item.request, item.properties, item.unsubscribe, survivor)
+        self._bisect([moved], self._update, done, set())
+
+    @staticmethod
+    def _failures(body: Any, items: list[_Item]) -> dict[int, WriteResult]:
+        """207 errors, tied to inputs by objectWriteTraceId, else by the ids (emails or record ids) they name."""
+        by_trace = {str(i.index): i for i in items}
+        by_key = {**{i.email: i for i in items}, **{str(i.target): i for i in items if i.target}}
+        out: dict[int, WriteResult] = {}
+        for error in (body or {}).get("errors") or []:
+            context = error.get("context") or {}
+            code = _error_code(error)
+            retryable = str(error.get("category") or "") not in FINAL_CATEGORIES
+            named = [by_trace.get(str(t)) for t in context.get("objectWriteTraceId") or ()]
+            if not any(named):
+                named = [by_key.get(str(k).lower()) or by_key.get(str(k)) for k in context.get("ids") or ()]
+            for item in filter(None, named):
+                out[item.index] = _failed(item, code, retryable=retryable)
+        return out
+
+    # -- consent ---------------------------------------------------------------------------------
+    def _unsubscribe(self, items: Iterable[_Item], done: dict[int, WriteResult], created: set[int]) -> None:
+        wanted = list(items)
+        if not wanted:
+            return
+        fresh = {i.email for i in wanted if i.index in created}
+        try:
+            failed = self._unsubscriber.unsubscribe([i.email for i in wanted], fresh=fresh)
+        except FatalProviderError:
+            failed = {i.email for i in wanted}
+        for item in wanted:
+            if item.email in failed:
+                result = done[item.index]
+                done[item.index] = WriteResult(
+                    ref=result.ref, ok=False, remote_id=result.remote_id, error="UNSUBSCRIBE_FAILED", retryable=True
+                )
