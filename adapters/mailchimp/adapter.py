@@ -1,0 +1,388 @@
+"""The Mailchimp adapter: one audience's members over the shared transport (providers/mailchimp.md).
+
+Reads page ``GET /lists/{id}/members`` by ``last_changed`` (``_scan.py``); writes go through batch
+subscribe and ``/batches`` (``_writes.py``); ``forget`` is a permanent delete, ordinary removals archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from adapters._http import TIMEOUT, Transport
+from adapters.base import Cursor, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
+from adapters.errors import FatalProviderError, RetryableError
+from adapters.mailchimp import _writes as w
+from adapters.mailchimp._scan import Scan, format_time, parse_time
+from adapters.mailchimp._wire import PROVIDER, MemberRefused, api_root, classify, subscriber_hash
+from adapters.mailchimp.webhooks import WebhookVerifier, parse_delivery
+from adapters.ratelimit import RateLimiter
+from adapters.secret import Secret
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE: Final = 1000  # GET members: count max 1000 [SPEC]
+MAX_CONNECTIONS: Final = 10  # simultaneous connections per user [RL]
+NEW_MEMBER_STATUSES: Final = frozenset({"pending", "subscribed"})
+MEMBER_FIELDS: Final = (
+    ",".join(
+        f"members.{name}"
+        for name in (
+            "id",
+            "email_address",
+            "unique_email_id",
+            "contact_id",
+            "status",
+            "merge_fields",
+            "interests",
+            "tags",
+            "last_changed",
+            "timestamp_opt",
+            "list_id",
+            "vip",
+            "language",
+        )
+    )
+    + ",total_items"
+)
+BATCH_POLL_FIRST_S: Final = 1.0  # /batches: poll from a few seconds, back off to 60 s [BULK]
+BATCH_POLL_MAX_S: Final = 60.0
+BATCH_DEADLINE_S: Final = 1800.0
+
+
+class MailchimpAdapter:
+    """One Mailchimp audience. Satisfies ProviderAdapter, SupportsErase, SupportsFetchByIds, SupportsWebhooks."""
+
+    lookback: ClassVar[dt.timedelta] = dt.timedelta(minutes=2)
+    max_batch: ClassVar[int] = w.BATCH_MEMBERS
+
+    def __init__(
+        self,
+        *,
+        api_key: Secret,
+        list_id: str,
+        name: str = "mailchimp",
+        base_url: str | None = None,
+        webhook_secret: Secret | None = None,
+        new_member_status: str = "pending",
+        page_size: int = PAGE_SIZE,
+        rate_limit: str | None = None,
+        merge_fields: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = 5,
+        max_wait_s: float = 300.0,
+        batch_poll_s: float = BATCH_POLL_FIRST_S,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        if new_member_status not in NEW_MEMBER_STATUSES:
+            raise ValueError("new_member_status must be 'pending' or 'subscribed'")
+        self.name = name
+        self.list_id = list_id
+        self.new_member_status = new_member_status
+        self.page_size = max(1, min(int(page_size), PAGE_SIZE))
+        self.merge_fields = dict(merge_fields or {})
+        self._key = api_key.reveal()
+        self._sleep = sleep
+        self._clock = clock
+        self._poll_s = batch_poll_s
+        self._verifier = WebhookVerifier(webhook_secret.reveal() if webhook_secret else None, clock=clock)
+        self.transport = Transport(
+            provider=PROVIDER,
+            base_url=api_root(self._key, base_url),
+            auth=HTTPBasicAuth("crmsync", self._key),  # any user name, the key as password [FUND]
+            limiter=RateLimiter.parse(rate_limit) if rate_limit else None,
+            max_connections=MAX_CONNECTIONS,
+            secrets=(self._key,),
+            classify=classify,
+            attempts=attempts,
+            max_wait_s=max_wait_s,
+            sleep=sleep,
+        )
+        self._results = requests.Session()  # /batches results live on a storage host: never send the key there
+
+    def __repr__(self) -> str:
+        return f"MailchimpAdapter({self.name!r}, list {self.list_id!r})"
+
+    # -- connection ---------------------------------------------------------------------------
+    def check(self) -> None:
+        self.transport.request("GET", "/ping")
+        try:
+            self.transport.request("GET", f"/lists/{self.list_id}", params={"fields": "id,name,double_optin"})
+        except MemberRefused as exc:  # pragma: no cover - list paths are not member paths
+            raise FatalProviderError(str(exc)) from None
+        except FatalProviderError as exc:
+            if exc.status == 404:
+                raise FatalProviderError(
+                    f"{PROVIDER}: audience (list_id) {self.list_id!r} not found", provider=PROVIDER, status=404
+                ) from None
+            raise
+        if self.merge_fields:
+            answer = self.transport.request("GET", f"/lists/{self.list_id}/merge-fields", params={"count": 1000})
+            known = {f.get("tag") for f in answer.json().get("merge_fields", ())}
+            missing = sorted(set(self.merge_fields.values()) - known)
+            if missing:
+                raise FatalProviderError(
+                    f"{PROVIDER}: merge fields not in the audience: {', '.join(missing)}", provider=PROVIDER
+                )
+
+    def close(self) -> None:
+        self.transport.close()
+        self._results.close()
+
+    # -- reading ------------------------------------------------------------------------------
+    def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
+        """Pages in ``last_changed`` order; each page's cursor resumes without a gap (see ``_scan``)."""
+        if cursor.page_token:
+            scan, token = Scan.from_cursor(cursor)
+            started = token.get("started")
+            prior = (
+                parse_time(token["prior"]) if token.get("prior") else None,
+                frozenset(token.get("prior_ids") or ()),
+            )
+        elif cursor.phase == "backfill":
+            scan, started, prior = Scan(), format_time(self._clock()), (None, frozenset[str]())
+        else:
+            after = cursor.updated_after or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            scan, started, prior = Scan(since=after - self.lookback), None, (after, cursor.boundary_ids)
+        phase = "backfill" if started else "incremental"
+        extra = {"started": started} if started else self._prior_extra(prior)
+        while True:
+            members = self._members_page(scan)
+            keyed = [(str(m["id"]), parse_time(str(m["last_changed"]))) for m in members]
+            records = [
+                self._record(m, changed)
+                for m, (mid, changed) in zip(members, keyed, strict=True)
+                if not scan.already_taken(mid, changed)
+            ]
+            scan = scan.advance(keyed, count=self.page_size)
+            if len(members) < self.page_size:
+                yield Page(records=records, next_cursor=self._final(scan, started, prior))
+                return
+            yield Page(records=records, next_cursor=scan.cursor(phase=phase, extra=extra))
+
+    @staticmethod
+    def _prior_extra(prior: tuple[dt.datetime | None, frozenset[str]]) -> dict[str, Any]:
+        after, ids = prior
+        return {"prior": format_time(after), "prior_ids": sorted(ids)} if after else {}
+
+    def _final(self, scan: Scan, started: str | None, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
+        if started:  # a finished backfill continues incrementally from its start, less the overlap
+            return Cursor(phase="incremental", updated_after=parse_time(started) - self.lookback)
+        after, ids = prior
+        if scan.floor is None or (after is not None and scan.floor < after):
+            return Cursor(phase="incremental", updated_after=after, boundary_ids=ids)  # never backwards
+        taken = scan.taken | ids if after is not None and scan.floor == after else scan.taken
+        return Cursor(phase="incremental", updated_after=scan.floor, boundary_ids=taken)
+
+    def _members_page(self, scan: Scan) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "count": self.page_size,
+            "offset": scan.offset,
+            "sort_field": "last_changed",
+            "sort_dir": "ASC",
+            "fields": MEMBER_FIELDS,
+        }
+        if scan.since is not None:
+            params["since_last_changed"] = format_time(scan.since)
+        answer = self.transport.request("GET", f"/lists/{self.list_id}/members", params=params).json()
+        members = answer.get("members") if isinstance(answer, dict) else None
+        if not isinstance(members, list):
+            raise RetryableError(f"{PROVIDER} GET members -> 200 without a members list", provider=PROVIDER)
+        return [m for m in members if isinstance(m, dict) and m.get("id") and m.get("last_changed")]
+
+    @staticmethod
+    def _record(member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
+        return ProviderRecord(
+            remote_id=str(member["id"]), data=member, updated_at=changed, deleted=member.get("status") == "archived"
+        )
+
+    def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]:
+        """Current members by hash (webhook hints); a missing one comes back ``deleted=True``."""
+        out = []
+        for remote_id in remote_ids:
+            try:
+                member = self.transport.request(
+                    "GET",
+                    f"/lists/{self.list_id}/members/{remote_id}",
+                    params={"fields": MEMBER_FIELDS.replace("members.", "")},
+                ).json()
+            except MemberRefused as exc:
+                if exc.status != 404:
+                    raise
+                out.append(ProviderRecord(remote_id=remote_id, data={}, deleted=True))
+                continue
+            out.append(self._record(member, parse_time(str(member["last_changed"]))))
+        return out
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        if len(requests) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} requests per write call")
+        plans = [w.plan(i, r, new_member_status=self.new_member_status) for i, r in enumerate(requests)]
+        moved = [p for p in plans if p.request.previous_email]
+        existing = self._create([p for p in plans if not p.request.previous_email])
+        self._opt_out([p for p in existing if p.opts_out])
+        missing = self._operations([p for p in existing if not p.opts_out] + moved)
+        if missing:  # an address change whose old member is gone: create the new one
+            self._opt_out(self._create(missing))
+            self._operations([p for p in missing if p.result is None])
+        for p in plans:
+            if p.result is None:
+                p.done(ok=False, error="not written", retryable=True)
+        return [p.result for p in plans if p.result is not None]
+
+    def _create(self, plans: list[w.Plan]) -> list[w.Plan]:
+        """Step 1: batch subscribe with update_existing false; returns the members that already exist."""
+        if not plans:
+            return []
+        body = {"members": [w.member_item(p, status=p.status_if_new) for p in plans], "update_existing": False}
+        answer = self._batch_subscribe(body)
+        return w.read_batch_subscribe(answer, plans)
+
+    def _opt_out(self, plans: list[w.Plan]) -> None:
+        """Step 2: force the opt-out status on existing members (sync_tags only where tags were given)."""
+        for group in ([p for p in plans if p.tags is not None], [p for p in plans if p.tags is None]):
+            if not group:
+                continue
+            body = {
+                "members": [w.member_item(p, status=str(p.status)) for p in group],
+                "update_existing": True,
+                "sync_tags": group[0].tags is not None,
+            }
+            for p in w.read_batch_subscribe(self._batch_subscribe(body), group):
+                p.done(ok=False, error="ERROR_CONTACT_EXISTS", retryable=True)
+
+    def _batch_subscribe(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Re-sending is safe: a member created by a lost first attempt comes back as "exists".
+        response = self.transport.request(
+            "POST", f"/lists/{self.list_id}", json=body, params={"skip_merge_validation": "true"}
+        )
+        answer = response.json()
+        if not isinstance(answer, dict):
+            raise RetryableError(f"{PROVIDER} POST /lists/{{id}} -> 200 without a result", provider=PROVIDER)
+        return answer
+
+    def _operations(self, plans: list[w.Plan]) -> list[w.Plan]:
+        """Step 3: /batches for existing members; returns address changes whose old member was not found."""
+        if not plans:
+            return []
+        missing: list[w.Plan] = []
+        results = self._run_batch(w.operations(plans, self.list_id, tags=False))
+        for p in plans:
+            status, title = results.get(f"m{p.index}", (0, ""))
+            if status == 0:
+                p.done(ok=False, error="no batch result", retryable=True)
+            elif not w.settle(p, status, title):
+                if p.request.previous_email:
+                    missing.append(p)
+                else:
+                    p.done(ok=False, error="Resource Not Found", retryable=True)
+        tagged = [p for p in plans if p.result is not None and p.result.ok and p.tags]
+        tag_results = self._run_batch(w.operations(tagged, self.list_id, tags=True))
+        for p in tagged:
+            status, title = tag_results.get(f"t{p.index}", (0, ""))
+            if status >= 300 or status == 0:
+                p.result = None
+                if not w.settle(p, status or 503, title):
+                    p.done(ok=False, error="Resource Not Found", retryable=True)
+        return missing
+
+    def _run_batch(self, ops: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:
+        """Submit operations to /batches, wait for them, and read per-operation answers."""
+        if not ops:
+            return {}
+        try:
+            job = self.transport.request("POST", "/batches", json={"operations": ops}).json()
+        except FatalProviderError as exc:
+            if exc.status in (404, 405, 501):  # no /batches here (a proxy or a partial API): one call each
+                return self._run_singly(ops)
+            raise
+        waited, pause = 0.0, self._poll_s
+        while job.get("status") != "finished":
+            if waited > BATCH_DEADLINE_S:
+                raise RetryableError(f"{PROVIDER} /batches job did not finish in time", provider=PROVIDER)
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, BATCH_POLL_MAX_S)
+            job = self.transport.request("GET", f"/batches/{job['id']}").json()
+        if not job.get("errored_operations"):
+            return {str(op["operation_id"]): (200, "") for op in ops}
+        return w.read_results(self._download(str(job.get("response_body_url") or "")))
+
+    def _download(self, url: str) -> bytes:
+        if not url:
+            raise RetryableError(f"{PROVIDER} /batches finished without a results URL", provider=PROVIDER)
+        try:
+            response = self._results.get(url, timeout=TIMEOUT)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise RetryableError(f"{PROVIDER} /batches results: {type(exc).__name__}", provider=PROVIDER) from None
+        return response.content
+
+    def _run_singly(self, ops: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        for op in ops:
+            try:
+                self.transport.request(
+                    op["method"], op["path"], data=op["body"], headers={"Content-Type": "application/json"}
+                )
+                out[op["operation_id"]] = (200, "")
+            except MemberRefused as exc:
+                out[op["operation_id"]] = (exc.status or 400, exc.title)
+            except RetryableError as exc:
+                out[op["operation_id"]] = (exc.status or 503, "")
+        return out
+
+    # -- removal ------------------------------------------------------------------------------
+    def erase_contact(self, *, remote_id: str | None, email: str) -> None:
+        """``forget``: permanent delete, irreversible; the address can never be re-imported [SPEC]."""
+        for key in dict.fromkeys(k for k in (subscriber_hash(email) if email else None, remote_id) if k):
+            try:
+                self.transport.request("POST", f"/lists/{self.list_id}/members/{key}/actions/delete-permanent")
+                return
+            except MemberRefused as exc:
+                if exc.status != 404:
+                    raise
+        # Not a member (any more): nothing to erase.
+
+    def archive_contact(self, *, remote_id: str | None, email: str) -> None:
+        """An ordinary removal: archive (reversible); a 404 means it is already gone."""
+        key = subscriber_hash(email) if email else remote_id
+        if not key:
+            return
+        try:
+            self.transport.request("DELETE", f"/lists/{self.list_id}/members/{key}")
+        except MemberRefused as exc:
+            if exc.status != 404:
+                raise
+
+    # -- webhooks -----------------------------------------------------------------------------
+    def verify_webhook(self, *, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        self._verifier.verify(method=method, url=url, headers=headers, body=body)
+
+    def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        return parse_delivery(body, list_id=self.list_id)
+
+
+def create_adapter(name: str, options: Mapping[str, Any]) -> MailchimpAdapter:
+    """Build from a ``[providers.<name>]`` table (secrets as Secret, ``type`` always present)."""
+    api_key = options["api_key"]
+    secret = options.get("webhook_secret")
+    merge_fields = options.get("merge_fields") or {}
+    return MailchimpAdapter(
+        name=name,
+        api_key=api_key if isinstance(api_key, Secret) else Secret(str(api_key)),
+        list_id=str(options["list_id"]),
+        base_url=options.get("base_url"),
+        webhook_secret=secret if isinstance(secret, Secret) or secret is None else Secret(str(secret)),
+        new_member_status=str(options.get("new_member_status") or "pending"),
+        page_size=int(options.get("page_size") or PAGE_SIZE),
+        rate_limit=options.get("rate_limit"),
+        merge_fields={str(k): str(v) for k, v in merge_fields.items()},
+    )
