@@ -45,6 +45,11 @@ class Row(NamedTuple):
     data: dict[str, Any] | None  # None: rejected (see problem)
     key: str | None = None  # the email strip().lower()
     problem: str | None = None
+    file_id: str | None = None  # the row's own "id" column, when the file has one
+
+    @property
+    def remote_id(self) -> str | None:
+        return self.file_id or self.key
 
 
 def fingerprint(handle: IO[bytes]) -> Fingerprint:
@@ -65,25 +70,42 @@ def email_key(value: object) -> str | None:
     return value.strip().lower() or None
 
 
+def file_id(value: object) -> str | None:
+    """A row's own ``id`` (a CRM export's id column): the remote id, so an email change keeps the person."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
 class DuplicateRows(Exception):
     """The existing file holds a key twice; the merge starts again knowing each key's last row."""
 
 
 class KeepRows:
-    """Which existing rows a merge copies: not restaged, not erased, and the last of a repeated key."""
+    """Which existing rows a merge copies, and where the rows that staged entries update are.
 
-    __slots__ = ("_last", "_plan", "_seen")
+    Copied: rows without a readable email (never lose input) and rows whose key was not restaged
+    (the last of a repeated key). A restaged row is not copied; its position is kept so the staged
+    fields can be laid over it: columns the mapping does not write (an ``id``, notes) survive.
+    """
+
+    __slots__ = ("_last", "_plan", "_seen", "_updates", "old_rows")
 
     def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
         self._plan = plan
         self._last = last
         self._seen: set[str] = set()
+        self._updates = plan.updates()
+        self.old_rows: dict[str, tuple[int, int]] = {}  # staged key -> (offset, line) of the row it updates
 
-    def __call__(self, key: str | None, line: int) -> bool:
+    def __call__(self, key: str | None, line: int, offset: int) -> bool:
         if key is None:
-            return True  # a row without a readable email is kept as it was: never lose input
+            return True
         if key in self._plan.final:
-            return False  # restaged, renamed or erased
+            staged = self._updates.get(key)
+            if staged is not None:
+                self.old_rows[staged] = (offset, line)  # the last of a repeated key wins
+            return False
         if self._last is not None:
             return self._last.get(key) == line
         if key in self._seen:
@@ -116,7 +138,9 @@ class FileAdapter:
         raise NotImplementedError
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
-        """Existing rows whose key was not restaged, in order, then the winning staged rows."""
+        """Existing rows whose key was not restaged, in order, then the winning staged rows laid over
+        the rows they update (``keep.old_rows``, filled by the first part).
+        """
         raise NotImplementedError
 
     def check_format(self, handle: IO[bytes]) -> None:
@@ -155,12 +179,13 @@ class FileAdapter:
         records: dict[str, ProviderRecord] = {}
         rejected: list[RejectedRecord] = []
         for row in self.scan(handle, offset=offset, line=line):
-            if row.data is None or row.key is None:
+            remote_id = row.remote_id
+            if row.data is None or remote_id is None:
                 where = f"{self.path.name}:{row.line}"
                 rejected.append(RejectedRecord(where=where, message=row.problem or NO_EMAIL))
             else:
-                records.pop(row.key, None)  # the same contact twice: the last row wins
-                records[row.key] = ProviderRecord(remote_id=row.key, data=row.data, updated_at=updated_at)
+                records.pop(remote_id, None)  # the same contact twice: the last row wins
+                records[remote_id] = ProviderRecord(remote_id=remote_id, data=row.data, updated_at=updated_at)
             if len(records) + len(rejected) < self.page_size:
                 continue
             if row.end >= current.size:
@@ -186,7 +211,7 @@ class FileAdapter:
             if email_key(fields.get("email")) is None:
                 fields = {"email": request.email.strip(), **fields}
             entries.append((UPSERT, key, email_key(request.previous_email), fields))
-            results.append(WriteResult(ref=request.ref, ok=True, remote_id=key))
+            results.append(WriteResult(ref=request.ref, ok=True, remote_id=_written_id(request, key)))
         if entries:
             self.staging.append(entries)
         return results
@@ -235,6 +260,14 @@ class FileAdapter:
 
     def close(self) -> None:
         self.staging.close()
+
+
+def _written_id(request: WriteRequest, key: str) -> str:
+    """A row keeps its own id (the merge keeps unwritten columns); else its identity is its email."""
+    kept = request.remote_id
+    if kept and "@" not in kept:
+        return kept
+    return key
 
 
 def _parse_token(token: str) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -9,13 +10,14 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any, Final
 
-from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key
+from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
 from adapters.files.staging import MergePlan
 
 # Notes and long custom fields exceed the csv module's 128 KiB default field limit.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 EMAIL_COLUMN: Final = "email"
+ID_COLUMN: Final = "id"  # a CRM export's own id: the remote id when present
 _BOM: Final = "\ufeff"
 
 
@@ -53,23 +55,27 @@ class _Lines:
 
 
 class _Records:
-    """``(first line, cells, bad UTF-8)`` per CSV record, with the position after it."""
+    """``(first line, start offset, cells, bad UTF-8)`` per CSV record; ``lines`` has the position after it."""
 
     def __init__(self, handle: IO[bytes], *, offset: int = 0, line: int = 0) -> None:
         self.lines = _Lines(handle, offset=offset, line=line)
         self._reader = csv.reader(self.lines, strict=False)
 
-    def __iter__(self) -> Iterator[tuple[int, list[str], bool]]:
+    def __iter__(self) -> Iterator[tuple[int, int, list[str], bool]]:
         lines = self.lines
-        start = lines.line + 1
+        start, offset = lines.line + 1, lines.offset
         for cells in self._reader:
             bad, lines.bad = lines.bad, False
-            yield start, cells, bad
-            start = lines.line + 1
+            yield start, offset, cells, bad
+            start, offset = lines.line + 1, lines.offset
 
 
 def _blank(cells: list[str]) -> bool:
     return not any(cell.strip() for cell in cells)
+
+
+def _index(header: list[str], name: str) -> int | None:
+    return next((i for i, column in enumerate(header) if column.lower() == name), None)
 
 
 class CsvAdapter(FileAdapter):
@@ -80,16 +86,16 @@ class CsvAdapter(FileAdapter):
     def header(self, handle: IO[bytes]) -> tuple[list[str], int, int]:
         """The header's column names and the position after it; an empty file has none."""
         records = _Records(handle)
-        for _, cells, _ in records:
+        for _, _, cells, _ in records:
             if not _blank(cells):
                 return [cell.strip() for cell in cells], records.lines.offset, records.lines.line
         return [], records.lines.offset, records.lines.line
 
     def email_index(self, header: list[str]) -> int:
-        for index, column in enumerate(header):
-            if column.lower() == EMAIL_COLUMN:
-                return index
-        raise self.fatal(f"{self.path.name} has no 'email' column in its header")
+        index = _index(header, EMAIL_COLUMN)
+        if index is None:
+            raise self.fatal(f"{self.path.name} has no 'email' column in its header")
+        return index
 
     def check_format(self, handle: IO[bytes]) -> None:
         header, _, _ = self.header(handle)
@@ -100,13 +106,12 @@ class CsvAdapter(FileAdapter):
         header, body_offset, body_line = self.header(handle)
         if not header:
             return
-        email_at = self.email_index(header)
-        width = len(header)
+        email_at, id_at, width = self.email_index(header), _index(header, ID_COLUMN), len(header)
         if offset < body_offset:
             offset, line = body_offset, body_line
         records = _Records(handle, offset=offset, line=line)
         lines = records.lines
-        for start, cells, bad in records:
+        for start, _, cells, bad in records:
             if _blank(cells):
                 continue
             if bad:
@@ -118,38 +123,44 @@ class CsvAdapter(FileAdapter):
             if key is None:
                 yield Row(start, lines.offset, lines.line, None, problem=NO_EMAIL)
                 continue
-            yield Row(start, lines.offset, lines.line, dict(zip(header, cells, strict=False)), key)
+            own_id = None if id_at is None else file_id(cells[id_at])
+            yield Row(start, lines.offset, lines.line, dict(zip(header, cells, strict=False)), key, None, own_id)
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
         text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="", write_through=True)
         writer = csv.writer(text)
-        if self.path.exists():
-            with self.path.open("rb") as handle:
-                header, offset, line = self.header(handle)
-                email_at = self.email_index(header) if header else 0
-                header = header or [EMAIL_COLUMN]
-                index = _column_index(header, plan)
-                writer.writerow(header)
-                _copy_kept_rows(writer, _Records(handle, offset=offset, line=line), keep, email_at, len(header))
-        else:
-            header = [EMAIL_COLUMN]
+        with contextlib.ExitStack() as stack:
+            handle = stack.enter_context(self.path.open("rb")) if self.path.exists() else None
+            header, offset, line = self.header(handle) if handle is not None else ([], 0, 0)
+            email_at = self.email_index(header) if header else 0
+            header = header or [EMAIL_COLUMN]
             index = _column_index(header, plan)
             writer.writerow(header)
-        for _, body in _staged(self.staging.winning_bodies(plan)):
-            row = [""] * len(header)
-            for column, value in body.items():
-                row[index[column.strip().lower()]] = _cell(value)
-            writer.writerow(row)
+            if handle is not None:
+                _copy_kept_rows(writer, _Records(handle, offset=offset, line=line), keep, email_at, len(header))
+            for key, body in self.staging.winning_bodies(plan):
+                old = keep.old_rows.get(key)
+                row = _row_at(handle, *old) if old is not None and handle is not None else []
+                row.extend([""] * (len(header) - len(row)))
+                for column, value in json.loads(body).items():
+                    row[index[column.strip().lower()]] = _cell(value)
+                writer.writerow(row)
         text.flush()
         text.detach()
 
 
+def _row_at(handle: IO[bytes], offset: int, line: int) -> list[str]:
+    for _, _, cells, _ in _Records(handle, offset=offset, line=line):
+        return cells
+    return []
+
+
 def _copy_kept_rows(writer: Any, records: _Records, keep: KeepRows, email_at: int, width: int) -> None:
-    for start, cells, bad in records:
+    for start, offset, cells, bad in records:
         if _blank(cells):
             continue
         key = None if bad or email_at >= len(cells) else email_key(cells[email_at])
-        if not keep(key, start):
+        if not keep(key, start, offset):
             continue
         if len(cells) < width:
             cells.extend([""] * (width - len(cells)))
@@ -169,17 +180,12 @@ def _column_index(header: list[str], plan: MergePlan) -> dict[str, int]:
     return index
 
 
-def _staged(bodies: Iterator[tuple[str, str]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for key, body in bodies:
-        yield key, json.loads(body)
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, set | frozenset | list | tuple):
+    if isinstance(value, list | tuple):
         return ";".join(sorted(str(item) for item in value))  # SPEC: tags are ";"-separated in CSV
     if isinstance(value, bool):
         return "true" if value else "false"

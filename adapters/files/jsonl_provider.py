@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
-from typing import IO, Final
+from typing import IO, Any, Final
 
-from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key
-from adapters.files.staging import MergePlan
+from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
+from adapters.files.staging import MergePlan, json_default
 
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -44,18 +45,34 @@ class JsonlAdapter(FileAdapter):
             if key is None:
                 yield Row(start, offset, line, None, problem=NO_EMAIL)
                 continue
-            yield Row(start, offset, line, data, key)
+            yield Row(start, offset, line, data, key, None, file_id(data.get("id")))
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
-        if self.path.exists():
-            with self.path.open("rb") as handle:
+        with contextlib.ExitStack() as stack:
+            handle = stack.enter_context(self.path.open("rb")) if self.path.exists() else None
+            if handle is not None:
                 _copy_kept_lines(out, handle, keep)
-        for _, body in self.staging.winning_bodies(plan):
-            out.write(body.encode("utf-8", "surrogateescape"))  # the staged JSON ends with its "\n"
+            for key, body in self.staging.winning_bodies(plan):
+                old = keep.old_rows.get(key)
+                base = _object_at(handle, old[0]) if old is not None and handle is not None else None
+                if base is None:  # a new contact: the staged JSON is the line (it ends with its "\n")
+                    out.write(body.encode("utf-8", "surrogateescape"))
+                    continue
+                base.update(json.loads(body))
+                line = json.dumps(base, ensure_ascii=False, default=json_default) + "\n"
+                out.write(line.encode("utf-8", "surrogateescape"))
+
+
+def _object_at(handle: IO[bytes], offset: int) -> dict[str, Any] | None:
+    handle.seek(offset)
+    data = json.loads(handle.readline())
+    return data if isinstance(data, dict) else None
 
 
 def _copy_kept_lines(out: IO[bytes], handle: IO[bytes], keep: KeepRows) -> None:
+    offset = 0
     for line, raw in enumerate(handle, start=1):
+        start, offset = offset, offset + len(raw)
         if not raw.strip():
             continue
         try:
@@ -63,5 +80,5 @@ def _copy_kept_lines(out: IO[bytes], handle: IO[bytes], keep: KeepRows) -> None:
         except ValueError:
             data = None
         key = email_key(data.get("email")) if isinstance(data, dict) else None
-        if keep(key, line):
-            out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+        if keep(key, line, start):
+            out.write(raw if raw.endswith(b"\n") else raw + b"\n")  # unreadable lines are kept as they were

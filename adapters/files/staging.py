@@ -37,14 +37,32 @@ def fsync_dir(directory: Path) -> None:
 
 @dataclass(slots=True)
 class MergePlan:
-    """What the staging file asks of the target: the winning entry per key, or None to remove it."""
+    """What the staging file asks of the target, planned from the entry heads alone."""
 
-    final: dict[str, int | None] = field(default_factory=dict)  # key -> offset of its winning entry
+    final: dict[str, int | None] = field(default_factory=dict)  # key -> offset of its winning entry, None: remove
+    base: dict[str, str] = field(default_factory=dict)  # key -> the key of the existing row it updates ("": none)
     columns: dict[str, None] = field(default_factory=dict)  # field names of upserts, first seen first
 
     @property
     def winners(self) -> frozenset[int]:
         return frozenset(offset for offset in self.final.values() if offset is not None)
+
+    def updates(self) -> dict[str, str]:
+        """Existing row key -> the staged key whose row replaces it (a renamed contact keeps its row)."""
+        return {old: new for new, old in self.base.items() if old and self.final.get(new) is not None}
+
+    def upsert(self, key: str, prev: str | None, offset: int) -> None:
+        if prev and prev != key:
+            self.final[prev] = None
+            self.base[key] = self.base.pop(prev, prev)
+        else:
+            self.base.setdefault(key, key)
+        self.final.pop(key, None)  # re-insert: the order of winners is the order of their entries
+        self.final[key] = offset
+
+    def erase(self, key: str) -> None:
+        self.final[key] = None
+        self.base[key] = ""  # a later create starts afresh: nothing of the erased row comes back
 
 
 class Staging:
@@ -92,12 +110,9 @@ class Staging:
         for offset, head, body in self._entries():
             op, key, prev = head
             if op == ERASE:
-                plan.final[key] = None
+                plan.erase(key)
                 continue
-            if prev and prev != key:
-                plan.final[prev] = None
-            plan.final.pop(key, None)  # re-insert: the order of winners is the order of their entries
-            plan.final[key] = offset
+            plan.upsert(key, prev, offset)
             if with_columns:
                 plan.columns.update(dict.fromkeys(json.loads(body)))
         return plan
