@@ -449,9 +449,13 @@ def _classify(response: requests.Response) -> ProviderError | None:
     except ValueError:
         body = None
     code = str(body.get("code") or "") if isinstance(body, dict) else ""
-    items = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), list) else None
-    if items is not None and not code:
-        code = "RECORDS_REJECTED"
+    listed = next(
+        (body[k] for k in ("data", "watch") if isinstance(body, dict) and isinstance(body.get(k), list)), None
+    )
+    items: list[Any] | None = listed
+    if items and not code:
+        first = items[0]
+        code = str(first.get("code") or "") if isinstance(first, dict) else "RECORDS_REJECTED"
     return ZohoCallRejected(
         f"zoho {common['method']} {common['path']} -> {status} {code[:40]}", code=code, items=items, **common
     )
@@ -619,4 +623,5 @@ def create_adapter(name: str, options: Mapping[str, Any]) -> ZohoAdapter:
         notify_token=notify if isinstance(notify, Secret) else (Secret(notify) if notify else None),
         extra_fields=tuple(str(f) for f in extra),
         token_store=options.get("token_store"),
+        max_connections=int(options.get("max_connections") or DEFAULT_CONCURRENCY),
     )

@@ -1,0 +1,156 @@
+"""Zoho adapter writes over real HTTP: upsert results per record, consent, tags, email changes, erase."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from zoho_fixtures import make_adapter  # noqa: E402
+
+from adapters._emulator import DROP, Fault  # noqa: E402
+from adapters.base import WriteRequest  # noqa: E402
+from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+
+
+@pytest.fixture
+def zoho() -> Iterator[ZohoEmulator]:
+    with ZohoEmulator() as emulator:
+        yield emulator
+
+
+def req(ref: str, email: str, remote_id: str | None = None, **fields: object) -> WriteRequest:
+    return WriteRequest(ref=ref, remote_id=remote_id, email=email, fields={"Email": email, **fields})
+
+
+def test_upsert_answers_per_record_in_order(zoho: ZohoEmulator) -> None:
+    [existing] = zoho.seed(1)
+    adapter = make_adapter(zoho)
+    results = adapter.write_contacts(
+        [
+            req("a", "new@example.com", Last_Name="New", First_Name="Ana"),
+            req("b", "contact0@example.com", Title="Buyer"),  # matched by Email
+            req("c", "nolast@example.com", First_Name="No"),  # MANDATORY_NOT_FOUND
+            req("d", "bad@example.com", Last_Name="Bad", Phone="call me"),  # INVALID_DATA Phone
+        ]
+    )
+    assert [r.ref for r in results] == ["a", "b", "c", "d"]
+    assert [r.ok for r in results] == [True, True, False, False]
+    assert results[1].remote_id == existing
+    assert results[2].error == "MANDATORY_NOT_FOUND Last_Name" and not results[2].retryable
+    assert results[3].error == "INVALID_DATA Phone"
+    assert zoho.find("new@example.com")["id"] == results[0].remote_id
+    assert zoho.call_count("POST", "upsert") == 1
+
+
+def test_every_record_refused_is_still_per_record(zoho: ZohoEmulator) -> None:
+    results = make_adapter(zoho).write_contacts([req("a", "x@example.com"), req("b", "y@example.com")])
+    assert [r.error for r in results] == ["MANDATORY_NOT_FOUND Last_Name"] * 2
+
+
+def test_batches_are_capped_at_100(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    assert adapter.max_batch == 100
+    results = adapter.write_contacts([req(str(i), f"p{i}@example.com", Last_Name="P") for i in range(100)])
+    assert all(r.ok for r in results) and len(zoho.all_contacts()) == 100
+    with pytest.raises(ValueError, match="100"):
+        adapter.write_contacts([req(str(i), f"q{i}@example.com", Last_Name="Q") for i in range(101)])
+
+
+def test_opt_out_is_written_and_never_cleared(zoho: ZohoEmulator) -> None:
+    zoho.seed(2)
+    zoho.unsubscribe("contact0@example.com")
+    adapter = make_adapter(zoho)
+    results = adapter.write_contacts(
+        [
+            req("a", "contact0@example.com", Email_Opt_Out=False, First_Name="Back"),
+            req("b", "contact1@example.com", Email_Opt_Out=True),
+        ]
+    )
+    assert all(r.ok for r in results)
+    assert zoho.find("contact0@example.com")["Email_Opt_Out"] is True
+    assert zoho.find("contact0@example.com")["First_Name"] == "Back"
+    assert zoho.find("contact1@example.com")["Email_Opt_Out"] is True
+
+
+def test_email_change_updates_the_same_record(zoho: ZohoEmulator) -> None:
+    [rid, other] = zoho.seed(2)
+    adapter = make_adapter(zoho)
+    by_id = adapter.write_contacts([req("a", "renamed@example.com", remote_id=rid)])
+    assert by_id[0].remote_id == rid and zoho.contact(rid)["Email"] == "renamed@example.com"
+    by_old = adapter.write_contacts(
+        [
+            WriteRequest(
+                ref="b",
+                remote_id=None,
+                email="moved@example.com",
+                previous_email="contact1@example.com",
+                fields={"Email": "moved@example.com"},
+            )
+        ]
+    )
+    assert by_old[0].remote_id == other and zoho.contact(other)["Email"] == "moved@example.com"
+    assert len(zoho.all_contacts()) == 2
+
+
+def test_tags_go_through_bulk_actions(zoho: ZohoEmulator) -> None:
+    [rid] = zoho.seed(1)
+    zoho.edit(rid, Last_Name="T")
+    with zoho.org.lock:
+        zoho.org.contacts[rid]["Tag"] = []
+        zoho.org.set_tags(zoho.org.contacts[rid], ["old", "vip"], add=True)
+    adapter = make_adapter(zoho)
+    zoho.reset_counters()
+    results = adapter.write_contacts(
+        [
+            req("a", "contact0@example.com", remote_id=rid, Tag=[{"name": "vip"}, {"name": "new"}]),
+            req("b", "n1@example.com", Last_Name="N", Tag=[{"name": "new"}]),
+            req("c", "n2@example.com", Last_Name="N", Tag=[{"name": "new"}, {"name": "vip"}]),
+        ]
+    )
+    assert all(r.ok for r in results)
+    assert {t["name"] for t in zoho.contact(rid)["Tag"]} == {"vip", "new"}
+    assert {t["name"] for t in zoho.find("n1@example.com")["Tag"]} == {"new"}
+    assert {t["name"] for t in zoho.find("n2@example.com")["Tag"]} == {"new", "vip"}
+    # one upsert, one read of the updated record's tags, add "new", add "vip", remove "old"
+    tag_calls = [path.rsplit("/", 1)[1] for method, path, _ in zoho.server.log if "/actions/" in path]
+    assert sorted(tag_calls) == ["add_tags", "add_tags", "remove_tags"]
+    assert zoho.call_count("GET", r"/Contacts$") == 1
+
+
+def test_tag_failure_leaves_the_record_retryable(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    zoho.inject(
+        Fault(
+            status=400,
+            body={"code": "INVALID_DATA", "details": {}, "message": "x", "status": "error"},
+            method="POST",
+            path_pattern="add_tags",
+        )
+    )
+    [result] = adapter.write_contacts([req("a", "t@example.com", Last_Name="T", Tag=[{"name": "vip"}])])
+    assert not result.ok and result.retryable and result.error == "TAGS_NOT_WRITTEN"
+
+
+def test_a_dropped_upsert_is_retried_once_idempotently(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    zoho.inject(
+        Fault(status=DROP, method="POST", path_pattern="upsert"),
+        Fault(status=503, body={"code": "INTERNAL_ERROR"}, method="POST", path_pattern="upsert"),
+    )
+    results = adapter.write_contacts([req(str(i), f"r{i}@example.com", Last_Name="R") for i in range(10)])
+    assert all(r.ok for r in results) and len(zoho.all_contacts()) == 10
+
+
+def test_erase_deletes_by_id_or_by_email(zoho: ZohoEmulator) -> None:
+    ids = zoho.seed(2)
+    adapter = make_adapter(zoho)
+    adapter.erase_contact(remote_id=ids[0], email="contact0@example.com")
+    adapter.erase_contact(remote_id=None, email="contact1@example.com")
+    adapter.erase_contact(remote_id=None, email="nobody@example.com")
+    assert zoho.all_contacts() == []
+    assert {d.id for d in zoho.org.deleted} == set(ids)

@@ -1,0 +1,129 @@
+"""Zoho notifications over real HTTP: the watch channel, its renewal, token checks, callbacks as hints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from zoho_fixtures import make_adapter  # noqa: E402
+
+from adapters.errors import WebhookRejected  # noqa: E402
+from adapters.zoho.adapter import ZohoCallRejected  # noqa: E402
+from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+
+
+class Receiver:
+    """A stand-in for the daemon's webhook route: records (path, body) of each POST."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.got.append((self.path, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/webhooks/zoho?key=K3Y"
+
+
+@pytest.fixture
+def zoho() -> Iterator[ZohoEmulator]:
+    with ZohoEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def test_watch_is_created_reused_and_renewed_before_expiry(zoho: ZohoEmulator, receiver: Receiver) -> None:
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    expiry = adapter.ensure_watch()
+    [channel] = list(zoho.iter_channels())
+    assert channel.events == ["Contacts.all"] and channel.token == "tok-secret"
+    assert dt.timedelta(days=6) < expiry - dt.datetime.now(dt.UTC) <= dt.timedelta(days=7)
+    assert adapter.ensure_watch() == expiry  # still a week left: no new channel call
+    assert zoho.call_count("POST", "watch") == 1
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=6, hours=12)  # under a day left
+    zoho.advance_clock((later - dt.datetime.now(dt.UTC)).total_seconds())
+    renewed = adapter.ensure_watch(now=later)
+    assert renewed > expiry and zoho.call_count("POST", "watch") == 2
+
+
+def test_callbacks_verify_and_become_hints_fetched_by_id(zoho: ZohoEmulator, receiver: Receiver) -> None:
+    ids = zoho.seed(2)
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    adapter.ensure_watch()
+    zoho.edit(ids[0], First_Name="Hinted")
+    zoho.delete(ids[1])
+    zoho.wait_deliveries(2)
+    assert len(receiver.got) == 2
+    events = []
+    for path, body in receiver.got:
+        url = "http://127.0.0.1" + path
+        adapter.verify_webhook(method="POST", url=url, headers={}, body=body)
+        events += adapter.parse_webhook(headers={}, body=body)
+    assert [(e.kind, e.remote_id) for e in events] == [("updated", ids[0]), ("deleted", ids[1])]
+    assert len({e.event_id for e in events}) == 2
+    records = adapter.fetch_contacts([e.remote_id for e in events if e.remote_id])
+    assert records[0].data["First_Name"] == "Hinted" and records[1].deleted
+
+
+def test_wrong_token_or_key_is_rejected(zoho: ZohoEmulator, receiver: Receiver) -> None:
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    good = {"operation": "update", "ids": ["1"], "token": "tok-secret", "channel_id": 1, "server_time": 1}
+    adapter.verify_webhook(method="POST", url=receiver.url, headers={}, body=json.dumps(good).encode())
+    for body, url in (
+        ({**good, "token": "tok-secreT"}, receiver.url),
+        ({k: v for k, v in good.items() if k != "token"}, receiver.url),
+        (good, receiver.url.replace("K3Y", "nope")),
+        (good, receiver.url.split("?")[0]),
+    ):
+        with pytest.raises(WebhookRejected) as caught:
+            adapter.verify_webhook(method="POST", url=url, headers={}, body=json.dumps(body).encode())
+        assert "tok-secret" not in str(caught.value)
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(method="POST", url=receiver.url, headers={}, body=b"not json")
+
+
+def test_without_a_notify_token_every_callback_is_rejected(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(method="POST", url="http://x/", headers={}, body=b'{"token": ""}')
+
+
+def test_emulator_refuses_a_channel_beyond_a_week(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    too_far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=8)).replace(microsecond=0).isoformat()
+    body = {
+        "watch": [{"channel_id": 1, "events": ["Contacts.all"], "notify_url": "http://x/", "channel_expiry": too_far}]
+    }
+    with pytest.raises(ZohoCallRejected) as caught:
+        adapter.call("POST", "/crm/v8/actions/watch", json=body, idempotent=False)
+    assert caught.value.code == "INVALID_DATA" and caught.value.items
