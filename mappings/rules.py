@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -502,12 +502,16 @@ def _one_pass(fields: dict[str, Any], rules: Sequence[Rule]) -> dict[str, Any] |
 def _tag_set(tags: Any) -> frozenset[str]:
     if isinstance(tags, frozenset):
         return tags
-    return frozenset() if tags is _MISSING or not tags else frozenset(tags)
+    if isinstance(tags, set | list | tuple):
+        return frozenset(t for t in tags if isinstance(t, str))
+    return frozenset()  # absent, blank, or not a collection of names
 
 
 def _state(fields: Mapping[str, Any]) -> tuple[Any, Any]:
-    tags = fields.get("tags", _MISSING)
-    return (tags if tags is _MISSING else _tag_set(tags)), fields.get("lifecycle", _MISSING)
+    tags, lifecycle = fields.get("tags", _MISSING), fields.get("lifecycle", _MISSING)
+    if not isinstance(lifecycle, Hashable):
+        lifecycle = repr(lifecycle)
+    return (tags if tags is _MISSING else _tag_set(tags)), lifecycle
 
 
 def _state_order(fields: Mapping[str, Any]) -> tuple[Any, ...]:
