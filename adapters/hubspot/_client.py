@@ -38,7 +38,7 @@ PROVIDER: Final = "hubspot"
 DEFAULT_BASE_URL: Final = "https://api.hubapi.com"
 # https://developers.hubspot.com/docs/api/usage-details: 100 requests / 10 s for the lowest tier.
 DEFAULT_RATE_LIMIT: Final = "100/10s"
-SEARCH_RATE: Final = (5, 1.0)  # https://developers.hubspot.com/docs/api-reference/search/guide: 5 a second
+SEARCH_RATE: Final = "5/1s"  # https://developers.hubspot.com/docs/api-reference/search/guide: 5 a second
 # Arrivals at HubSpot jitter by a few ms against our clock: keep each window a little wider than theirs.
 WINDOW_MARGIN: Final = 1.05
 _EXISTING_ID: Final = re.compile(r"Existing ID:\s*(\d+)")

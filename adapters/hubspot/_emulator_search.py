@@ -55,8 +55,19 @@ def _key(name: str, text: str) -> Any:
     return text.lower()
 
 
+def _native(contact: StoredContact, name: str) -> Any:
+    """Dates and ids as numbers straight from the store (searches sort thousands of rows)."""
+    if name in {"lastmodifieddate", "hs_lastmodifieddate"}:
+        return contact.updated_ms
+    if name == "createdate":
+        return contact.created_ms
+    return int(contact.id)
+
+
 def _matches(contact: StoredContact, flt: dict[str, Any]) -> bool:
     name, op = str(flt.get("propertyName")), str(flt.get("operator", "EQ")).upper()
+    if name in DATE_PROPERTIES or name == "hs_object_id":
+        return _compare_native(_native(contact, name), name, op, flt)
     raw = _value(contact, name)
     if op == "HAS_PROPERTY":
         return raw is not None
@@ -71,7 +82,22 @@ def _matches(contact: StoredContact, flt: dict[str, Any]) -> bool:
         token = str(flt.get("value", "")).lower().strip("*")
         found = token in raw.lower().replace(";", " ").split() or token in raw.lower()
         return found if op == "CONTAINS_TOKEN" else not found
-    mine, theirs = _key(name, raw), _key(name, str(flt.get("value")))
+    return _compare(_key(name, raw), name, op, flt)
+
+
+def _compare_native(mine: Any, name: str, op: str, flt: dict[str, Any]) -> bool:
+    if op == "HAS_PROPERTY":
+        return True
+    if op == "NOT_HAS_PROPERTY":
+        return False
+    if op in ("IN", "NOT_IN"):
+        found = mine in {_key(name, str(v)) for v in flt.get("values") or []}
+        return found if op == "IN" else not found
+    return _compare(mine, name, op, flt)
+
+
+def _compare(mine: Any, name: str, op: str, flt: dict[str, Any]) -> bool:
+    theirs = _key(name, str(flt.get("value")))
     if op == "BETWEEN":
         return bool(theirs <= mine <= _key(name, str(flt.get("highValue"))))
     compare: dict[str, Callable[[Any, Any], bool]] = {
@@ -88,6 +114,9 @@ def _matches(contact: StoredContact, flt: dict[str, Any]) -> bool:
 
 
 def _sort_key(name: str) -> Callable[[StoredContact], tuple[Any, ...]]:
+    if name in DATE_PROPERTIES or name == "hs_object_id":
+        return lambda contact: (False, _native(contact, name), int(contact.id))
+
     def key(contact: StoredContact) -> tuple[Any, ...]:
         raw = _value(contact, name)
         return (raw is None, _key(name, raw) if raw is not None else 0, int(contact.id))

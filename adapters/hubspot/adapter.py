@@ -32,15 +32,17 @@ _LIMITERS: dict[str, tuple[RateLimiter, RateLimiter]] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def portal_limiters(base_url: str, token: str, rate_limit: str) -> tuple[RateLimiter, RateLimiter]:
+def portal_limiters(
+    base_url: str, token: str, rate_limit: str, search_rate_limit: str = SEARCH_RATE
+) -> tuple[RateLimiter, RateLimiter]:
     """One burst limiter and one search limiter per portal (token), shared by every adapter on it."""
-    key = hashlib.sha256(f"{base_url}\0{token}\0{rate_limit}".encode()).hexdigest()
+    key = hashlib.sha256(f"{base_url}\0{token}\0{rate_limit}\0{search_rate_limit}".encode()).hexdigest()
     with _LIMITERS_LOCK:
         if key not in _LIMITERS:
-            spec = RateLimiter.parse(rate_limit)
+            burst, search = RateLimiter.parse(rate_limit), RateLimiter.parse(search_rate_limit)
             _LIMITERS[key] = (
-                RateLimiter(spec.calls, spec.per_s * WINDOW_MARGIN),
-                RateLimiter(SEARCH_RATE[0], SEARCH_RATE[1] * WINDOW_MARGIN),
+                RateLimiter(burst.calls, burst.per_s * WINDOW_MARGIN),
+                RateLimiter(search.calls, search.per_s * WINDOW_MARGIN),
             )
         return _LIMITERS[key]
 
@@ -67,6 +69,7 @@ class HubSpotAdapter:
         base_url: str = DEFAULT_BASE_URL,
         client_secret: Secret | str | None = None,
         rate_limit: str | None = None,
+        search_rate_limit: str = SEARCH_RATE,
         properties: Sequence[str] = (),
         subscription_id: str | None = None,
         page_size: int = LIST_PAGE,
@@ -80,7 +83,7 @@ class HubSpotAdapter:
             raise ValueError(f"providers.{name}.access_token: missing")
         self.name = name
         self._secret = _reveal(client_secret)
-        limiter, search_limiter = portal_limiters(base_url, token, rate_limit or DEFAULT_RATE_LIMIT)
+        limiter, search_limiter = portal_limiters(base_url, token, rate_limit or DEFAULT_RATE_LIMIT, search_rate_limit)
         self.client = HubSpotClient(
             base_url=base_url, token=token, limiter=limiter, search_limiter=search_limiter, timeout=timeout,
             attempts=attempts, max_wait_s=max_wait_s, sleep=sleep,

@@ -1,0 +1,173 @@
+"""HubSpot adapter reads over real HTTP: backfill, incremental search windows, faults, limits, merges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from adapters._emulator import DROP, Fault
+from adapters.base import Cursor
+from adapters.errors import AuthError, QuotaExhausted, RetryableError
+from adapters.hubspot import HubSpotAdapter
+
+T0 = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+LIST = r"/crm/v3/objects/contacts$"
+SEARCH = r"/search$"
+
+
+def ids(pages):
+    return [r.remote_id for p in pages for r in p.records]
+
+
+def test_backfill_reads_every_contact_100_a_page_then_goes_incremental(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(250)
+    before = dt.datetime.now(dt.UTC)
+    pages = list(hubspot_adapter.read_contacts(Cursor()))
+    assert [len(p.records) for p in pages] == [100, 100, 50]
+    assert ids(pages) == seeded
+    assert hubspot_emulator.call_count("GET", LIST) == 3
+    final = pages[-1].next_cursor
+    assert final.phase == "incremental"
+    assert final.updated_after <= before - HubSpotAdapter.lookback + dt.timedelta(seconds=5)
+    record = pages[0].records[0]
+    assert record.updated_at.tzinfo is not None and record.data["properties"]["email"] == "contact0@example.com"
+
+
+def test_backfill_resumes_from_a_stored_page_cursor(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(250)
+    first = next(iter(hubspot_adapter.read_contacts(Cursor())))
+    stored = Cursor.from_json(first.next_cursor.to_json())
+    rest = list(hubspot_adapter.read_contacts(stored))
+    assert ids([first]) + ids(rest) == seeded
+    assert rest[-1].next_cursor.updated_after == dt.datetime.fromisoformat(
+        first.next_cursor.extra["backfill_started"]) - HubSpotAdapter.lookback
+
+
+def test_faults_in_the_middle_of_a_backfill_are_retried(hubspot_emulator, make_hubspot_adapter):
+    seeded = hubspot_emulator.seed(300)
+    sleeps: list[float] = []
+    adapter = make_hubspot_adapter(sleeps=sleeps)
+    pages = adapter.read_contacts(Cursor())
+    got = ids([next(pages)])
+    hubspot_emulator.inject(Fault(503, {"status": "error", "message": "down"}), Fault(DROP),
+                            Fault(429, {"status": "error", "policyName": "TEN_SECONDLY_ROLLING", "errorType": "RATE_LIMIT"},
+                                  headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}))
+    got += ids(list(pages))
+    assert got == seeded
+    assert len(sleeps) == 3 and 10.0 in sleeps  # the 429 waited the interval HubSpot named
+
+
+def test_daily_limit_stops_without_spinning(hubspot_emulator, make_hubspot_adapter):
+    sleeps: list[float] = []
+    adapter = make_hubspot_adapter(sleeps=sleeps)
+    hubspot_emulator.inject(Fault(429, {"status": "error", "message": "You have reached your daily limit.",
+                                        "errorType": "RATE_LIMIT", "policyName": "DAILY"}))
+    with pytest.raises(QuotaExhausted) as exc:
+        list(adapter.read_contacts(Cursor()))
+    assert sleeps == [] and hubspot_emulator.call_count() == 1
+    assert "daily" in str(exc.value)
+
+
+def test_retries_are_spent_then_raised(hubspot_emulator, make_hubspot_adapter):
+    adapter = make_hubspot_adapter(attempts=2)
+    hubspot_emulator.inject(Fault(502), Fault(502))
+    with pytest.raises(RetryableError):
+        list(adapter.read_contacts(Cursor()))
+
+
+def test_bad_token_is_an_auth_error_without_the_token(hubspot_emulator):
+    adapter = HubSpotAdapter(access_token="pat-wrong-token-123", base_url=hubspot_emulator.url, sleep=lambda s: None)
+    with pytest.raises(AuthError) as exc:
+        adapter.check()
+    assert "pat-wrong-token-123" not in str(exc.value) + repr(adapter)
+
+
+def test_the_real_limit_is_respected(hubspot_emulator, make_hubspot_adapter):
+    hubspot_emulator.limits.burst, hubspot_emulator.limits.interval_s = 3, 0.5
+    hubspot_emulator.seed(1000)
+    adapter = make_hubspot_adapter(rate_limit="3/0.5s")
+    assert len(ids(adapter.read_contacts(Cursor()))) == 1000
+    assert all(status != 429 for _, _, status in hubspot_emulator.server.log)
+
+
+def test_incremental_past_the_10000_cap_delivers_everything(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(12_000)
+    for n, contact_id in enumerate(seeded):  # distinct times, a few shared
+        hubspot_emulator.portal.contacts[contact_id].updated_ms = int(T0.timestamp() * 1000) + 1000 + n // 3
+    cursor = Cursor(phase="incremental", updated_after=T0)
+    pages = list(hubspot_adapter.read_contacts(cursor))
+    got = ids(pages)
+    assert sorted(got) == sorted(seeded) and len(got) == 12_000
+    assert not any(status == 400 for _, _, status in hubspot_emulator.server.log)
+    assert hubspot_emulator.call_count("POST", SEARCH) <= 12_000 // 200 + 2
+    final = pages[-1].next_cursor
+    assert final.updated_after == T0 + dt.timedelta(milliseconds=1000 + 11_999 // 3)
+
+
+def test_thousands_sharing_one_timestamp_end_without_a_loop(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(1_050, modified_at=T0 + dt.timedelta(seconds=1))
+    later = hubspot_emulator.seed(30, prefix="later", modified_at=T0 + dt.timedelta(seconds=2))
+    pages = list(hubspot_adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))
+    got = ids(pages)
+    assert sorted(got) == sorted(seeded + later) and len(got) == len(set(got))
+    assert hubspot_emulator.call_count("POST", SEARCH) <= 10
+
+
+def test_a_stored_incremental_cursor_never_skips(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(450)
+    for n, contact_id in enumerate(seeded):
+        hubspot_emulator.portal.contacts[contact_id].updated_ms = int(T0.timestamp() * 1000) + 10 * (n // 50)
+    start = Cursor(phase="incremental", updated_after=T0 - dt.timedelta(hours=1))
+    first = next(iter(hubspot_adapter.read_contacts(start)))
+    stored = Cursor.from_json(first.next_cursor.to_json())
+    assert stored.boundary_ids  # ids taken at exactly the mark
+    rest = ids(list(hubspot_adapter.read_contacts(stored)))
+    assert set(ids([first])) | set(rest) == set(seeded)
+    assert not set(rest) & stored.boundary_ids  # the boundary ids are not delivered twice
+
+
+def test_edits_after_the_cursor_come_back_with_their_new_time(hubspot_emulator, hubspot_adapter):
+    a, b, _ = hubspot_emulator.seed(3, modified_at=T0)
+    hubspot_emulator.edit(a, firstname="Changed", at=T0 + dt.timedelta(hours=1))
+    hubspot_emulator.edit(b, firstname="Also", at=T0 + dt.timedelta(hours=1, seconds=1))
+    cursor = Cursor(phase="incremental", updated_after=T0 + dt.timedelta(minutes=30))
+    pages = list(hubspot_adapter.read_contacts(cursor))
+    assert ids(pages) == [a, b]
+    assert pages[-1].next_cursor.updated_after == T0 + dt.timedelta(hours=1, seconds=1)
+    assert pages[-1].records[0].data["properties"]["firstname"] == "Changed"
+    again = list(hubspot_adapter.read_contacts(pages[-1].next_cursor))
+    assert ids(again) == [a]  # inside the lookback overlap, but b is already taken at the mark
+
+
+def test_search_lag_is_covered_by_the_lookback(hubspot_emulator, hubspot_adapter):
+    hubspot_emulator.seed(5)
+    cursor = list(hubspot_adapter.read_contacts(Cursor()))[-1].next_cursor
+    hubspot_emulator.search_lag_s = 2.0
+    hubspot_emulator.edit("1001", firstname="Lagging")
+    assert "1001" not in ids(hubspot_adapter.read_contacts(cursor))  # not yet in the index
+    hubspot_emulator.search_lag_s = 0.0
+    assert "1001" in ids(hubspot_adapter.read_contacts(cursor))
+
+
+def test_merges_carry_merged_ids_and_old_ids_fetch_the_survivor(hubspot_emulator, hubspot_adapter):
+    a, b, c = hubspot_emulator.seed(3)
+    survivor = hubspot_emulator.merge(a, b)
+    records = {r.remote_id: r for r in
+               (r for p in hubspot_adapter.read_contacts(Cursor()) for r in p.records)}
+    assert set(records) == {c, survivor}
+    assert set(records[survivor].merged_ids) == {a, b}
+    fetched = hubspot_adapter.fetch_contacts([b, c, "999999"])
+    by_id = {r.remote_id: r for r in fetched}
+    assert b in by_id[survivor].merged_ids and by_id[c].deleted is False
+    assert by_id["999999"].deleted is True
+
+
+def test_search_429_secondly_waits_and_goes_on(hubspot_emulator, make_hubspot_adapter):
+    hubspot_emulator.seed(3, modified_at=T0)
+    sleeps: list[float] = []
+    adapter = make_hubspot_adapter(sleeps=sleeps)
+    hubspot_emulator.inject(Fault(429, {"status": "error", "message": "You have reached your secondly limit.",
+                                        "errorType": "RATE_LIMIT"}, path_pattern=SEARCH))
+    assert len(ids(adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))) == 3
+    assert sleeps == [1.0]
