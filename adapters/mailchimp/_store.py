@@ -117,6 +117,7 @@ class Member:
     compliance_review: bool = False  # flagged by Mailchimp: no API route can subscribe it
     vip: bool = False
     language: str = ""
+    archived_from: str = ""  # the status before archiving: Mailchimp remembers an unsubscribe
 
     @property
     def hash(self) -> str:
@@ -284,6 +285,7 @@ class Audience:
     def archive(self, member: Member) -> None:
         with self.lock:
             if member.status != "archived":
+                member.archived_from = member.status
                 member.status = "archived"
                 member.last_changed = self.now()
 

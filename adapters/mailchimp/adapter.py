@@ -137,46 +137,48 @@ class MailchimpAdapter:
 
     # -- reading ------------------------------------------------------------------------------
     def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
-        """Pages in ``last_changed`` order; each page's cursor resumes without a gap (see ``_scan``)."""
+        """Pages in ``last_changed`` order; each page's cursor resumes without a gap (see ``_scan``).
+
+        Only Mailchimp's own timestamps move the cursor, never this machine's clock: a finished backfill
+        continues from the newest ``last_changed`` it read, and every incremental read starts
+        ``lookback`` earlier than its cursor to catch late writes.
+        """
+        prior: tuple[dt.datetime | None, frozenset[str]] = (None, frozenset())
         if cursor.page_token:
             scan, token = Scan.from_cursor(cursor)
-            started = token.get("started")
-            prior = (
-                parse_time(token["prior"]) if token.get("prior") else None,
-                frozenset(token.get("prior_ids") or ()),
-            )
-        elif cursor.phase == "backfill":
-            scan, started, prior = Scan(), format_time(self._clock()), (None, frozenset[str]())
+            if token.get("prior"):
+                prior = (parse_time(token["prior"]), frozenset(token.get("prior_ids") or ()))
+        elif cursor.phase == "backfill" or cursor.updated_after is None:
+            scan = Scan()
         else:
-            after = cursor.updated_after or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-            scan, started, prior = Scan(since=after - self.lookback), None, (after, cursor.boundary_ids)
-        phase = "backfill" if started else "incremental"
-        extra = {"started": started} if started else self._prior_extra(prior)
+            scan = Scan(since=cursor.updated_after - self.lookback)
+            prior = (cursor.updated_after, cursor.boundary_ids)
+        extra = self._prior_extra(prior)
         while True:
             members = self._members_page(scan)
             keyed = [(str(m["id"]), parse_time(str(m["last_changed"]))) for m in members]
             records = [
                 self._record(m, changed)
                 for m, (mid, changed) in zip(members, keyed, strict=True)
-                if not scan.already_taken(mid, changed)
+                if not scan.already_taken(mid, changed) and not (changed == prior[0] and mid in prior[1])
             ]
             scan = scan.advance(keyed, count=self.page_size)
             if len(members) < self.page_size:
-                yield Page(records=records, next_cursor=self._final(scan, started, prior))
+                yield Page(records=records, next_cursor=self._final(scan, prior))
                 return
-            yield Page(records=records, next_cursor=scan.cursor(phase=phase, extra=extra))
+            yield Page(records=records, next_cursor=scan.cursor(phase=cursor.phase, extra=extra))
 
     @staticmethod
     def _prior_extra(prior: tuple[dt.datetime | None, frozenset[str]]) -> dict[str, Any]:
         after, ids = prior
         return {"prior": format_time(after), "prior_ids": sorted(ids)} if after else {}
 
-    def _final(self, scan: Scan, started: str | None, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
-        if started:  # a finished backfill continues incrementally from its start, less the overlap
-            return Cursor(phase="incremental", updated_after=parse_time(started) - self.lookback)
+    @staticmethod
+    def _final(scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
+        """The incremental cursor after a scan: the newest ``last_changed`` read, never going backwards."""
         after, ids = prior
         if scan.floor is None or (after is not None and scan.floor < after):
-            return Cursor(phase="incremental", updated_after=after, boundary_ids=ids)  # never backwards
+            return Cursor(phase="incremental", updated_after=after, boundary_ids=ids if after else frozenset())
         taken = scan.taken | ids if after is not None and scan.floor == after else scan.taken
         return Cursor(phase="incremental", updated_after=scan.floor, boundary_ids=taken)
 

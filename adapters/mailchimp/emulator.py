@@ -28,12 +28,14 @@ from urllib.parse import parse_qs, urlencode
 
 from adapters._emulator import DROP, EmulatorServer, Request, Response
 from adapters.mailchimp._store import (
+    OPTED_OUT,
     WRITABLE_STATUSES,
     Audience,
     Member,
     Problem,
     Webhook,
     check_email,
+    compliance,
     forgotten,
     invalid,
     iso,
@@ -527,6 +529,8 @@ class MailchimpEmulator(EmulatorServer):
             )
         # An archived member comes back with the status sent; its old status is not restored.
         with audience.lock:
+            if status == "subscribed" and (existing.archived_from in OPTED_OUT or existing.compliance_review):
+                raise compliance(existing.email)
             existing.status = status
             audience.update(
                 existing, merge_fields=body.get("merge_fields"), tags_add=tags, interests=body.get("interests")

@@ -25,8 +25,11 @@ class TestMailchimpContract(AdapterContract):
     @pytest.fixture
     def adapter(self, emulator: MailchimpEmulator) -> MailchimpAdapter:
         return MailchimpAdapter(
-            api_key=Secret(emulator.api_key), list_id=emulator.list_id, base_url=emulator.api_url,
-            page_size=self.page_size, sleep=lambda s: None,
+            api_key=Secret(emulator.api_key),
+            list_id=emulator.list_id,
+            base_url=emulator.api_url,
+            page_size=self.page_size,
+            sleep=lambda s: None,
         )
 
     @pytest.fixture
@@ -40,7 +43,9 @@ class TestMailchimpContract(AdapterContract):
     def make_write(self, i: int) -> WriteRequest:
         email = f"new{i}@example.com"
         return WriteRequest(
-            ref=f"w{i}", remote_id=None, email=email,
+            ref=f"w{i}",
+            remote_id=None,
+            email=email,
             fields={"email_address": email, "merge_fields": {"FNAME": f"N{i}"}, "status": None},
         )
 

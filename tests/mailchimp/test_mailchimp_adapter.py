@@ -1,0 +1,319 @@
+"""The Mailchimp adapter against its emulator over real HTTP: transport, reading, writing, consent, removal."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from adapters._emulator import DROP, Fault
+from adapters.base import Cursor, WriteRequest
+from adapters.errors import AuthError, RateLimited
+from adapters.mailchimp import MailchimpAdapter, create_adapter
+from adapters.mailchimp._wire import api_root, data_centre, subscriber_hash
+from adapters.mailchimp.emulator import MailchimpEmulator
+from adapters.secret import Secret
+from mappings.contact import Consent
+from mappings.mapper import build_mapping
+
+
+def make(emulator: MailchimpEmulator, **options) -> MailchimpAdapter:
+    return MailchimpAdapter(
+        api_key=Secret(emulator.api_key),
+        list_id=emulator.list_id,
+        base_url=emulator.api_url,
+        sleep=lambda s: None,
+        batch_poll_s=0.0,
+        **options,
+    )
+
+
+def request(i: int, email: str, *, status: str | None = None, tags=None, remote_id=None, previous=None, **merge):
+    fields = {"email_address": email, "merge_fields": merge, "status": status}
+    if tags is not None:
+        fields["tags"] = sorted(tags)
+    return WriteRequest(ref=f"r{i}", remote_id=remote_id, email=email, previous_email=previous, fields=fields)
+
+
+def read_all(adapter: MailchimpAdapter, cursor: Cursor | None = None):
+    pages = list(adapter.read_contacts(cursor or Cursor()))
+    return pages, [r for p in pages for r in p.records]
+
+
+# -- 1. transport -----------------------------------------------------------------------------
+def test_data_centre_comes_from_the_key_suffix_and_base_url_overrides_it():
+    assert data_centre("0123abcd-us21") == "us21"
+    assert api_root("0123abcd-us21", None) == "https://us21.api.mailchimp.com/3.0"
+    assert api_root("0123abcd-us21", "http://127.0.0.1:9/") == "http://127.0.0.1:9/3.0"
+    assert api_root("0123abcd-us21", "http://127.0.0.1:9/3.0/") == "http://127.0.0.1:9/3.0"
+    with pytest.raises(ValueError):
+        data_centre("no-suffix-")
+
+
+def test_create_adapter_reads_config_options_and_hides_the_key(mailchimp_emulator):
+    options = {
+        **mailchimp_emulator.sandbox_options(),
+        "api_key": Secret(mailchimp_emulator.api_key),
+        "webhook_secret": Secret("s"),
+        "merge_fields": {"score": "COMPANY"},
+    }
+    adapter = create_adapter("mc", options)
+    adapter.check()
+    assert mailchimp_emulator.api_key not in repr(adapter) and adapter.name == "mc"
+    bad = create_adapter("mc", {**options, "merge_fields": {"score": "NOPE"}})
+    with pytest.raises(Exception, match="NOPE"):
+        bad.check()
+
+
+def test_wrong_key_raises_auth_error_without_the_key(mailchimp_emulator):
+    adapter = MailchimpAdapter(
+        api_key=Secret("ffff0000ffff0000-us1"),
+        list_id=mailchimp_emulator.list_id,
+        base_url=mailchimp_emulator.url,
+        sleep=lambda s: None,
+    )  # bare host: /3.0 added
+    with pytest.raises(AuthError) as err:
+        adapter.check()
+    assert "ffff0000ffff0000" not in str(err.value)
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_bodiless_throttle_is_retried(mailchimp_emulator, status):
+    mailchimp_emulator.seed(3)
+    mailchimp_emulator.inject(Fault(status, None, method="GET", path_pattern="/members"))
+    _, records = read_all(make(mailchimp_emulator))
+    assert len(records) == 3
+
+
+def test_403_with_a_body_is_an_auth_error_and_endless_throttle_gives_up(mailchimp_emulator):
+    mailchimp_emulator.inject(Fault(403, {"title": "Forbidden", "status": 403}, path_pattern="/ping"))
+    with pytest.raises(AuthError):
+        make(mailchimp_emulator).check()
+    mailchimp_emulator.inject(*[Fault(429, None, path_pattern="/ping") for _ in range(5)])
+    with pytest.raises(RateLimited):
+        make(mailchimp_emulator).check()
+
+
+def test_never_more_than_ten_connections(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(30)
+    mailchimp_emulator.latency_s = 0.05
+    adapter = make(mailchimp_emulator)
+    threads = [threading.Thread(target=adapter.fetch_contacts, args=(ids[i::20],)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mailchimp_emulator.peak_inflight <= 10
+    assert mailchimp_emulator.connection_limit_hits == 0
+
+
+# -- 2. reading -------------------------------------------------------------------------------
+def test_backfill_reads_1000_a_page_and_many_share_a_timestamp(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(2300)  # all in one second
+    adapter = make(mailchimp_emulator)
+    pages, records = read_all(adapter)
+    assert sorted(r.remote_id for r in records) == sorted(ids)
+    listing = mailchimp_emulator.log
+    counts = [path for method, path, _ in listing if method == "GET" and path.endswith("/members")]
+    assert len(counts) <= 6  # 3 pages of 1000 plus the steps through one shared second
+    assert pages[-1].next_cursor.phase == "incremental"
+
+
+def test_incremental_reads_only_changes_and_never_skips_at_a_shared_second(mailchimp_emulator, clock):
+    ids = mailchimp_emulator.seed(12)
+    adapter = make(mailchimp_emulator, page_size=4)
+    pages, _ = read_all(adapter)
+    cursor = pages[-1].next_cursor
+    clock.advance(600)
+    for i in range(9):  # nine edits in the same second, more than two pages
+        mailchimp_emulator.edit(ids[i], FNAME=f"E{i}")
+    pages, records = read_all(adapter, cursor)
+    assert {r.remote_id for r in records} == set(ids[:9])
+    assert all(r.data["merge_fields"]["FNAME"].startswith("E") for r in records)
+    # an idle cycle: nothing new (an overlap of what was read is allowed)
+    again = [r.remote_id for p in adapter.read_contacts(pages[-1].next_cursor) for r in p.records]
+    assert set(again) <= set(ids[:9])
+    clock.advance(600)
+    assert [r for p in adapter.read_contacts(pages[-1].next_cursor) for r in p.records] == []
+
+
+def test_edits_during_a_backfill_skip_no_one(mailchimp_emulator, clock):
+    ids = mailchimp_emulator.seed(20)
+    adapter = make(mailchimp_emulator, page_size=5)
+    seen: list[str] = []
+    for n, page in enumerate(adapter.read_contacts(Cursor())):
+        seen += [r.remote_id for r in page.records]
+        clock.advance(1)
+        mailchimp_emulator.edit(ids[n], FNAME="moved")  # moves to the end of the listing, shifting others
+    assert set(seen) == set(ids)
+
+
+def test_records_map_to_canonical_contacts(mailchimp_emulator):
+    mailchimp_emulator.seed(8)
+    mapping = build_mapping("mailchimp")
+    _, records = read_all(make(mailchimp_emulator))
+    contacts = {mapping.to_canonical(r.data)["email"]: mapping.to_canonical(r.data) for r in records}
+    zero = contacts["contact0@example.com"]
+    assert zero["first_name"] == "Ana" and zero["company"] == "Acme Ltd" and zero["tags"] == {"customer", "vip"}
+    assert zero["city"] == "London" and zero["consent"] is Consent.SUBSCRIBED
+    assert contacts["contact7@example.com"]["consent"] is Consent.UNSUBSCRIBED
+    assert all(r.updated_at is not None and r.updated_at.tzinfo for r in records)
+
+
+def test_archived_members_fetch_as_deleted(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(2)
+    mailchimp_emulator.delete(ids[0])
+    adapter = make(mailchimp_emulator)
+    fetched = adapter.fetch_contacts([ids[0], ids[1], "0" * 32])
+    assert [r.deleted for r in fetched] == [True, False, True]
+
+
+# -- 3. writing -------------------------------------------------------------------------------
+def test_500_new_members_in_one_call_with_their_tags(mailchimp_emulator):
+    adapter = make(mailchimp_emulator)
+    reqs = [request(i, f"Person{i}@Example.com", tags={"vip"} if i % 2 else set(), FNAME=f"P{i}") for i in range(500)]
+    results = adapter.write_contacts(reqs)
+    assert all(r.ok for r in results) and [r.ref for r in results] == [q.ref for q in reqs]
+    assert results[3].remote_id == subscriber_hash("person3@example.com")  # MD5 of the lower-cased address
+    assert mailchimp_emulator.write_calls() == 1
+    assert [t["name"] for t in mailchimp_emulator.member(results[3].remote_id)["tags"]] == ["vip"]
+    with pytest.raises(ValueError):
+        adapter.write_contacts(reqs + [request(500, "x@example.com")])
+
+
+def test_per_member_errors_stay_with_their_member(mailchimp_emulator):
+    adapter = make(mailchimp_emulator)
+    results = adapter.write_contacts([request(0, "ok@example.com"), request(1, "broken@"), request(2, "b@example.com")])
+    assert [r.ok for r in results] == [True, False, True]
+    assert "broken" not in (results[1].error or "") and results[1].retryable is False
+
+
+def test_updates_of_existing_members_go_in_bulk(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(30)
+    adapter = make(mailchimp_emulator)
+    mailchimp_emulator.reset_counters()
+    reqs = [
+        request(
+            i,
+            f"contact{i}@example.com",
+            remote_id=ids[i],
+            tags={"customer", "new"},
+            LNAME="Changed",
+            status="subscribed",
+        )
+        for i in range(30)
+    ]
+    results = adapter.write_contacts(reqs)
+    assert all(r.ok for r in results)
+    # one batch subscribe, one /batches job for upserts, one for tags; never a call per member
+    assert mailchimp_emulator.write_calls() == 3
+    assert mailchimp_emulator.call_count("PUT") == 0 and mailchimp_emulator.call_count("POST", "tags") == 0
+    member = mailchimp_emulator.member(ids[1])
+    assert member["merge_fields"]["LNAME"] == "Changed" and {t["name"] for t in member["tags"]} >= {"new"}
+
+
+def test_an_address_change_updates_the_member_in_place(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(2)
+    adapter = make(mailchimp_emulator)
+    [result] = adapter.write_contacts(
+        [request(0, "renamed@example.com", remote_id=ids[0], previous="contact0@example.com", tags={"moved"})]
+    )
+    assert result.ok and result.remote_id == subscriber_hash("renamed@example.com")
+    assert mailchimp_emulator.member(ids[0]) is None
+    moved = mailchimp_emulator.member(result.remote_id)
+    assert moved["contact_id"] and {t["name"] for t in moved["tags"]} >= {"moved"}
+    [gone] = adapter.write_contacts([request(1, "fresh@example.com", previous="nobody@example.com")])
+    assert gone.ok and mailchimp_emulator.member("fresh@example.com")["status"] == "pending"
+
+
+def test_5xx_and_a_dropped_connection_in_the_middle_of_a_batch(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(4)
+    adapter = make(mailchimp_emulator)
+    mailchimp_emulator.inject(
+        Fault(503, {"title": "Service Unavailable"}, method="POST", path_pattern=r"/lists/[^/]+$")
+    )
+    mailchimp_emulator.inject(Fault(DROP, method="GET", path_pattern="/batches/"))
+    mailchimp_emulator.batch_polls_before_finished = 1
+    reqs = [request(i, f"n{i}@example.com") for i in range(3)]
+    reqs += [request(3, "contact1@example.com", remote_id=ids[1], FNAME="Upd")]
+    results = adapter.write_contacts(reqs)
+    assert all(r.ok for r in results)
+    assert len(mailchimp_emulator.members()) == 7  # no duplicates from the retried call
+    assert mailchimp_emulator.member(ids[1])["merge_fields"]["FNAME"] == "Upd"
+
+
+# -- 4. consent -------------------------------------------------------------------------------
+def test_unknown_consent_joins_with_new_member_status(mailchimp_emulator):
+    make(mailchimp_emulator).write_contacts(
+        [request(0, "a@example.com"), request(1, "b@example.com", status="subscribed")]
+    )
+    assert mailchimp_emulator.member("a@example.com")["status"] == "pending"  # double opt-in by default
+    assert mailchimp_emulator.member("b@example.com")["status"] == "subscribed"  # known consent
+    make(mailchimp_emulator, new_member_status="subscribed").write_contacts([request(2, "c@example.com")])
+    assert mailchimp_emulator.member("c@example.com")["status"] == "subscribed"
+    with pytest.raises(ValueError):
+        make(mailchimp_emulator, new_member_status="cleaned")
+
+
+def test_an_unsubscribed_member_reported_subscribed_by_a_crm_stays_unsubscribed(mailchimp_emulator):
+    mailchimp_emulator.seed(1)
+    mailchimp_emulator.unsubscribe("contact0@example.com")
+    adapter = make(mailchimp_emulator)
+    [result] = adapter.write_contacts([request(0, "contact0@example.com", status="subscribed", FNAME="Still")])
+    assert result.ok
+    member = mailchimp_emulator.member("contact0@example.com")
+    assert member["status"] == "unsubscribed" and member["merge_fields"]["FNAME"] == "Still"
+
+
+def test_existing_members_never_get_a_forced_status_but_opt_outs_propagate(mailchimp_emulator):
+    mailchimp_emulator.seed(3)
+    mailchimp_emulator.edit("contact1@example.com", status="pending")
+    adapter = make(mailchimp_emulator)
+    results = adapter.write_contacts(
+        [
+            request(0, "contact0@example.com", status="pending"),  # subscribed stays subscribed
+            request(1, "contact1@example.com", status="subscribed"),  # pending stays pending: no bypassed opt-in
+            request(2, "contact2@example.com", status="unsubscribed", tags={"left"}),  # opt-out: forced
+        ]
+    )
+    assert all(r.ok for r in results)
+    assert [mailchimp_emulator.member(f"contact{i}@example.com")["status"] for i in range(3)] == [
+        "subscribed",
+        "pending",
+        "unsubscribed",
+    ]
+    assert [t["name"] for t in mailchimp_emulator.member("contact2@example.com")["tags"]] == ["left"]
+
+
+def test_compliance_state_and_forgotten_addresses_are_suppressed_not_retried(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(3)
+    mailchimp_emulator.unsubscribe("contact0@example.com")
+    mailchimp_emulator.delete(ids[0])  # archived after an unsubscribe: Mailchimp remembers
+    mailchimp_emulator.forget(ids[1])
+    results = make(mailchimp_emulator).write_contacts(
+        [
+            request(0, "contact0@example.com", status="subscribed"),
+            request(1, "contact1@example.com"),
+            request(2, "contact2@example.com"),
+        ]
+    )
+    assert [(r.ok, r.suppressed, r.retryable) for r in results] == [
+        (False, True, False),
+        (False, True, False),
+        (True, False, False),
+    ]
+    assert results[0].error == "Member In Compliance State"
+    assert results[1].error == "Forgotten Email Not Subscribed"
+
+
+# -- 5. erasure -------------------------------------------------------------------------------
+def test_forget_deletes_permanently_and_removal_archives(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(3)
+    adapter = make(mailchimp_emulator)
+    adapter.erase_contact(remote_id=ids[0], email="contact0@example.com")
+    adapter.erase_contact(remote_id=None, email="nobody@example.com")  # not a member: nothing to do
+    assert mailchimp_emulator.member(ids[0]) is None
+    adapter.archive_contact(remote_id=ids[1], email="contact1@example.com")
+    adapter.archive_contact(remote_id=ids[1], email="contact1@example.com")  # twice is fine
+    assert mailchimp_emulator.member(ids[1])["status"] == "archived"
+    assert mailchimp_emulator.call_count("POST", "delete-permanent") == 2
