@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from adapters.errors import AuthError, FatalProviderError, ProviderError
+from adapters.errors import AuthError, FatalProviderError, ProviderError, RetryableError
 from adapters.hubspot._client import BadRequest, HubSpotClient, NotFound
 
 V4: Final = "/communication-preferences/v4/statuses"
@@ -54,7 +54,7 @@ class Unsubscriber:
                 if exc.status == 401:
                     raise
                 failed.add(email)
-            except FatalProviderError:
+            except (FatalProviderError, RetryableError):  # this address waits for the next cycle
                 failed.add(email)
         return failed
 
