@@ -89,14 +89,21 @@ class KeepRows:
     fields can be laid over it: columns the mapping does not write (an ``id``, notes) survive.
     """
 
-    __slots__ = ("_last", "_plan", "_seen", "_updates", "old_rows")
+    __slots__ = ("_base_rows", "_fallback", "_last", "_own_rows", "_plan", "_seen", "_updates")
 
     def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
         self._plan = plan
         self._last = last
         self._seen: set[str] = set()
         self._updates = plan.updates()
-        self.old_rows: dict[str, tuple[int, int]] = {}  # staged key -> (offset, line) of the row it updates
+        # A renamed contact whose old row is gone (merged before a crash) updates its own row instead.
+        self._fallback = {new for new, old in plan.base.items() if old and old != new}
+        self._base_rows: dict[str, tuple[int, int]] = {}  # staged key -> (offset, line) of its base row
+        self._own_rows: dict[str, tuple[int, int]] = {}
+
+    def old_row(self, key: str) -> tuple[int, int] | None:
+        """Where the row that the staged ``key`` is laid over starts, if the file has one."""
+        return self._base_rows.get(key) or self._own_rows.get(key)
 
     def __call__(self, key: str | None, line: int, offset: int) -> bool:
         if key is None:
@@ -104,7 +111,9 @@ class KeepRows:
         if key in self._plan.final:
             staged = self._updates.get(key)
             if staged is not None:
-                self.old_rows[staged] = (offset, line)  # the last of a repeated key wins
+                self._base_rows[staged] = (offset, line)  # the last of a repeated key wins
+            elif key in self._fallback:
+                self._own_rows[key] = (offset, line)
             return False
         if self._last is not None:
             return self._last.get(key) == line
@@ -139,7 +148,7 @@ class FileAdapter:
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
         """Existing rows whose key was not restaged, in order, then the winning staged rows laid over
-        the rows they update (``keep.old_rows``, filled by the first part).
+        the rows they update (``keep.old_row(key)``, known after the first part).
         """
         raise NotImplementedError
 

@@ -139,7 +139,7 @@ class CsvAdapter(FileAdapter):
             if handle is not None:
                 _copy_kept_rows(writer, _Records(handle, offset=offset, line=line), keep, email_at, len(header))
             for key, body in self.staging.winning_bodies(plan):
-                old = keep.old_rows.get(key)
+                old = keep.old_row(key)
                 row = _row_at(handle, *old) if old is not None and handle is not None else []
                 row.extend([""] * (len(header) - len(row)))
                 for column, value in json.loads(body).items():

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import IO, Any, Final
 
 from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
-from adapters.files.staging import MergePlan, json_default
+from adapters.files.staging import MergePlan, dumps_line
 
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -53,13 +53,13 @@ class JsonlAdapter(FileAdapter):
             if handle is not None:
                 _copy_kept_lines(out, handle, keep)
             for key, body in self.staging.winning_bodies(plan):
-                old = keep.old_rows.get(key)
+                old = keep.old_row(key)
                 base = _object_at(handle, old[0]) if old is not None and handle is not None else None
                 if base is None:  # a new contact: the staged JSON is the line (it ends with its "\n")
                     out.write(body.encode("utf-8", "surrogateescape"))
                     continue
                 base.update(json.loads(body))
-                line = json.dumps(base, ensure_ascii=False, default=json_default) + "\n"
+                line = dumps_line(base) + "\n"
                 out.write(line.encode("utf-8", "surrogateescape"))
 
 

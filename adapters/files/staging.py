@@ -26,6 +26,15 @@ def json_default(value: object) -> Any:
     return str(value)
 
 
+# Valid inside JSON strings, but line breaks to str.splitlines(): escaped so naive readers see one line each.
+_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def dumps_line(value: Any) -> str:
+    """One JSON text for a JSON Lines file: UTF-8 as is, with no character any reader takes for a newline."""
+    return json.dumps(value, ensure_ascii=False, default=json_default).translate(_LINE_BREAKS)
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -77,13 +86,7 @@ class Staging:
 
     def append(self, entries: list[tuple[str, str, str | None, Mapping[str, Any]]]) -> None:
         """Write ``(op, key, previous_key, fields)`` entries durably before anyone is told ok."""
-        lines = [
-            json.dumps([op, key, prev], ensure_ascii=False)
-            + "\t"
-            + json.dumps(fields, ensure_ascii=False, default=json_default)
-            + "\n"
-            for op, key, prev, fields in entries
-        ]
+        lines = [dumps_line([op, key, prev]) + "\t" + dumps_line(fields) + "\n" for op, key, prev, fields in entries]
         handle = self._open()
         handle.write("".join(lines).encode("utf-8", "surrogateescape"))
         handle.flush()
