@@ -60,7 +60,7 @@ class Scan:
         if self.floor is None or newest > self.floor:
             return Scan(since=newest - ONE_SECOND, offset=0, floor=newest, taken=at_newest)
         # The whole page sat at ``floor``: step through that second by offset, re-reading a margin.
-        step = max(len(page) - min(SHIFT_MARGIN, count // 4), 1)
+        step = max(len(page) - min(SHIFT_MARGIN, count // 2), 1)
         return replace(self, offset=self.offset + step, taken=self.taken | at_newest)
 
     def token(self, extra: Mapping[str, Any] | None = None) -> str:

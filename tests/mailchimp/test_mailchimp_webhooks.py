@@ -1,0 +1,115 @@
+"""Mailchimp webhook deliveries: URL secret or signature, checked in constant time; form bodies parsed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import time
+
+import pytest
+
+from adapters.base import SupportsWebhooks
+from adapters.errors import WebhookRejected
+from adapters.mailchimp import MailchimpAdapter
+from adapters.mailchimp._wire import subscriber_hash
+from adapters.mailchimp.emulator import MailchimpEmulator
+from adapters.secret import Secret
+
+HOOK = "https://crm.example.com/webhooks/mailchimp"
+
+
+def make(emulator: MailchimpEmulator, secret: str | None = None) -> MailchimpAdapter:
+    return MailchimpAdapter(
+        api_key=Secret(emulator.api_key),
+        list_id=emulator.list_id,
+        base_url=emulator.api_url,
+        webhook_secret=Secret(secret or emulator.webhook_secret),
+    )
+
+
+def test_url_secret_is_checked(mailchimp_emulator):
+    mailchimp_emulator.seed(1)
+    adapter = make(mailchimp_emulator)
+    assert isinstance(adapter, SupportsWebhooks)
+    query, headers, body = mailchimp_emulator.webhook_delivery("profile", "contact0@example.com")
+    adapter.verify_webhook(method="POST", url=f"{HOOK}?{query}", headers=headers, body=body)
+    for url in (HOOK, f"{HOOK}?secret=wrong", f"{HOOK}?other={mailchimp_emulator.webhook_secret}"):
+        with pytest.raises(WebhookRejected) as err:
+            adapter.verify_webhook(method="POST", url=url, headers=headers, body=body)
+        assert mailchimp_emulator.webhook_secret not in str(err.value)
+
+
+def test_get_validates_the_url_without_proof(mailchimp_emulator):
+    make(mailchimp_emulator).verify_webhook(method="GET", url=HOOK, headers={}, body=b"")
+
+
+def test_without_a_configured_secret_every_post_is_rejected(mailchimp_emulator):
+    adapter = MailchimpAdapter(api_key=Secret(mailchimp_emulator.api_key), list_id="x", base_url=mailchimp_emulator.url)
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(method="POST", url=f"{HOOK}?secret=", headers={}, body=b"type=profile")
+
+
+def test_signature_header_is_verified(mailchimp_emulator):
+    mailchimp_emulator.seed(1)
+    adapter = make(mailchimp_emulator, secret="signing-secret")
+    _, headers, body = mailchimp_emulator.webhook_delivery(
+        "subscribe", "contact0@example.com", secret_in_url=False, signing_secret="signing-secret"
+    )
+    adapter.verify_webhook(method="POST", url=HOOK, headers=headers, body=body)
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(method="POST", url=HOOK, headers=headers, body=body + b"&x=1")
+    stale_t = int(time.time()) - 600
+    mac = hmac.new(b"signing-secret", f"{stale_t}.".encode() + body, hashlib.sha256).hexdigest()
+    with pytest.raises(WebhookRejected, match="stale"):
+        adapter.verify_webhook(
+            method="POST", url=HOOK, headers={"X-Mailchimp-Signature": f"t={stale_t},v1={mac}"}, body=body
+        )
+    with pytest.raises(WebhookRejected):  # a signed delivery is never let through by a URL secret
+        adapter.verify_webhook(
+            method="POST",
+            url=f"{HOOK}?secret=signing-secret",
+            headers={"X-Mailchimp-Signature": "t=1,v1=00"},
+            body=body,
+        )
+
+
+@pytest.mark.parametrize(
+    ("event", "extra", "kind"),
+    [
+        ("subscribe", {}, "created"),
+        ("profile", {}, "updated"),
+        ("unsubscribe", {"data[action]": "unsub", "data[reason]": "manual"}, "unsubscribed"),
+        ("unsubscribe", {"data[action]": "delete"}, "deleted"),
+        ("cleaned", {"data[reason]": "hard"}, "cleaned"),
+    ],
+)
+def test_each_event_type_parses(mailchimp_emulator, event, extra, kind):
+    mailchimp_emulator.seed(1)
+    adapter = make(mailchimp_emulator)
+    fired = dt.datetime(2026, 3, 1, 10, 0, 5, tzinfo=dt.UTC)
+    _, headers, body = mailchimp_emulator.webhook_delivery(event, "Contact0@Example.com", fired_at=fired, extra=extra)
+    [parsed] = adapter.parse_webhook(headers=headers, body=body)
+    assert parsed.kind == kind and parsed.email == "contact0@example.com"
+    assert parsed.remote_id == subscriber_hash("contact0@example.com") and parsed.occurred_at == fired
+    assert "contact0" not in parsed.event_id
+    again = adapter.parse_webhook(headers=headers, body=body)
+    assert again[0].event_id == parsed.event_id  # a redelivery dedupes on (type, id, fired_at)
+    if event == "profile":
+        assert parsed.payload["merges"]["FNAME"] == "Ana"
+
+
+def test_upemail_names_the_new_address_and_campaigns_or_other_lists_yield_nothing(mailchimp_emulator):
+    adapter = make(mailchimp_emulator)
+    _, headers, body = mailchimp_emulator.webhook_delivery(
+        "upemail", "new@example.com", extra={"old_email": "old@example.com"}
+    )
+    [event] = adapter.parse_webhook(headers=headers, body=body)
+    assert event.kind == "email_changed" and event.remote_id == subscriber_hash("new@example.com")
+    assert event.payload["old_email"] == "old@example.com"
+    assert (
+        adapter.parse_webhook(headers={}, body=b"type=campaign&data[list_id]=" + mailchimp_emulator.list_id.encode())
+        == []
+    )
+    _, _, other = mailchimp_emulator.webhook_delivery("profile", "x@example.com", extra={"data[list_id]": "other"})
+    assert adapter.parse_webhook(headers={}, body=other) == []
