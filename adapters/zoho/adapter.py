@@ -84,6 +84,7 @@ class ZohoAdapter:
         notify_url: str | None = None,
         notify_token: Secret | None = None,
         extra_fields: Sequence[str] = (),
+        page_size: int = PER_PAGE_MAX,
         attempts: int = 5,
         max_wait_s: float = 300.0,
         sleep: Any = None,
@@ -132,6 +133,9 @@ class ZohoAdapter:
             raise ValueError(f"zoho: at most {FIELDS_MAX} fields may be read, got {len(self.fields)}")
         self.notify_url = notify_url
         self.notify_token = notify_token
+        if not 1 <= page_size <= PER_PAGE_MAX:
+            raise ValueError(f"zoho: page_size must be 1..{PER_PAGE_MAX}")
+        self.page_size = page_size
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -216,7 +220,7 @@ class ZohoAdapter:
     def _list(self, *, page_token: str | None = None, since: dt.datetime | None = None) -> requests.Response:
         params: dict[str, Any] = {
             "fields": ",".join(self.fields),
-            "per_page": PER_PAGE_MAX,
+            "per_page": self.page_size,
             "sort_by": "Modified_Time",
             "sort_order": "asc",
         }

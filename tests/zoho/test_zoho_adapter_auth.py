@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from zoho_fixtures import make_adapter
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from zoho_fixtures import make_adapter  # noqa: E402
-
-from adapters._emulator import Fault  # noqa: E402
-from adapters.errors import AuthError, QuotaExhausted  # noqa: E402
-from adapters.secret import Secret  # noqa: E402
-from adapters.zoho import MemoryTokenStore  # noqa: E402
-from adapters.zoho.auth import DATA_CENTERS, domain_allowed  # noqa: E402
-from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+from adapters._emulator import Fault
+from adapters.errors import AuthError, QuotaExhausted
+from adapters.secret import Secret
+from adapters.zoho import MemoryTokenStore
+from adapters.zoho.auth import DATA_CENTERS, domain_allowed
+from adapters.zoho.emulator import ZohoEmulator
 
 TOO_MANY = {"code": "TOO_MANY_REQUESTS", "details": {}, "message": "limit", "status": "error"}
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from zoho_fixtures import make_adapter
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from zoho_fixtures import make_adapter  # noqa: E402
-
-from adapters._emulator import DROP, Fault  # noqa: E402
-from adapters.base import Cursor, Page  # noqa: E402
-from adapters.errors import RetryableError  # noqa: E402
-from adapters.zoho._wire import parse_zoho_time  # noqa: E402
-from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+from adapters._emulator import DROP, Fault
+from adapters.base import Cursor, Page
+from adapters.errors import RetryableError
+from adapters.zoho._wire import parse_zoho_time
+from adapters.zoho.emulator import ZohoEmulator
 
 
 @pytest.fixture

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from zoho_fixtures import make_adapter
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from zoho_fixtures import make_adapter  # noqa: E402
-
-from adapters._emulator import DROP, Fault  # noqa: E402
-from adapters.base import WriteRequest  # noqa: E402
-from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+from adapters._emulator import DROP, Fault
+from adapters.base import WriteRequest
+from adapters.zoho.emulator import ZohoEmulator
 
 
 @pytest.fixture

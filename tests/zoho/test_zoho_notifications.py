@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
+from zoho_fixtures import make_adapter
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from zoho_fixtures import make_adapter  # noqa: E402
-
-from adapters.errors import WebhookRejected  # noqa: E402
-from adapters.zoho.adapter import ZohoCallRejected  # noqa: E402
-from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+from adapters.errors import WebhookRejected
+from adapters.zoho.adapter import ZohoCallRejected
+from adapters.zoho.emulator import ZohoEmulator
 
 
 class Receiver:
