@@ -75,9 +75,9 @@ def _newsletter_rows() -> list[dict[str, Any]]:
         first, last = (_FIRST[i], _LAST[i]) if i < 20 else (f"Reader{i}", "Example")
         rows.append({"email": f"{first.lower()}.{last.split()[-1].lower()}@example.com", "first_name": first,
                      "last_name": last, "tags": ["newsletter"], "consent": "subscribed"})
-    rows[1]["consent"] = "unsubscribed"  # Radia left the newsletter: the CRM must hear of it
+    rows[0]["consent"] = "unsubscribed"  # Radia left the newsletter: the CRM must hear of it
     rows[12]["consent"] = "unsubscribed"
-    rows[4]["company"] = "Hamilton Space Systems"  # the CRM says "Hamilton Ltd": a conflict that waits
+    rows[4]["company"] = "Python Software Foundation"  # the CRM says "van Rossum Ltd": a conflict that waits
     rows.append({"email": "edsger.dijkstra@example.com", "first_name": "Edsger", "tags": ["newsletter"],
                  "consent": "subscribed"})
     return rows

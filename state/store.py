@@ -74,7 +74,8 @@ class PullOutcome:
     unchanged: int = 0
     forgotten: int = 0  # records of erased people, dropped
     deleted: int = 0
-    contact_ids: set[int] = field(default_factory=set)
+    contact_ids: set[int] = field(default_factory=set)  # contacts with a stored change
+    seen_ids: set[int] = field(default_factory=set)  # every live record's contact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +286,7 @@ class Store:
                 link = existing_for_contact.get(contact_id)  # the provider re-created it under a new id
             else:
                 contact_id = link.contact_id
+            outcome.seen_ids.add(contact_id)
             if contact_id in seen_contacts:
                 continue  # two records of one page for one person: the first is taken, the next page has the rest
             seen_contacts.add(contact_id)
@@ -409,22 +411,38 @@ class Store:
 
     def save_merges(self, merges: Sequence[MergeWrite]) -> None:
         """Apply reconciled contacts: hub fields, consumed observations, conflicts and consent events."""
+        stamp = now()
+        contacts = [
+            {"_id": m.contact_id, "_email": m.email, "_fields": dump_fields(m.fields), "_sources": dump_sources(m.sources),
+             "_consent": m.consent, "_consent_at": m.consent_at}
+            for m in merges if m.changed
+        ]
+        links = [{"_id": link_id, "_base": dump_fields(base)} for m in merges for link_id, base in m.bases.items()]
+        events = [
+            {"contact_id": m.contact_id, "email_key": self.email_key(m.email), "provider": provider, "status": status,
+             "occurred_at": at, "recorded_at": stamp, "evidence": evidence}
+            for m in merges for provider, status, at, evidence in m.consent_events
+        ]
         with self.transaction() as conn:
-            stamp = now()
+            if contacts:
+                conn.execute(
+                    sa.update(C).where(C.c.id == sa.bindparam("_id")).values(
+                        email=sa.bindparam("_email"), fields=sa.bindparam("_fields"), sources=sa.bindparam("_sources"),
+                        consent=sa.bindparam("_consent"), consent_at=sa.bindparam("_consent_at"),
+                        version=C.c.version + 1, updated_at=stamp),
+                    contacts,
+                )
+            if links:
+                conn.execute(
+                    sa.update(L).where(L.c.id == sa.bindparam("_id")).values(
+                        base=sa.bindparam("_base"), observed=None, observed_at=None, has_observation=False),
+                    links,
+                )
+            if events:
+                conn.execute(sa.insert(LEDGER), events)
             for m in merges:
-                if m.changed:
-                    conn.execute(sa.update(C).where(C.c.id == m.contact_id).values(
-                        email=m.email, fields=dump_fields(m.fields), sources=dump_sources(m.sources),
-                        consent=m.consent, consent_at=m.consent_at, version=C.c.version + 1, updated_at=stamp))
-                for link_id, base in m.bases.items():
-                    conn.execute(sa.update(L).where(L.c.id == link_id).values(
-                        base=dump_fields(base), observed=None, observed_at=None, has_observation=False))
                 for conflict in m.conflicts:
                     self._record_conflict(conn, m.contact_id, conflict, stamp)
-                for event in m.consent_events:
-                    conn.execute(sa.insert(LEDGER).values(
-                        contact_id=m.contact_id, email_key=self.email_key(m.email), provider=event[0],
-                        status=event[1], occurred_at=event[2], recorded_at=stamp, evidence=event[3]))
 
     def _record_conflict(self, conn: Connection, contact_id: int, conflict: ConflictWrite, stamp: dt.datetime) -> None:
         existing = conn.execute(sa.select(CONF.c.id).where(
@@ -494,23 +512,33 @@ class Store:
             stamp = now()
             existing = self._links_by_contact(conn, provider, [o.contact_id for o in oks])
             taken = self._links_by_remote(conn, provider, [o.remote_id for o in oks if o.remote_id])
+            updates: list[dict[str, Any]] = []
+            inserts: list[dict[str, Any]] = []
             for ok in oks:
-                values = {"remote_id": ok.remote_id, "base": dump_fields(ok.base), "ack_hash": ok.ack_hash,
-                          "acked_version": ok.version}
                 holder = taken.get(ok.remote_id) if ok.remote_id else None
                 if holder is not None and holder.contact_id != ok.contact_id:
-                    # the provider answered with a record another hub contact holds (e.g. a 409 on an email
+                    # the provider answered with a record another hub contact holds (e.g. a 409 on an address
                     # that contact used to have): the link moves, the old holder is linked anew next cycle
                     conn.execute(sa.delete(L).where(L.c.id == holder.id))
+                values = {"remote_id": ok.remote_id, "base": dump_fields(ok.base), "ack_hash": ok.ack_hash,
+                          "acked_version": ok.version}
                 link = existing.get(ok.contact_id)
                 if link is None:
-                    conn.execute(sa.insert(L).values(provider=provider, contact_id=ok.contact_id,
-                                                     has_observation=False, **values))
+                    inserts.append({"provider": provider, "contact_id": ok.contact_id, "has_observation": False,
+                                    **values})
                 else:
-                    conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
-            if oks:
-                conn.execute(sa.delete(PEND).where(PEND.c.provider == provider,
-                                                   PEND.c.contact_id.in_([o.contact_id for o in oks]),
+                    updates.append({"_id": link.id, **{f"_{k}": v for k, v in values.items()}})
+            if updates:
+                conn.execute(
+                    sa.update(L).where(L.c.id == sa.bindparam("_id")).values(
+                        remote_id=sa.bindparam("_remote_id"), base=sa.bindparam("_base"),
+                        ack_hash=sa.bindparam("_ack_hash"), acked_version=sa.bindparam("_acked_version")),
+                    updates,
+                )
+            if inserts:
+                conn.execute(sa.insert(L), inserts)
+            for chunk in _chunks([o.contact_id for o in oks]):
+                conn.execute(sa.delete(PEND).where(PEND.c.provider == provider, PEND.c.contact_id.in_(chunk),
                                                    PEND.c.status != EXCLUDED))
             for f in failures:
                 updated = conn.execute(

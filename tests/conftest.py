@@ -35,3 +35,10 @@ def state_url(tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses a state database is marked ``state``: CI runs those again on PostgreSQL."""
+    for item in items:
+        if "state_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.state)
