@@ -11,8 +11,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -41,6 +40,22 @@ class ConfigError(Exception):
         super().__init__(" ".join(text.split()))
         self.key = key
         self.problem = message
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class FrozenDict(dict[_K, _V]):
+    """A dict that refuses changes; unlike MappingProxyType it pickles, deep-copies and ``asdict``s."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("config values are read-only")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
 
 
 # --- the values ---------------------------------------------------------------------------------------------
@@ -77,7 +92,7 @@ class ProviderConfig:
 
 
 def _empty() -> Mapping[str, str]:
-    return MappingProxyType({})
+    return FrozenDict()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +183,7 @@ def load_config_from_mapping(
         path=path or base_dir / DEFAULT_CONFIG_NAME,
         state=_state(ctx, top.get("state", {})),
         sync=_sync(ctx, top.get("sync", {}), providers),
-        providers=MappingProxyType(providers),
+        providers=FrozenDict(providers),
         mapping=_mappings(ctx, top.get("mapping", {}), providers),
         rules=_rules(ctx, top.get("rules", [])),
         webhooks=_webhooks(ctx, top.get("webhooks", {})),
@@ -368,11 +383,15 @@ def _str_table(ctx: _Ctx, value: object, key: str) -> dict[str, str]:
     return result
 
 
-def _str_list(ctx: _Ctx, value: object, key: str) -> list[str]:
+def _frozen_str_table(ctx: _Ctx, value: object, key: str) -> FrozenDict[str, str]:
+    return FrozenDict(_str_table(ctx, value, key))
+
+
+def _str_list(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
     """An array of non-empty strings (``extra_fields``)."""
     if not isinstance(value, list):
         raise ConfigError(f"expected an array of strings, got {_kind(value)}", key=key)
-    return [_nonempty(ctx, item, f"{key}[{index}]") for index, item in enumerate(value)]
+    return tuple(_nonempty(ctx, item, f"{key}[{index}]") for index, item in enumerate(value))
 
 
 _MAILCHIMP_KEY: Final = re.compile(r"[^\s-]+-[a-z]+[0-9]+\Z")
@@ -436,7 +455,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "list_id": _req(_ident),
         "webhook_secret": Option(_secret, secret=True),
         "new_member_status": Option(_choice("pending", "subscribed"), default="pending"),
-        "merge_fields": Option(_str_table),
+        "merge_fields": Option(_frozen_str_table),
     },
     "zoho": {
         "client_id": _req(_text),
@@ -493,7 +512,7 @@ def _provider(ctx: _Ctx, name: str, raw: object) -> ProviderConfig:
         if value is not None:
             options[option_name] = value
     interval = cast(dt.timedelta | None, options.get("interval"))
-    return ProviderConfig(name=name, type=provider_type, options=MappingProxyType(options), interval=interval)
+    return ProviderConfig(name=name, type=provider_type, options=FrozenDict(options), interval=interval)
 
 
 # --- the other tables ---------------------------------------------------------------------------------------
@@ -582,8 +601,8 @@ def _mappings(ctx: _Ctx, raw: object, providers: Mapping[str, ProviderConfig]) -
         _reject_unknown(table, ("fields", "tags"), key)
         fields = _field_map(ctx, table.get("fields", {}), _join(key, "fields"))
         tags = _str_table(ctx, table.get("tags", {}), _join(key, "tags"))
-        result[name] = MappingConfig(fields=MappingProxyType(fields), tags=MappingProxyType(tags))
-    return MappingProxyType(result)
+        result[name] = MappingConfig(fields=FrozenDict(fields), tags=FrozenDict(tags))
+    return FrozenDict(result)
 
 
 def _field_map(ctx: _Ctx, raw: object, key: str) -> dict[str, str]:
@@ -619,12 +638,12 @@ def _rule(ctx: _Ctx, raw: object, key: str) -> Mapping[str, Any]:
         tags = table["add_tags"]
         if not isinstance(tags, list):
             raise ConfigError(f"expected an array of tag names, got {_kind(tags)}", key=f"{key}.add_tags")
-        rule["add_tags"] = [_nonempty(ctx, tag, f"{key}.add_tags[{index}]") for index, tag in enumerate(tags)]
+        rule["add_tags"] = _str_list(ctx, tags, f"{key}.add_tags")
     if "set_lifecycle" in table:
         rule["set_lifecycle"] = _nonempty(ctx, table["set_lifecycle"], f"{key}.set_lifecycle")
     if not rule.get("add_tags") and "set_lifecycle" not in rule:
         raise ConfigError("a rule needs add_tags or set_lifecycle", key=key)
-    return MappingProxyType(rule)
+    return FrozenDict(rule)
 
 
 def _nonempty(ctx: _Ctx, value: object, key: str) -> str:

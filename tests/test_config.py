@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
 import json
+import pickle
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -114,7 +117,7 @@ def test_example_file_loads_with_its_variables_set() -> None:
     assert config.providers["export"].options["path"] == str(REPO / "contacts.csv")
     assert config.state.url == f"sqlite:///{REPO / 'crmsync.db'}"
     assert config.mapping["hubspot"].fields["custom.lifetime_value"] == "properties.lifetime_value"
-    assert config.rules[0]["add_tags"] == ["vip"]
+    assert config.rules[0]["add_tags"] == ("vip",)
 
 
 def test_example_file_with_every_optional_key_uncommented_still_loads(tmp_path: Path) -> None:
@@ -127,7 +130,7 @@ def test_example_file_with_every_optional_key_uncommented_still_loads(tmp_path: 
     zoho = config.providers["zoho"].options
     assert zoho["notify_token"] == Secret(SECRETS["ZOHO_NOTIFY_TOKEN"])
     assert config.providers["hubspot"].options["portal_id"] == "7654321"
-    assert zoho["extra_fields"] == ["Lead_Source", "Score"]
+    assert zoho["extra_fields"] == ("Lead_Source", "Score")
     assert config.state.hash_key == Secret(SECRETS["CRMSYNC_HASH_KEY"])
     assert config.sync.default_region == "US"
     assert config.webhooks.public_url == "https://crm.example.com"
@@ -209,6 +212,26 @@ def test_values_are_read_only() -> None:
         config.providers["x"] = config.providers["csv"]  # type: ignore[index]
     with pytest.raises(AttributeError):
         config.sync.interval = dt.timedelta(0)  # type: ignore[misc]
+
+
+def test_values_are_deeply_read_only_yet_copy_pickle_and_asdict() -> None:
+    config = load_config(EXAMPLE, environ=SECRETS)
+    merge_fields = config.providers["mailchimp"].options["merge_fields"]
+    for change in (
+        lambda: merge_fields.update(x="X"),
+        lambda: merge_fields.pop("score"),
+        lambda: config.rules[0].setdefault("when", "x"),
+        lambda: config.mapping["hubspot"].fields.clear(),
+        lambda: config.providers.popitem(),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert isinstance(config.rules[0]["add_tags"], tuple)
+    assert copy.deepcopy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert dataclasses.asdict(config)["providers"]["hubspot"]["options"]["access_token"] == Secret(
+        SECRETS["HUBSPOT_TOKEN"]
+    )
 
 
 def test_sync_table() -> None:
@@ -329,7 +352,7 @@ def test_variables_are_expanded_anywhere_in_any_string() -> None:
     assert options["merge_fields"] == {"score": "S_VIP"}
     assert config.providers["files"].options["path"] == "/data/out.csv"
     assert config.mapping["mc"].tags == {"vip": "VIP"}
-    assert config.rules[0] == {"when": "country == 'VIP'", "add_tags": ["VIP"]}
+    assert config.rules[0] == {"when": "country == 'VIP'", "add_tags": ("VIP",)}
     assert config.webhooks.listen == "127.0.0.1:9001"
     assert config.state.url == "sqlite:////data/state.db"
 
