@@ -36,6 +36,7 @@ _ABSENT: Final = object()  # present, but not understood: leave the canonical ke
 _LIFECYCLES: Final = frozenset(str(v) for v in Lifecycle)
 _CONSENTS: Final = {str(v): v for v in Consent}
 _SET_FIELDS: Final = ("tags", "consent")
+_SPECIAL: Final = frozenset(("email", "phone", "lifecycle", "tags", "consent", OPT_IN_AT))  # not plain text
 _PROVIDER_TYPE_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -59,6 +60,8 @@ class _NotUnderstood(Exception):
 class _Field:
     canonical: str
     path: tuple[str, ...]
+    key: str | None  # the path when it is one key (the common case, read without a walk)
+    plain: bool  # plain text, no inbound: the stripped string is the canonical value
     read: Callable[[Any], Any]  # non-blank provider value -> canonical value (or _ABSENT)
     blank: Any  # canonical value for null / "" / whitespace
     write: Callable[[Any], Any] | None  # non-None canonical value -> provider value; None: read only
@@ -161,13 +164,19 @@ class ProviderMapping:
 
     def to_canonical(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in self._fields:
-            value = _get(raw, f.path)
+        for f in self._fields:  # per contact per cycle: kept free of avoidable calls
+            key = f.key
+            value = raw.get(key, _MISSING) if key is not None else _get(raw, f.path)
             if value is _MISSING:
                 if f.required:
                     raise InvalidRecord(f"{self.provider_type}: record has no {f.canonical}")
                 continue
-            if value is None or (value.__class__ is str and not value.strip()):
+            if value.__class__ is str:
+                value = value.strip()
+                if value and f.plain:
+                    out[f.canonical] = value
+                    continue
+            if value is None or value == "":
                 if f.required:
                     raise InvalidRecord(f"{self.provider_type}: record has a blank {f.canonical}")
                 out[f.canonical] = f.blank
@@ -195,8 +204,8 @@ class ProviderMapping:
     def _read_custom(self, raw: Mapping[str, Any], out: dict[str, Any]) -> None:
         explicit = self._explicit
         for key, value in raw.items():
-            if key.__class__ is str and _is_custom(key) and key not in explicit:
-                out[key] = self._custom_text(key, value)
+            if key.__class__ is str and key.startswith(CUSTOM_PREFIX) and key not in explicit and _is_custom(key):
+                out[key] = value.strip() or None if value.__class__ is str else self._custom_text(key, value)
         nested = raw.get("custom")
         if isinstance(nested, Mapping):  # JSONL may group them: {"custom": {"score": "12"}}
             for name, value in nested.items():
@@ -211,13 +220,15 @@ class ProviderMapping:
             raise InvalidRecord(f"{self.provider_type}: {key} is not text") from None
 
     def _compile(self, m: FieldMapping) -> _Field:
-        read, blank, write = self._reader(m), _blank(m.canonical), self._writer(m)
+        path = tuple(m.provider.split("."))
         return _Field(
             canonical=m.canonical,
-            path=tuple(m.provider.split(".")),
-            read=read,
-            blank=blank,
-            write=None if m.read_only else write,
+            path=path,
+            key=path[0] if len(path) == 1 else None,
+            plain=m.inbound is None and m.canonical not in _SPECIAL,
+            read=self._reader(m),
+            blank=_blank(m.canonical),
+            write=None if m.read_only else self._writer(m),
             required=m.required,
         )
 

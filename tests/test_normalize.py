@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappings.normalize import InvalidEmail, normalize_email, normalize_phone, normalize_timestamp
+from mappings.normalize import (
+    InvalidEmail,
+    _split_validate,
+    _validate,
+    normalize_email,
+    normalize_phone,
+    normalize_timestamp,
+)
 
 
 @pytest.mark.parametrize(
@@ -191,3 +198,35 @@ def test_timestamp_normalisation_is_idempotent(when: dt.datetime) -> None:
     if once is not None:
         assert normalize_timestamp(once) == once
         assert dt.datetime.fromisoformat(once) == dt.datetime.fromisoformat(text)  # the same instant
+
+
+# The fast path validates the domain once per domain; it must accept exactly what the full validator does.
+addresses = st.one_of(
+    st.emails(),
+    st.builds(lambda local, domain: f"{local}@{domain}", st.text(max_size=12), domains),
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        st.from_regex(r"[a-zé.\"<> _+-]{1,70}", fullmatch=True),
+        st.from_regex(r"[a-zä0-9.-]{1,190}\.(com|de|xn--p1ai)", fullmatch=True),
+    ),
+)
+
+
+@settings(max_examples=500)
+@given(addresses)
+def test_the_split_fast_path_agrees_with_the_full_validator(address: str) -> None:
+    text = address.strip().lower()
+    fast = _split_validate(text)
+    full = _validate(text)
+    if fast is not None:
+        assert fast == full
+    assert (normalize_email(address) if isinstance(full, str) else None) == (full if isinstance(full, str) else None)
+
+
+def test_the_split_fast_path_respects_the_whole_length_limit() -> None:
+    local, domain = "a" * 64, ".".join(["b" * 60] * 3 + ["ccc"]) + ".com"  # each part valid; together 255 octets
+    text = f"{local}@{domain}"
+    assert len(text) > 254
+    assert _split_validate(text) is None
+    with pytest.raises(InvalidEmail, match="too long"):
+        normalize_email(text)
