@@ -12,6 +12,8 @@ Rules the machinery keeps, so that tables and their ``inbound``/``outbound`` fun
 - ``tags``: ``inbound`` yields provider tag names, the tag map turns them into canonical names
   (unmapped ones keep their name); writes go the other way before ``outbound``.
 - Writes include blanks as ``None``: the adapter decides how its provider spells "clear".
+- ``[mapping.<name>.fields]`` re-points a canonical field (keeping its conversions, dropping
+  ``read_only``) or adds a plain text one; ``[mapping.<name>.tags]`` extends the table's tag map.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class _Field:
 class _Write:
     canonical: str
     path: tuple[str, ...]
-    write: Callable[[Any], Any]
+    key: str | None  # the path when it is one key
+    write: Callable[[Any], Any] | None  # None: the value goes out as it is
 
 
 def build_mapping(
@@ -139,7 +142,11 @@ class ProviderMapping:
         mappings = _apply_overrides(table, field_overrides)
         self._tag_out, self._tag_in = _tag_maps(table, tag_overrides)
         self._fields = tuple(self._compile(m) for m in mappings)
-        self._writes = tuple(_Write(f.canonical, f.path, f.write) for f in self._fields if f.write is not None)
+        self._writes = tuple(
+            _Write(f.canonical, f.path, f.key, None if f.write is _identity else f.write)
+            for f in self._fields
+            if f.write is not None
+        )
         _check_paths(self._writes)
         self._explicit = frozenset(f.canonical for f in self._fields)
         self._custom = table.passthrough_custom
@@ -194,7 +201,12 @@ class ProviderMapping:
             value = fields.get(f.canonical, _MISSING)
             if value is _MISSING:
                 continue
-            _put(out, f.path, None if value is None else f.write(value))
+            if value is not None and f.write is not None:
+                value = f.write(value)
+            if f.key is not None:
+                out[f.key] = value
+            else:
+                _put(out, f.path, value)
         if self._custom:
             for name, value in fields.items():
                 if name not in self._explicit and _is_custom(name):
@@ -310,7 +322,9 @@ def _apply_overrides(table: ProviderTable, overrides: Mapping[str, str]) -> list
         if index is None:
             mappings.append(FieldMapping(canonical=canonical, provider=path))
         else:
-            mappings[index] = replace(mappings[index], provider=path)
+            # the value conversions stay; read_only goes, since it describes the table's own path (a
+            # Mailchimp ADDRESS part), not a field the user names
+            mappings[index] = replace(mappings[index], provider=path, read_only=False)
     return mappings
 
 

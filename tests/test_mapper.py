@@ -162,6 +162,12 @@ def test_override_replaces_a_path_and_keeps_the_conversions() -> None:
     assert mapping.to_provider({"lifecycle": "prospect"}) == {"properties": {"lifecyclestage": "lead"}}
 
 
+def test_override_of_a_read_only_field_makes_it_written() -> None:
+    mapping = nested(fields={"job_title": "properties.jobtitle"})
+    assert "job_title" in mapping.carried_fields
+    assert mapping.to_provider({"job_title": "CTO"}) == {"properties": {"jobtitle": "CTO"}}
+
+
 def test_override_adds_custom_and_missing_canonical_fields_as_text() -> None:
     mapping = nested(fields={"custom.score": "properties.score", "industry": "properties.industry"})
     fields = mapping.to_canonical(record(score=12, industry=" Retail "))
