@@ -47,7 +47,7 @@ READ_FIELDS: Final = (
     "Modified_Time",
 )
 FIELDS_MAX: Final = 50
-DEFAULT_RATE_LIMIT: Final = "100/60s"  # Zoho publishes credits and concurrency, not a rate: stay modest
+DEFAULT_RATE_LIMIT: Final = "100/10s"  # Zoho publishes credits and concurrency (the real caps), no rate
 DEFAULT_CONCURRENCY: Final = 5  # the Free edition's concurrency cap (3P): the lowest tier
 # Item codes worth another try next cycle; the others are data errors a retry cannot fix (OAS API_Exception).
 RETRYABLE_CODES: Final = frozenset({"RECORD_LOCKED", "LIMIT_EXCEEDED", "INTERNAL_ERROR", "TOO_MANY_REQUESTS"})

@@ -1,0 +1,91 @@
+"""Zoho API calls against the minimum, through the emulator: 5,000 contacts read and written, token refreshes.
+
+Run: python benchmarks/zoho_calls.py [N]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.base import Cursor, WriteRequest  # noqa: E402
+from adapters.zoho import create_adapter  # noqa: E402
+from adapters.zoho.emulator import ZohoEmulator  # noqa: E402
+from mappings.mapper import build_mapping  # noqa: E402
+
+
+def read_benchmark(n: int) -> list[dict]:
+    with ZohoEmulator() as zoho:
+        zoho.advance_clock(-3600)
+        zoho.seed(n)
+        zoho.advance_clock(3600)
+        adapter = create_adapter("zoho", zoho.sandbox_options())
+        mapping = build_mapping("zoho")
+        zoho.reset_counters()
+        started = time.perf_counter()
+        rows = [mapping.to_canonical(r.data) for page in adapter.read_contacts(Cursor()) for r in page.records]
+        elapsed = time.perf_counter() - started
+        reads = zoho.reads()
+        minimum = math.ceil(n / 200)
+        print(f"read   {len(rows)} contacts: {reads} GET calls (+{zoho.refreshes()} token), minimum {minimum}, "
+              f"ratio {reads / minimum:.3f}, {elapsed:.2f} s, credits used {zoho.credits_used}")
+        return rows
+
+
+def write_benchmark(rows: list[dict]) -> None:
+    with ZohoEmulator() as zoho:
+        adapter = create_adapter("zoho", zoho.sandbox_options())
+        mapping = build_mapping("zoho")
+        requests = [
+            WriteRequest(ref=str(i), remote_id=None, email=row["email"], fields=mapping.to_provider(row))
+            for i, row in enumerate(rows)
+        ]
+        zoho.reset_counters()
+        started = time.perf_counter()
+        failed = 0
+        tag_minimum = 0
+        for start in range(0, len(requests), adapter.max_batch):
+            batch = requests[start : start + adapter.max_batch]
+            tag_minimum += len({t["name"] for r in batch for t in r.fields.get("Tag") or ()})
+            failed += sum(not r.ok for r in adapter.write_contacts(batch))
+        elapsed = time.perf_counter() - started
+        upserts = zoho.call_count("POST", "upsert")
+        tags = zoho.call_count("POST", "actions")
+        minimum = math.ceil(len(rows) / 100)
+        total = zoho.reads() + zoho.writes()
+        print(f"write  {len(rows)} contacts: {upserts} upserts (minimum {minimum}, ratio {upserts / minimum:.3f}); "
+              f"{tags} tag actions (minimum {tag_minimum}: one per tag name per batch); other reads {zoho.reads()}; "
+              f"all calls {total} vs {minimum + tag_minimum} = {total / (minimum + tag_minimum):.3f}x; "
+              f"failed {failed}; {elapsed:.2f} s; credits used {zoho.credits_used}")
+
+
+def refresh_benchmark(hours: int = 6, poll_minutes: int = 5) -> None:
+    """A daemon polling every few minutes for some hours on a simulated clock: refreshes per hour."""
+    with ZohoEmulator(token_ttl_s=10 * 3600 * hours) as zoho:  # the emulator never expires it on its own
+        zoho.seed(10)
+        adapter = create_adapter("zoho", zoho.sandbox_options())
+        now = [time.time()]
+        adapter._tokens._clock = lambda: now[0]  # noqa: SLF001 - a simulated hour, not a real one
+        zoho.token_ttl_s = 3600  # what the token answer says: one hour
+        cursor = Cursor(phase="incremental", updated_after=None)
+        for _ in range(hours * 60 // poll_minutes):
+            for page in adapter.read_contacts(cursor):
+                cursor = page.next_cursor
+            now[0] += poll_minutes * 60
+        print(f"tokens {zoho.refreshes()} refreshes in {hours} h of polling every {poll_minutes} min: "
+              f"{zoho.refreshes() / hours:.2f} per hour (token lifetime 1 h, refreshed 5 min before expiry)")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    rows = read_benchmark(n)
+    write_benchmark(rows)
+    refresh_benchmark()
+
+
+if __name__ == "__main__":
+    main()
