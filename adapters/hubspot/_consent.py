@@ -24,8 +24,8 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 def _unavailable(exc: ProviderError) -> bool:
-    """A missing endpoint or product tier (404/405, 403 without Enterprise), not a refused token."""
-    return exc.status in (403, 404, 405) and not (isinstance(exc, AuthError) and exc.status == 401)
+    """On a first try, any refusal but a bad token: a missing endpoint (404/405), tier (403) or dialect (400)."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 429)
 
 
 class Unsubscriber:

@@ -121,7 +121,9 @@ class Reader:
         started = cursor.extra.get(STARTED) or self._clock().isoformat()
         after = cursor.page_token
         while True:
-            kwargs: dict[str, Any] = {"limit": self._page_size, "properties": self._properties, "archived": False}
+            # One comma-separated value, as the reference documents it (HubSpot also takes repeated ones);
+            # archived is left to its default (false) rather than sent as the SDK's "False".
+            kwargs: dict[str, Any] = {"limit": self._page_size, "properties": [",".join(self._properties)]}
             if after:
                 kwargs["after"] = after
             _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)

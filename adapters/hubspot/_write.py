@@ -156,6 +156,9 @@ class Writer:
         if len(by_email) != len((body or {}).get("results") or []) or "" in by_email:
             by_email = self._positional(items, body, by_email)
         failures = self._failures(body, items)
+        unmatched = [i.email for i in items if i.email not in by_email and i.index not in failures]
+        if unmatched:  # neither a result nor an error names them: ask HubSpot which contacts hold them
+            by_email.update(self._lookup(unmatched))
         for item in items:
             result = by_email.get(item.email)
             if item.index in failures:
@@ -166,6 +169,16 @@ class Writer:
                 done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
                 if result.get("new"):
                     created.add(item.index)
+
+    def _lookup(self, emails: list[str]) -> dict[str, Any]:
+        body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
+        _, data = self._client.call("POST", "/crm/v3/objects/contacts/batch/read", self._client.batch.read, body)
+        found = {}
+        for row in (data or {}).get("results") or []:
+            email = str((row.get("properties") or {}).get("email") or "").lower()
+            if email in emails:
+                found[email] = row
+        return found
 
     @staticmethod
     def _positional(items: list[_Item], body: Any, by_email: dict[str, Any]) -> dict[str, Any]:

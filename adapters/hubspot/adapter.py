@@ -130,7 +130,7 @@ class HubSpotAdapter:
         try:
             _, raw = self.client.call(
                 "GET", "/crm/v3/objects/contacts/{contactId}", self.client.basic.get_by_id, remote_id,
-                properties=self._properties,
+                properties=[",".join(self._properties)],
             )  # fmt: skip
         except NotFound:
             return ProviderRecord(remote_id=remote_id, data={"id": remote_id}, deleted=True)

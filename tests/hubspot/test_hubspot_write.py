@@ -192,3 +192,12 @@ def test_more_than_max_batch_is_refused(hubspot_adapter):
 def test_the_same_address_twice_in_one_batch(hubspot_emulator, hubspot_adapter):
     results = hubspot_adapter.write_contacts([req("a", "d@example.com", firstname="A"), req("b", "D@example.com")])
     assert results[0].ok and not results[1].ok and results[1].retryable
+
+
+def test_results_without_emails_are_reconciled_not_guessed(hubspot_emulator, hubspot_adapter):
+    (a,) = hubspot_emulator.seed(1)
+    odd = {"status": "COMPLETE", "results": [{"id": "424242", "properties": {}}], "numErrors": 0}
+    hubspot_emulator.inject(Fault(207, odd, path_pattern=UPSERT))  # one result, no email, for two inputs
+    results = hubspot_adapter.write_contacts([req("known", "contact0@example.com"), req("ghost", "ghost@example.com")])
+    assert results[0].ok and results[0].remote_id == a
+    assert not results[1].ok and results[1].error == "MISSING_RESULT" and results[1].retryable
