@@ -333,21 +333,29 @@ class ZohoAdapter:
             return []
         ids = self._ids_for_changed_emails(requests)
         items = [_upsert_item(r, ids.get(r.ref)) for r in requests]
+        answers = _padded(self._upsert(items), len(items))
+        # Last_Name is mandatory for a new contact (pitfall 6). Only a record that matched nobody is refused
+        # for it, so the second try cannot overwrite a real name: it names the new contact by its address.
+        missing = [i for i, a in enumerate(answers) if _is_missing_last_name(a) and not items[i].get("Last_Name")]
+        if missing:
+            retried = self._upsert([{**items[i], "Last_Name": requests[i].email.split("@", 1)[0]} for i in missing])
+            for i, answer in zip(missing, _padded(retried, len(missing)), strict=True):
+                answers[i] = answer
+        results = [_write_result(r, a) for r, a in zip(requests, answers, strict=True)]
+        inserted = {
+            r.ref for r, a in zip(requests, answers, strict=True) if isinstance(a, dict) and a.get("action") == "insert"
+        }
+        return self._write_tags(requests, results, inserted)
+
+    def _upsert(self, items: list[dict[str, Any]]) -> list[Any]:
         body = {"data": items, "duplicate_check_fields": ["Email"], "trigger": []}
         try:
-            response = self.call("POST", CONTACTS + "/upsert", json=body)
-            answers, _ = _body(response)
+            answers, _ = _body(self.call("POST", CONTACTS + "/upsert", json=body))
         except ZohoCallRejected as exc:
             if not exc.items:
                 raise
             answers = exc.items  # every record refused: Zoho answers 400 with per-record results
-        results = [_write_result(r, a) for r, a in zip(requests, _padded(answers, len(requests)), strict=True)]
-        inserted = {
-            r.ref
-            for r, a in zip(requests, answers, strict=False)
-            if isinstance(a, dict) and a.get("action") == "insert"
-        }
-        return self._write_tags(requests, results, inserted)
+        return answers
 
     def _ids_for_changed_emails(self, requests: Sequence[WriteRequest]) -> dict[str, str]:
         """An address changed and no id is known: find the record by its old address, or upsert makes a twin."""
@@ -568,6 +576,12 @@ def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:
     if remote_id:
         item["id"] = remote_id
     return item
+
+
+def _is_missing_last_name(answer: Any) -> bool:
+    if not isinstance(answer, dict) or answer.get("code") != "MANDATORY_NOT_FOUND":
+        return False
+    return (answer.get("details") or {}).get("api_name") == "Last_Name"
 
 
 def _padded(answers: list[Any], n: int) -> list[Any]:

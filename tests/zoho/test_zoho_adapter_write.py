@@ -29,22 +29,33 @@ def test_upsert_answers_per_record_in_order(zoho: ZohoEmulator) -> None:
         [
             req("a", "new@example.com", Last_Name="New", First_Name="Ana"),
             req("b", "contact0@example.com", Title="Buyer"),  # matched by Email
-            req("c", "nolast@example.com", First_Name="No"),  # MANDATORY_NOT_FOUND
+            req("c", "nolast@example.com", First_Name="No", Last_Name=None),  # named by its address on a 2nd try
             req("d", "bad@example.com", Last_Name="Bad", Phone="call me"),  # INVALID_DATA Phone
         ]
     )
     assert [r.ref for r in results] == ["a", "b", "c", "d"]
-    assert [r.ok for r in results] == [True, True, False, False]
+    assert [r.ok for r in results] == [True, True, True, False]
     assert results[1].remote_id == existing
-    assert results[2].error == "MANDATORY_NOT_FOUND Last_Name" and not results[2].retryable
-    assert results[3].error == "INVALID_DATA Phone"
+    assert zoho.find("nolast@example.com")["Last_Name"] == "nolast"
+    assert results[3].error == "INVALID_DATA Phone" and not results[3].retryable
     assert zoho.find("new@example.com")["id"] == results[0].remote_id
-    assert zoho.call_count("POST", "upsert") == 1
+    assert zoho.call_count("POST", "upsert") == 2
 
 
 def test_every_record_refused_is_still_per_record(zoho: ZohoEmulator) -> None:
-    results = make_adapter(zoho).write_contacts([req("a", "x@example.com"), req("b", "y@example.com")])
-    assert [r.error for r in results] == ["MANDATORY_NOT_FOUND Last_Name"] * 2
+    results = make_adapter(zoho).write_contacts([req("a", "x@example.com", Phone="no!"), req("b", "y@", Phone="?")])
+    assert [r.error for r in results] == ["INVALID_DATA Phone", "INVALID_DATA Phone"]
+    assert not any(r.retryable for r in results)
+
+
+def test_a_new_contact_without_a_last_name_is_named_by_its_address(zoho: ZohoEmulator) -> None:
+    zoho.seed(1)
+    adapter = make_adapter(zoho)
+    results = adapter.write_contacts([req("a", "only.email@example.com"), req("b", "contact0@example.com", Title="X")])
+    assert all(r.ok for r in results)
+    assert zoho.find("only.email@example.com")["Last_Name"] == "only.email"
+    assert zoho.find("contact0@example.com")["Last_Name"] != "contact0"  # a match keeps its name
+    assert zoho.call_count("POST", "upsert") == 2
 
 
 def test_batches_are_capped_at_100(zoho: ZohoEmulator) -> None:
