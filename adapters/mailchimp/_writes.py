@@ -20,7 +20,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import WriteRequest, WriteResult
@@ -54,8 +54,8 @@ class Plan:
     merge_fields: dict[str, Any]
     tags: list[str] | None  # None: the request says nothing about tags
     interests: dict[str, bool] | None = None
+    moved: bool = False  # the address changed: update the member at the old address's hash
     result: WriteResult | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def email(self) -> str:
@@ -88,6 +88,7 @@ def plan(index: int, request: WriteRequest, *, new_member_status: str) -> Plan:
     status = raw_status if raw_status in WRITABLE_STATUSES else None
     tags = sorted({str(t) for t in (fields.get("tags") or ())}) if "tags" in fields else None
     interests = fields.get("interests")
+    previous = (request.previous_email or "").strip().lower()
     return Plan(
         index=index,
         request=request,
@@ -96,6 +97,7 @@ def plan(index: int, request: WriteRequest, *, new_member_status: str) -> Plan:
         merge_fields=clean_merge_fields(fields.get("merge_fields")),
         tags=tags,
         interests=dict(interests) if isinstance(interests, Mapping) else None,
+        moved=bool(previous) and previous != request.email.strip().lower(),
     )
 
 
@@ -143,7 +145,7 @@ def operations(plans: Iterable[Plan], list_id: str, *, tags: bool) -> list[dict[
                 body = {"tags": [{"name": t, "status": "active"} for t in p.tags], "is_syncing": True}
                 ops.append(_op("POST", f"/lists/{list_id}/members/{p.key}/tags", body, f"t{p.index}"))
             continue
-        if p.request.previous_email:
+        if p.moved and p.request.previous_email:
             body = {"email_address": p.email, **_content(p)}
             if p.opts_out:
                 body["status"] = p.status

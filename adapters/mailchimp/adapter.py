@@ -227,17 +227,25 @@ class MailchimpAdapter:
         if len(requests) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} requests per write call")
         plans = [w.plan(i, r, new_member_status=self.new_member_status) for i, r in enumerate(requests)]
-        moved = [p for p in plans if p.request.previous_email]
-        existing = self._create([p for p in plans if not p.request.previous_email])
-        self._opt_out([p for p in existing if p.opts_out])
-        missing = self._operations([p for p in existing if not p.opts_out] + moved)
-        if missing:  # an address change whose old member is gone: create the new one
-            self._opt_out(self._create(missing))
-            self._operations([p for p in missing if p.result is None])
+        linked = [p for p in plans if not p.moved and p.request.remote_id]  # known members: no create pass
+        gone = self._update(
+            linked
+            + self._create([p for p in plans if not p.moved and not p.request.remote_id])
+            + [p for p in plans if p.moved]
+        )
+        if gone:  # an address change whose old member is not there: write the new address as any other
+            for p in gone:
+                p.moved = False
+            self._update(self._create(gone))
         for p in plans:
             if p.result is None:
                 p.done(ok=False, error="not written", retryable=True)
         return [p.result for p in plans if p.result is not None]
+
+    def _update(self, plans: list[w.Plan]) -> list[w.Plan]:
+        """Steps 2 and 3 for members that exist (or moved); returns moved ones whose old member is gone."""
+        self._opt_out([p for p in plans if p.opts_out and not p.moved])
+        return self._operations([p for p in plans if p.moved or not p.opts_out])
 
     def _create(self, plans: list[w.Plan]) -> list[w.Plan]:
         """Step 1: batch subscribe with update_existing false; returns the members that already exist."""
@@ -271,29 +279,41 @@ class MailchimpAdapter:
         return answer
 
     def _operations(self, plans: list[w.Plan]) -> list[w.Plan]:
-        """Step 3: /batches for existing members; returns address changes whose old member was not found."""
+        """Step 3: one /batches job of upserts and tag changes; returns moved members not found."""
         if not plans:
             return []
-        missing: list[w.Plan] = []
-        results = self._run_batch(w.operations(plans, self.list_id, tags=False))
+        gone: list[w.Plan] = []
+        ops = w.operations(plans, self.list_id, tags=False)
+        ops += w.operations([p for p in plans if not p.moved], self.list_id, tags=True)
+        results = self._run_batch(ops)
+        retag: list[w.Plan] = []
         for p in plans:
             status, title = results.get(f"m{p.index}", (0, ""))
             if status == 0:
                 p.done(ok=False, error="no batch result", retryable=True)
             elif not w.settle(p, status, title):
-                if p.request.previous_email:
-                    missing.append(p)
+                if p.moved:
+                    gone.append(p)
                 else:
                     p.done(ok=False, error="Resource Not Found", retryable=True)
-        tagged = [p for p in plans if p.result is not None and p.result.ok and p.tags]
-        tag_results = self._run_batch(w.operations(tagged, self.list_id, tags=True))
-        for p in tagged:
-            status, title = tag_results.get(f"t{p.index}", (0, ""))
-            if status >= 300 or status == 0:
-                p.result = None
-                if not w.settle(p, status or 503, title):
-                    p.done(ok=False, error="Resource Not Found", retryable=True)
-        return missing
+            elif p.result is not None and p.result.ok and p.tags:
+                # Operations run in any order: a moved member (or one the upsert created) is tagged after.
+                tag_status, _ = results.get(f"t{p.index}", (404, ""))
+                if p.moved or tag_status == 404:
+                    p.moved = False
+                    retag.append(p)
+                elif tag_status >= 300:
+                    p.result = None
+                    w.settle(p, tag_status, "")
+        if retag:
+            tag_results = self._run_batch(w.operations(retag, self.list_id, tags=True))
+            for p in retag:
+                tag_status, title = tag_results.get(f"t{p.index}", (0, ""))
+                if tag_status >= 300 or tag_status == 0:
+                    p.result = None
+                    if not w.settle(p, tag_status or 503, title):
+                        p.done(ok=False, error="Resource Not Found", retryable=True)
+        return gone
 
     def _run_batch(self, ops: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:
         """Submit operations to /batches, wait for them, and read per-operation answers."""

@@ -205,11 +205,15 @@ def test_updates_of_existing_members_go_in_bulk(mailchimp_emulator):
     ]
     results = adapter.write_contacts(reqs)
     assert all(r.ok for r in results)
-    # one batch subscribe, one /batches job for upserts, one for tags; never a call per member
-    assert mailchimp_emulator.write_calls() == 3
+    # linked members skip the create pass: one /batches job holds upserts and tags, never a call per member
+    assert mailchimp_emulator.write_calls() == 1
     assert mailchimp_emulator.call_count("PUT") == 0 and mailchimp_emulator.call_count("POST", "tags") == 0
     member = mailchimp_emulator.member(ids[1])
     assert member["merge_fields"]["LNAME"] == "Changed" and {t["name"] for t in member["tags"]} >= {"new"}
+    mailchimp_emulator.reset_counters()
+    unlinked = [request(i, f"contact{i}@example.com", FNAME="Again") for i in range(30)]
+    assert all(r.ok for r in adapter.write_contacts(unlinked))
+    assert mailchimp_emulator.write_calls() == 2  # the create pass finds them, then one /batches job
 
 
 def test_an_address_change_updates_the_member_in_place(mailchimp_emulator):
