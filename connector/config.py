@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
-import phonenumbers
-
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
 from mappings.contact import CUSTOM_PREFIX, SCALAR_FIELDS
+from mappings.normalize import is_phone_region
 
 ConflictPolicy = Literal["newest", "priority", "manual"]
 CONFLICT_POLICIES: Final[tuple[ConflictPolicy, ...]] = ("newest", "priority", "manual")
@@ -150,6 +149,8 @@ def find_config_path(
         if not candidate.is_file():
             raise ConfigError(f"no config file: pass --config PATH, set {CONFIG_ENV} or create ./{DEFAULT_CONFIG_NAME}")
         return candidate.absolute()
+    if candidate.is_dir():
+        raise ConfigError(f"{candidate} is a directory, not a config file", key=source)
     if not candidate.is_file():
         raise ConfigError(f"no such config file: {candidate}", key=source)
     return candidate.absolute()
@@ -585,7 +586,7 @@ def _priority(ctx: _Ctx, raw: object, providers: Mapping[str, ProviderConfig]) -
 
 def _region(ctx: _Ctx, value: object, key: str) -> str | None:
     text = _text(ctx, value, key)
-    if text is not None and text.upper() not in phonenumbers.SUPPORTED_REGIONS:
+    if text is not None and not is_phone_region(text.upper()):
         raise ConfigError('expected a two-letter region code like "US" or "DE"', key=key)
     return None if text is None else text.upper()
 
