@@ -133,14 +133,14 @@ class ProviderMapping:
         self,
         table: ProviderTable,
         *,
-        field_overrides: Mapping[str, str],
-        tag_overrides: Mapping[str, str],
+        field_overrides: Mapping[str, str] | None = None,
+        tag_overrides: Mapping[str, str] | None = None,
         default_region: str | None = None,
     ) -> None:
         self.provider_type = table.provider_type
         self.default_region = default_region
-        mappings = _apply_overrides(table, field_overrides)
-        self._tag_out, self._tag_in = _tag_maps(table, tag_overrides)
+        mappings = _apply_overrides(table, field_overrides or {})
+        self._tag_out, self._tag_in = _tag_maps(table, tag_overrides or {})
         self._fields = tuple(self._compile(m) for m in mappings)
         self._writes = tuple(
             _Write(f.canonical, f.path, f.key, None if f.write is _identity else f.write)
