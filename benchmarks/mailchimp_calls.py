@@ -1,15 +1,21 @@
-"""Mailchimp API calls against the minimum, adapter level, through the emulator over real HTTP.
+"""Mailchimp API calls against the minimum, through the emulator over real HTTP.
 
-Writes N new members (tags inline), reads them back (backfill), reads an idle incremental cycle, then
-re-writes every member as an update. Minimums: ceil(N/500) batch-subscribe calls to write, ceil(N/1000)
-pages to read. Usage: python benchmarks/mailchimp_calls.py [N]
+Adapter level: writes N new members (tags inline), reads them back (backfill), reads an idle incremental
+cycle, then re-writes every member as an update. End to end (``--migrate``): ``crmsync migrate`` of N
+contacts from a JSONL file into the emulator, twice. Minimums: ceil(N/500) batch-subscribe calls to
+write, ceil(N/1000) pages to read. Usage: python benchmarks/mailchimp_calls.py [N] [--migrate]
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from adapters.base import Cursor, WriteRequest
 from adapters.mailchimp import MailchimpAdapter
@@ -93,5 +99,63 @@ def main(n: int) -> None:
         adapter.close()
 
 
+def migrate(n: int) -> None:
+    """``crmsync migrate --from file --to mailchimp`` twice; the second run must make no write call."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp, MailchimpEmulator() as emulator:
+        work = Path(tmp)
+        with (work / "contacts.jsonl").open("w") as out:
+            for i in range(n):
+                row = {
+                    "email": f"person{i}@example.com",
+                    "first_name": f"P{i}",
+                    "last_name": "Lee",
+                    "company": "Acme Ltd",
+                    "tags": ["customer"] + (["vip"] if i % 10 == 0 else []),
+                    "consent": ["subscribed", "unknown", "unsubscribed", "pending"][i % 4],
+                }
+                out.write(json.dumps(row) + "\n")
+        o = emulator.sandbox_options()
+        (work / "crmsync.toml").write_text(
+            f'[state]\nurl = "sqlite:///state.db"\n[providers.file]\ntype = "jsonl"\npath = "contacts.jsonl"\n'
+            f'[providers.mailchimp]\ntype = "mailchimp"\napi_key = "{o["api_key"]}"\nlist_id = "{o["list_id"]}"\n'
+            f'base_url = "{o["base_url"]}"\n'
+        )
+        minimum = math.ceil(n / 500)
+        for run in (1, 2):
+            emulator.reset_counters()
+            t = time.perf_counter()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "connector",
+                    "migrate",
+                    "--from",
+                    "file",
+                    "--to",
+                    "mailchimp",
+                    "--json",
+                    "--config",
+                    "crmsync.toml",
+                ],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            took = time.perf_counter() - t
+            writes = emulator.write_calls()
+            print(
+                f"migrate run {run}: exit {done.returncode}, {writes} write calls (minimum {minimum if run == 1 else 0}"
+                f", {writes / minimum:.2f}x), {emulator.read_calls()} reads, {took:.1f}s ({n / took:,.0f} contacts/s)"
+            )
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    count = int(next((a for a in sys.argv[1:] if a.isdigit()), "10000"))
+    if "--migrate" in sys.argv:
+        migrate(count)
+    else:
+        main(count)
