@@ -58,11 +58,17 @@ class NotFound(FatalProviderError):
 
 
 class BadRequest(FatalProviderError):
-    """400: HubSpot refused the input; ``codes`` are its error names (PROPERTY_DOESNT_EXIST, ...)."""
+    """400: HubSpot refused the input; ``codes`` are its error names (PROPERTY_DOESNT_EXIST, ...).
 
-    def __init__(self, message: str, *, codes: tuple[str, ...] = (), **kwargs: Any) -> None:
+    ``properties`` names the properties refused as unknown or read-only (names, never values).
+    """
+
+    def __init__(
+        self, message: str, *, codes: tuple[str, ...] = (), properties: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.codes = codes
+        self.properties = properties
 
 
 def error_codes(body: Mapping[str, Any]) -> tuple[str, ...]:
@@ -76,6 +82,29 @@ def error_codes(body: Mapping[str, Any]) -> tuple[str, ...]:
             inner = []
         codes += [str(i.get("error")) for i in inner if isinstance(i, Mapping) and i.get("error")]
     return tuple(dict.fromkeys(codes))
+
+
+PROPERTY_CODES: Final = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
+
+
+def refused_properties(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names of properties a 400 calls unknown or read-only: ``errors[].context.propertyName`` and the inner JSON."""
+    names: list[str] = []
+    for error in body.get("errors") or ():
+        if isinstance(error, Mapping) and error.get("code") in PROPERTY_CODES:
+            names += [str(n) for n in (error.get("context") or {}).get("propertyName") or ()]
+    message = str(body.get("message") or "")
+    if "[" in message:
+        try:
+            inner = json.loads(message[message.index("[") :])
+        except ValueError:
+            inner = []
+        names += [
+            str(i["name"])
+            for i in inner
+            if isinstance(i, Mapping) and i.get("error") in PROPERTY_CODES and i.get("name")
+        ]
+    return tuple(dict.fromkeys(names))
 
 
 def _body(raw: Any) -> dict[str, Any]:
@@ -116,7 +145,7 @@ def classify(
     if status == 408 or (status >= 500 and status not in _NOT_RETRYABLE_5XX):
         return RetryableError(message, **common)
     if status == 400:
-        return BadRequest(message, codes=codes, **common)
+        return BadRequest(message, codes=codes, properties=refused_properties(body), **common)
     return FatalProviderError(message, **common)
 
 

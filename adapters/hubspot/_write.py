@@ -9,14 +9,17 @@ bad record) fails the whole batch, so the batch is split in halves until the rec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import WriteRequest, WriteResult
 from adapters.errors import FatalProviderError
-from adapters.hubspot._client import BadRequest, DuplicateContact, HubSpotClient, NotFound
+from adapters.hubspot._client import PROPERTY_CODES, BadRequest, DuplicateContact, HubSpotClient, NotFound
 from adapters.hubspot._consent import Unsubscriber
+
+log = logging.getLogger(__name__)
 
 BATCH_MAX: Final = 100  # batch/upsert, batch/update, batch/read inputs [GUIDE]
 OPTOUT: Final = "hs_email_optout"
@@ -25,7 +28,7 @@ READ_ONLY: Final = frozenset(
     {OPTOUT, "hs_object_id", "createdate", "lastmodifieddate", "hs_merged_object_ids", "hs_additional_emails"}
 )
 # Refusals that concern every record (the portal lacks a property): the call fails as a whole.
-CONFIG_CODES: Final = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
+CONFIG_CODES: Final = PROPERTY_CODES
 FINAL_CATEGORIES: Final = frozenset({"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "INVALID_EMAIL", "CONFLICT"})
 
 
@@ -75,9 +78,13 @@ class Writer:
     def __init__(self, client: HubSpotClient, unsubscriber: Unsubscriber) -> None:
         self._client = client
         self._unsubscriber = unsubscriber
+        self._missing: set[str] = set()  # properties this portal refused as unknown or read-only
 
     def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         items = [_item(i, r) for i, r in enumerate(requests)]
+        for item in items:
+            for name in self._missing:
+                item.properties.pop(name, None)
         done: dict[int, WriteResult] = {}
         created: set[int] = set()
         seen: set[str] = set()
@@ -120,7 +127,10 @@ class Writer:
                 return
         except BadRequest as exc:
             if CONFIG_CODES & set(exc.codes):
-                raise
+                if not self._drop(exc.properties, items):
+                    raise
+                self._bisect(items, send, done, created)  # again, without the portal's missing properties
+                return
             if len(items) == 1:
                 code = f"VALIDATION_ERROR:{exc.codes[0]}" if exc.codes else "VALIDATION_ERROR"
                 done[items[0].index] = _failed(items[0], code, retryable=False)
@@ -128,6 +138,19 @@ class Writer:
         half = len(items) // 2  # one record spoilt the whole call: find it with halves
         self._bisect(items[:half], send, done, created)
         self._bisect(items[half:], send, done, created)
+
+    def _drop(self, names: tuple[str, ...], items: list[_Item]) -> bool:
+        """A property this portal lacks (or keeps read-only) is left out of writes from now on, loudly once."""
+        new = [n for n in names if n not in self._missing and n != "email"]
+        if not new:
+            return False
+        for name in new:
+            log.warning("hubspot: the portal refuses property %s (unknown or read-only); writing without it", name)
+        self._missing.update(new)
+        for item in items:
+            for name in new:
+                item.properties.pop(name, None)
+        return True
 
     def _adopt(self, item: _Item, exc: DuplicateContact, done: dict[int, WriteResult]) -> None:
         """409 on one record: the address is another contact's; write there and link to it."""

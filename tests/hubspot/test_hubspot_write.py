@@ -87,9 +87,21 @@ def test_a_whole_batch_400_is_narrowed_to_the_bad_record(hubspot_emulator, hubsp
     assert results[5].error.startswith("VALIDATION_ERROR")
 
 
-def test_an_unknown_property_fails_the_call(hubspot_emulator, hubspot_adapter):
+def test_a_property_the_portal_lacks_is_dropped_loudly_once(hubspot_emulator, hubspot_adapter, caplog):
+    results = hubspot_adapter.write_contacts([req("x", "x@example.com", firstname="X", no_such_property="1")])
+    assert results[0].ok and hubspot_emulator.find("x@example.com")["properties"]["firstname"] == "X"
+    assert "no_such_property" in caplog.text and "x@example.com" not in caplog.text
+    hubspot_emulator.reset_counters()
+    assert hubspot_adapter.write_contacts([req("y", "y@example.com", no_such_property="2")])[0].ok
+    assert hubspot_emulator.call_count("POST", UPSERT) == 1  # not sent again
+
+
+def test_a_refusal_naming_no_property_fails_the_call(hubspot_emulator, hubspot_adapter):
+    body = {"status": "error", "message": "Property values were not valid", "category": "VALIDATION_ERROR",
+            "errors": [{"code": "PROPERTY_DOESNT_EXIST", "message": "x"}]}
+    hubspot_emulator.inject(Fault(400, body, path_pattern=UPSERT))
     with pytest.raises(FatalProviderError) as exc:
-        hubspot_adapter.write_contacts([req("x", "x@example.com", no_such_property="1")])
+        hubspot_adapter.write_contacts([req("x", "x@example.com")])
     assert "PROPERTY_DOESNT_EXIST" in str(exc.value) and "x@example.com" not in str(exc.value)
 
 
