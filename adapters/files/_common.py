@@ -85,35 +85,40 @@ class KeepRows:
     """Which existing rows a merge copies, and where the rows that staged entries update are.
 
     Copied: rows without a readable email (never lose input) and rows whose key was not restaged
-    (the last of a repeated key). A restaged row is not copied; its position is kept so the staged
+    (the last of a repeated key). A restaged row is not copied; its offset is kept so the staged
     fields can be laid over it: columns the mapping does not write (an ``id``, notes) survive.
     """
 
-    __slots__ = ("_base_rows", "_fallback", "_last", "_own_rows", "_plan", "_seen", "_updates")
+    __slots__ = ("_fallback", "_last", "_plan", "_renames", "_rows", "_seen")
 
     def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
         self._plan = plan
         self._last = last
         self._seen: set[str] = set()
-        self._updates = plan.updates()
-        # A renamed contact whose old row is gone (merged before a crash) updates its own row instead.
-        self._fallback = {new for new, old in plan.base.items() if old and old != new}
-        self._base_rows: dict[str, tuple[int, int]] = {}  # staged key -> (offset, line) of its base row
-        self._own_rows: dict[str, tuple[int, int]] = {}
+        self._renames = plan.renames()
+        self._rows: dict[str, int] = {}  # staged key -> offset of the existing row it is laid over
+        # A renamed contact whose old row is gone (merged before a crash) is laid over its own row.
+        self._fallback: dict[str, int] = {}
 
-    def old_row(self, key: str) -> tuple[int, int] | None:
+    def old_row(self, key: str) -> int | None:
         """Where the row that the staged ``key`` is laid over starts, if the file has one."""
-        return self._base_rows.get(key) or self._own_rows.get(key)
+        offset = self._rows.get(key)
+        return self._fallback.get(key) if offset is None else offset
 
     def __call__(self, key: str | None, line: int, offset: int) -> bool:
         if key is None:
             return True
-        if key in self._plan.final:
-            staged = self._updates.get(key)
-            if staged is not None:
-                self._base_rows[staged] = (offset, line)  # the last of a repeated key wins
-            elif key in self._fallback:
-                self._own_rows[key] = (offset, line)
+        staged = self._plan.final.get(key)
+        if staged is not None:  # restaged, renamed or erased: not copied
+            renamed_to = self._renames.get(key)
+            if renamed_to is not None:
+                self._rows[renamed_to] = offset  # the last of a repeated key wins
+            elif staged >= 0:
+                moved = self._plan.moved.get(key)
+                if moved is None:
+                    self._rows[key] = offset
+                elif moved:
+                    self._fallback[key] = offset
             return False
         if self._last is not None:
             return self._last.get(key) == line
@@ -234,7 +239,7 @@ class FileAdapter:
         self._remove_stale_temps()
         if not self.staging.exists():
             return
-        plan = self.staging.plan(with_columns=self.kind == "csv")
+        plan = self.staging.plan()
         try:
             self._merge(plan, last=None)
         except DuplicateRows:  # rare: a hand-made file holding one contact twice; keep its last row

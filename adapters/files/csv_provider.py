@@ -138,19 +138,23 @@ class CsvAdapter(FileAdapter):
             writer.writerow(header)
             if handle is not None:
                 _copy_kept_rows(writer, _Records(handle, offset=offset, line=line), keep, email_at, len(header))
+            at: dict[str, int] = {}  # a staged name as written -> its column
             for key, body in self.staging.winning_bodies(plan):
                 old = keep.old_row(key)
-                row = _row_at(handle, *old) if old is not None and handle is not None else []
+                row = _row_at(handle, old) if old is not None and handle is not None else []
                 row.extend([""] * (len(header) - len(row)))
                 for column, value in json.loads(body).items():
-                    row[index[column.strip().lower()]] = _cell(value)
+                    position = at.get(column)
+                    if position is None:
+                        position = at[column] = index[column.strip().lower()]
+                    row[position] = _cell(value)
                 writer.writerow(row)
         text.flush()
         text.detach()
 
 
-def _row_at(handle: IO[bytes], offset: int, line: int) -> list[str]:
-    for _, _, cells, _ in _Records(handle, offset=offset, line=line):
+def _row_at(handle: IO[bytes], offset: int) -> list[str]:
+    for _, _, cells, _ in _Records(handle, offset=offset, line=1):  # line 1: past any byte-order mark
         return cells
     return []
 

@@ -54,13 +54,17 @@ class JsonlAdapter(FileAdapter):
                 _copy_kept_lines(out, handle, keep)
             for key, body in self.staging.winning_bodies(plan):
                 old = keep.old_row(key)
-                base = _object_at(handle, old[0]) if old is not None and handle is not None else None
-                if base is None:  # a new contact: the staged JSON is the line (it ends with its "\n")
-                    out.write(body.encode("utf-8", "surrogateescape"))
-                    continue
-                base.update(json.loads(body))
-                line = dumps_line(base) + "\n"
-                out.write(line.encode("utf-8", "surrogateescape"))
+                base = _object_at(handle, old) if old is not None and handle is not None else None
+                out.write(body if base is None else _laid_over(base, body))
+
+
+def _laid_over(base: dict[str, Any], body: bytes) -> bytes:
+    """The staged fields over the old line's: keys the mapping does not write (an ``id``) survive."""
+    fields = json.loads(body)
+    if base.keys() <= fields.keys():
+        return body  # the staged line says it all, as it is (it ends with its "\n")
+    base.update(fields)
+    return (dumps_line(base) + "\n").encode("utf-8", "surrogateescape")
 
 
 def _object_at(handle: IO[bytes], offset: int) -> dict[str, Any] | None:

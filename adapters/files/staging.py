@@ -1,8 +1,8 @@
 """The durable staging file beside a file target: written per batch, merged by ``finish_writes()``.
 
-One entry per line: a small JSON head ``["u"|"e", key, previous_key]``, a tab, the fields as JSON
-(``json.dumps`` escapes tabs, so the first tab always ends the head). Reading the head alone is enough
-to plan a merge; only the entries that win are read in full.
+One entry per line: a small JSON head ``["u"|"e", key, previous_key, (columns when they change)]``,
+a tab, the fields as JSON (JSON escapes tabs, so the first tab always ends the head). Reading the heads
+alone is enough to plan a merge; only the entries that win are read in full.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import IO, Any, Final
 
 UPSERT: Final = "u"
 ERASE: Final = "e"
+REMOVED: Final = -1  # MergePlan.final: the key's row goes
 _TAIL_CHUNK: Final = 64 * 1024
 
 
@@ -26,13 +27,17 @@ def json_default(value: object) -> Any:
     return str(value)
 
 
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=json_default)
 # Valid inside JSON strings, but line breaks to str.splitlines(): escaped so naive readers see one line each.
 _LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def dumps_line(value: Any) -> str:
     """One JSON text for a JSON Lines file: UTF-8 as is, with no character any reader takes for a newline."""
-    return json.dumps(value, ensure_ascii=False, default=json_default).translate(_LINE_BREAKS)
+    text = _ENCODER.encode(value)
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_LINE_BREAKS)
+    return text
 
 
 def fsync_dir(directory: Path) -> None:
@@ -46,32 +51,32 @@ def fsync_dir(directory: Path) -> None:
 
 @dataclass(slots=True)
 class MergePlan:
-    """What the staging file asks of the target, planned from the entry heads alone."""
+    """What the staging file asks of the target, planned from the entry heads alone.
 
-    final: dict[str, int | None] = field(default_factory=dict)  # key -> offset of its winning entry, None: remove
-    base: dict[str, str] = field(default_factory=dict)  # key -> the key of the existing row it updates ("": none)
+    Memory is one entry per staged key (its winning offset) plus one per rename or erase.
+    """
+
+    final: dict[str, int] = field(default_factory=dict)  # key -> offset of its winning entry, or REMOVED
+    # The exceptions to "a staged key is laid over its own existing row": a renamed contact's row is
+    # the old key's ("new" -> "old"); "" after an erase or a rename away: it starts afresh.
+    moved: dict[str, str] = field(default_factory=dict)
     columns: dict[str, None] = field(default_factory=dict)  # field names of upserts, first seen first
 
-    @property
-    def winners(self) -> frozenset[int]:
-        return frozenset(offset for offset in self.final.values() if offset is not None)
-
-    def updates(self) -> dict[str, str]:
-        """Existing row key -> the staged key whose row replaces it (a renamed contact keeps its row)."""
-        return {old: new for new, old in self.base.items() if old and self.final.get(new) is not None}
+    def renames(self) -> dict[str, str]:
+        """Old key -> the staged key whose row replaces it."""
+        return {old: new for new, old in self.moved.items() if old and self.final.get(new, REMOVED) >= 0}
 
     def upsert(self, key: str, prev: str | None, offset: int) -> None:
         if prev and prev != key:
-            self.final[prev] = None
-            self.base[key] = self.base.pop(prev, prev)
-        else:
-            self.base.setdefault(key, key)
-        self.final.pop(key, None)  # re-insert: the order of winners is the order of their entries
+            self.final[prev] = REMOVED
+            self.moved[key] = self.moved.pop(prev, prev)
+            self.moved[prev] = ""  # whoever takes the old address later is someone else
+        self.final.pop(key, None)  # re-insert: winners stay in the order of their entries
         self.final[key] = offset
 
     def erase(self, key: str) -> None:
-        self.final[key] = None
-        self.base[key] = ""  # a later create starts afresh: nothing of the erased row comes back
+        self.final[key] = REMOVED
+        self.moved[key] = ""  # a later create starts afresh: nothing of the erased row comes back
 
 
 class Staging:
@@ -80,13 +85,21 @@ class Staging:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[bytes] | None = None
+        self._columns: tuple[str, ...] | None = None  # of the last upsert: heads name columns only when they change
 
     def exists(self) -> bool:
         return self.path.exists()
 
     def append(self, entries: list[tuple[str, str, str | None, Mapping[str, Any]]]) -> None:
         """Write ``(op, key, previous_key, fields)`` entries durably before anyone is told ok."""
-        lines = [dumps_line([op, key, prev]) + "\t" + dumps_line(fields) + "\n" for op, key, prev, fields in entries]
+        lines = []
+        for op, key, prev, fields in entries:
+            head: list[Any] = [op, key, prev]
+            columns = tuple(fields)
+            if op == UPSERT and columns != self._columns:
+                head.append(columns)
+                self._columns = columns
+            lines.append(f"{dumps_line(head)}\t{dumps_line(fields)}\n")
         handle = self._open()
         handle.write("".join(lines).encode("utf-8", "surrogateescape"))
         handle.flush()
@@ -106,36 +119,40 @@ class Staging:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._columns = None
 
-    def plan(self, *, with_columns: bool) -> MergePlan:
+    def plan(self) -> MergePlan:
         """One pass over the heads: later entries win; a rename removes the old key; erase removes."""
         plan = MergePlan()
-        for offset, head, body in self._entries():
-            op, key, prev = head
-            if op == ERASE:
-                plan.erase(key)
+        for offset, raw in self._lines():
+            head = json.loads(raw.partition(b"\t")[0])
+            if head[0] == ERASE:
+                plan.erase(head[1])
                 continue
-            plan.upsert(key, prev, offset)
-            if with_columns:
-                plan.columns.update(dict.fromkeys(json.loads(body)))
+            plan.upsert(head[1], head[2], offset)
+            if len(head) > 3:
+                plan.columns.update(dict.fromkeys(head[3]))
         return plan
 
-    def winning_bodies(self, plan: MergePlan) -> Iterator[tuple[str, str]]:
-        """``(key, fields JSON)`` of each winning entry, in staging order."""
-        winners = plan.winners
-        for offset, head, body in self._entries():
-            if offset in winners:
-                yield head[1], body
+    def winning_bodies(self, plan: MergePlan) -> Iterator[tuple[str, bytes]]:
+        """``(key, fields JSON line)`` of each winning entry, in staging order."""
+        winners = ((offset, key) for key, offset in plan.final.items() if offset >= 0)  # offsets ascend
+        wanted = next(winners, None)
+        for offset, raw in self._lines():
+            if wanted is None:
+                return
+            if offset == wanted[0]:
+                yield wanted[1], raw.partition(b"\t")[2]
+                wanted = next(winners, None)
 
-    def _entries(self) -> Iterator[tuple[int, list[Any], str]]:
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
         offset = 0
         with self.path.open("rb") as handle:
             for raw in handle:
-                start, offset = offset, offset + len(raw)
                 if not raw.endswith(b"\n"):
                     return  # a torn last line: its batch was never acknowledged
-                head, _, body = raw.decode("utf-8", "surrogateescape").partition("\t")
-                yield start, json.loads(head), body
+                yield offset, raw
+                offset += len(raw)
 
     def remove(self) -> None:
         self.close()
