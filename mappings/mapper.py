@@ -373,7 +373,7 @@ def _get(raw: Mapping[str, Any], path: tuple[str, ...]) -> Any:
         return raw.get(path[0], _MISSING)
     node: Any = raw
     for key in path:
-        if not isinstance(node, Mapping):
+        if node.__class__ is not dict and not isinstance(node, Mapping):  # JSON objects are dicts: skip the ABC check
             return _MISSING
         node = node.get(key, _MISSING)
         if node is _MISSING:
