@@ -232,23 +232,36 @@ class ZohoAdapter:
     def _backfill(self, cursor: Cursor) -> Iterator[Page]:
         started = _started(cursor)
         token, current = cursor.page_token, cursor
+        raw_since = cursor.extra.get("since")
+        since = parse_zoho_time(raw_since) if raw_since else None
         while True:
-            if token:
-                try:
-                    response = self._list(page_token=token)
-                except ZohoCallRejected as exc:  # a page token lives 24 h: go on from the watermark instead
-                    log.info("zoho: page token refused (%s); resuming from the watermark", exc.code)
-                    token = None
-                    continue
-            else:
+            if not token:  # first page, or on from the watermark (keyset, ascending Modified_Time)
                 since = current.updated_after - dt.timedelta(seconds=1) if current.updated_after else None
-                response = self._list(since=since)  # keyset: ascending Modified_Time from the watermark
+            try:
+                response = self._list(page_token=token, since=since)
+            except ZohoCallRejected as exc:
+                if not token:
+                    raise
+                # a page token lives 24 h and reaches 100,000 rows (K60): go on from the watermark instead
+                log.info("zoho: page token refused (%s); resuming from the watermark", exc.code)
+                token = None
+                continue
             records, info = _page_records(response)
             fresh = [r for r in records if not _already_taken(current, r)]
             more = bool(info.get("more_records")) and bool(records)
             token = info.get("next_page_token") if more else None
             if more:
                 current = _advance(current, records, phase="backfill", page_token=token, started=started)
+                extra = {k: v for k, v in current.extra.items() if k != "since"}
+                if since is not None and token:
+                    extra["since"] = format_zoho_time(since)  # a token only works with its query's parameters
+                current = Cursor(
+                    phase="backfill",
+                    page_token=token,
+                    updated_after=current.updated_after,
+                    boundary_ids=current.boundary_ids,
+                    extra=extra,
+                )
                 yield Page(records=fresh, next_cursor=current)
                 continue
             final = Cursor(
@@ -264,7 +277,14 @@ class ZohoAdapter:
         since = (cursor.updated_after or dt.datetime.now(dt.UTC)) - self.lookback
         token: str | None = None
         while True:
-            response = self._list(page_token=token, since=None if token else since)
+            try:
+                response = self._list(page_token=token, since=since)  # the token repeats its query
+            except ZohoCallRejected as exc:
+                if not token:
+                    raise
+                log.info("zoho: page token refused (%s); a new query from the watermark", exc.code)
+                token, since = None, (current.updated_after or since) - self.lookback
+                continue
             records, info = _page_records(response)
             if not records:
                 break
@@ -273,9 +293,6 @@ class ZohoAdapter:
             yield Page(records=fresh, next_cursor=current)
             token = info.get("next_page_token") if info.get("more_records") else None
             if not token:
-                if info.get("more_records"):  # past the page-token cap: a new query from the watermark
-                    since = current.updated_after - self.lookback if current.updated_after else since
-                    continue
                 break
         yield from self._deleted(current)
 
@@ -454,13 +471,15 @@ def _classify(response: requests.Response) -> ProviderError | None:
     }
     if status == 429 and response.headers.get("X-API-CREDITS-REMAINING", "").strip() == "0":
         return QuotaExhausted(f"zoho {common['method']} {common['path']} -> 429: API credits spent", **common)
-    if status < 400 or status in (401, 403, 429) or status >= 500 or status == 408:
+    if status < 400 or status in (403, 429) or status >= 500 or status == 408:
         return None
     try:
         body = response.json()
     except ValueError:
         body = None
     code = str(body.get("code") or "") if isinstance(body, dict) else ""
+    if status == 401 and code != "TOKEN_BOUND_DATA_MISMATCH":  # that one is a page token, not our token
+        return None
     listed = next(
         (body[k] for k in ("data", "watch") if isinstance(body, dict) and isinstance(body.get(k), list)), None
     )

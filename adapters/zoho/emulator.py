@@ -9,6 +9,7 @@ the deleted-records list, tag actions, notification channels, credits and concur
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import math
 import queue
@@ -56,6 +57,7 @@ class _TokenQuery:
     per_page: int
     offset: int
     expires: float
+    bound: tuple[str | None, ...]  # the query's parameters: a token request must repeat them unchanged
 
 
 @dataclass(slots=True)
@@ -349,8 +351,8 @@ class ZohoEmulator:
         page_token = request.arg("page_token")
         if page_token is not None:
             if request.arg("page") is not None:
-                return _bad("INVALID_REQUEST", "page and page_token cannot be given together", param="page"), 1
-            return self._token_page(page_token), 1
+                return _bad("AMBIGUITY_DURING_PROCESSING", "You cannot use both page and page_token."), 1
+            return self._token_page(page_token, _bound(request)), 1
         fields, refused = self._fields_arg(request)
         if refused is not None:
             return refused, 1
@@ -362,7 +364,7 @@ class ZohoEmulator:
         if page * per_page > PAGE_PARAM_ROW_CAP:
             return _bad(
                 "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-                "The pagination limit for page param has been exceeded. Use page_token to fetch more records.",
+                "You can only get the first 2000 records without using page_token param.",
                 limit=PAGE_PARAM_ROW_CAP,
             ), 1
         ordered, refused = self._query(request)
@@ -370,7 +372,8 @@ class ZohoEmulator:
             return refused, 1
         if not ordered:
             return Response.empty(304 if request.headers.get("if-modified-since") else 204), 1
-        query = _TokenQuery(ordered, fields, per_page, (page - 1) * per_page, time.time() + 86_400)
+        expires = time.time() + 86_400  # a page token lives 24 h (K60)
+        query = _TokenQuery(ordered, fields, per_page, (page - 1) * per_page, expires, _bound(request))
         return self._page(query, page), 1
 
     def _query(self, request: Request) -> tuple[list[str], Response | None]:
@@ -382,7 +385,7 @@ class ZohoEmulator:
         since = None
         if since_raw:
             try:
-                since = parse_zoho_time(since_raw)
+                since = _header_time(since_raw)
             except ValueError:
                 return [], _bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since")
         with self.org.lock:
@@ -406,11 +409,26 @@ class ZohoEmulator:
             return [], _bad("INVALID_DATA", "invalid field name", api_name=unknown[0])
         return fields, None
 
-    def _token_page(self, token: str) -> Response:
+    def _token_page(self, token: str, bound: tuple[str | None, ...]) -> Response:
         with self._lock:
             query = self._page_tokens.get(token)
-        if query is None or query.expires < time.time():
-            return _bad("INVALID_DATA", "the given page_token is invalid or expired", param="page_token")
+        if query is None or query.bound != bound:
+            return Response.json(
+                error_body(
+                    "TOKEN_BOUND_DATA_MISMATCH",
+                    "The page_token given seems to be invalid or input param is added, altered, or deleted",
+                    param="page_token",
+                ),
+                401,
+            )
+        if query.expires < time.time():
+            return _bad("EXPIRED_VALUE", "The value provided has expired.", param="page_token")
+        if query.offset >= self.page_token_row_cap:
+            return _bad(
+                "PAGINATION_LIMIT_EXCEEDED",
+                "You can only get up to first 100000 records using page_token param.",
+                limit=self.page_token_row_cap,
+            )
         return self._page(query, None)
 
     def _page(self, query: _TokenQuery, page: int | None) -> Response:
@@ -428,9 +446,9 @@ class ZohoEmulator:
             "previous_page_token": None,
             "page_token_expiry": None,
         }
-        if more and end < self.page_token_row_cap:
+        if more:
             token = secrets.token_hex(24)
-            follow = _TokenQuery(query.ids, query.fields, query.per_page, end, query.expires)
+            follow = _TokenQuery(query.ids, query.fields, query.per_page, end, query.expires, query.bound)
             with self._lock:
                 self._page_tokens[token] = follow
             info["next_page_token"] = token
@@ -483,7 +501,7 @@ class ZohoEmulator:
             return _bad("INVALID_DATA", "invalid per_page or page", param="per_page"), 1
         since_raw = request.headers.get("if-modified-since")
         try:
-            since = parse_zoho_time(since_raw) if since_raw else None
+            since = _header_time(since_raw) if since_raw else None
         except ValueError:
             return _bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since"), 1
         with self.org.lock:
@@ -904,6 +922,22 @@ def _query_params(url: str) -> dict[str, str]:
     from urllib.parse import parse_qs, urlsplit
 
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
+
+
+def _header_time(text: str) -> dt.datetime:
+    """Zoho documents ISO 8601 with an offset; an HTTP-date (RFC 9110) is taken too."""
+    try:
+        return parse_zoho_time(text)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)  # raises ValueError when it is neither
+        if when.tzinfo is None:
+            raise ValueError("no zone") from None
+        return when.astimezone(dt.UTC)
+
+
+def _bound(request: Request) -> tuple[str | None, ...]:
+    names = ("fields", "per_page", "sort_by", "sort_order", "cvid", "ids")
+    return (*(request.arg(n) for n in names), request.headers.get("if-modified-since"))
 
 
 def _int_arg(request: Request, name: str, default: int) -> int | None:

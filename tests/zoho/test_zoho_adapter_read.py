@@ -114,6 +114,7 @@ def test_expired_page_token_resumes_from_the_watermark(zoho: ZohoEmulator) -> No
     )
     rest = [r.remote_id for p in adapter.read_contacts(stale) for r in p.records]
     assert set(rest) | {r.remote_id for r in page.records} == set(ids)
+    assert zoho.refreshes() == 1  # the page token's 401 TOKEN_BOUND_DATA_MISMATCH is not an OAuth failure
 
 
 def test_incremental_uses_if_modified_since_and_304(zoho: ZohoEmulator) -> None:
