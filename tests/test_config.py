@@ -886,7 +886,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "accounts_url": st.sampled_from(["https://accounts.zoho.eu", "nope"]),
     "notify_url": st.sampled_from(["https://crm.example.com/webhooks/zoho?key=k", "/x"]),
     "public_url": st.sampled_from(["https://crm.example.com", "crm"]),
-    "page_size": st.one_of(st.integers(-2, 2000), st.just("100")),
+    "page_size": st.sampled_from([0, -1, 1, 100, 2000, "100", True]),
     "path": st.sampled_from(["c.csv", "/abs/c.jsonl", "~/x", "a\0b", "", "../x"]),
     "api_key": st.sampled_from(["${MAILCHIMP_API_KEY}", "${GETRESPONSE_API_KEY}", "nodc", "k-us1"]),
     "access_token": st.sampled_from(["${HUBSPOT_TOKEN}", "${EMPTY}", "${NOPE}"]),
@@ -919,7 +919,7 @@ def tables(names: list[str]) -> st.SearchStrategy[Any]:
 
 provider_tables = st.sampled_from(KNOWN_TYPES).flatmap(
     lambda kind: st.fixed_dictionaries(
-        {"type": st.just(kind)}, optional={k: values_for(k) for k in [*options_for(kind), "bogus"] if k != "type"}
+        {"type": st.just(kind)}, optional={k: values_for(k) for k in options_for(kind) if k != "type"}
     )
 )
 documents = st.fixed_dictionaries(
@@ -951,6 +951,29 @@ documents = st.fixed_dictionaries(
 )
 
 
+_PATH_PART = re.compile(r'"(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+|\[[0-9]+\]')
+
+
+def assert_names_a_real_place(raw: Any, key: str, problem: str) -> None:
+    """The key an error names leads through the document; only a missing key may be absent at the end."""
+    parts = [
+        json.loads(p) if p.startswith('"') else int(p[1:-1]) if p.startswith("[") else p
+        for p in _PATH_PART.findall(key)
+    ]
+    assert ".".join(str(p) for p in parts), key
+    node = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(part, int):
+            assert isinstance(node, list) and part < len(node), key
+        elif last and (problem == "missing required key" or problem.startswith("required when")):
+            assert isinstance(node, dict), key  # absent, or present but empty
+            return
+        else:
+            assert isinstance(node, dict) and part in node, key
+        node = node[part]
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_any_toml_like_document_loads_or_raises_config_error(raw: dict[str, Any]) -> None:
@@ -962,6 +985,8 @@ def test_any_toml_like_document_loads_or_raises_config_error(raw: dict[str, Any]
         assert message and "\n" not in message
         for secret in SECRET_VALUES:
             assert secret not in message
+        assert exc.key is not None and message.startswith(f"{exc.key}: ")
+        assert_names_a_real_place(raw, exc.key, exc.problem)
     else:
         text = repr(config) + json.dumps(redacted_summary(config))
         for secret in SECRET_VALUES:
