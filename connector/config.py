@@ -389,7 +389,7 @@ def _frozen_str_table(ctx: _Ctx, value: object, key: str) -> FrozenDict[str, str
 
 
 def _str_list(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
-    """An array of non-empty strings (``extra_fields``)."""
+    """An array of non-empty strings (``add_tags``, ``extra_fields``, ``properties``)."""
     if not isinstance(value, list):
         raise ConfigError(f"expected an array of strings, got {_kind(value)}", key=key)
     return tuple(_nonempty(ctx, item, f"{key}[{index}]") for index, item in enumerate(value))
@@ -450,6 +450,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "app_id": Option(_ident),
         "portal_id": Option(_ident),
         "subscription_id": Option(_ident),  # Communication Preferences subscription for consent writes
+        "properties": Option(_str_list),  # more contact property names to read (custom properties)
     },
     "mailchimp": {
         "api_key": Option(_mailchimp_key, required=True, secret=True),

@@ -131,6 +131,7 @@ def test_example_file_with_every_optional_key_uncommented_still_loads(tmp_path: 
     assert zoho["notify_token"] == Secret(SECRETS["ZOHO_NOTIFY_TOKEN"])
     assert config.providers["hubspot"].options["portal_id"] == "7654321"
     assert zoho["extra_fields"] == ("Lead_Source", "Score")
+    assert config.providers["hubspot"].options["properties"] == ("lifetime_value", "plan")
     assert config.state.hash_key == Secret(SECRETS["CRMSYNC_HASH_KEY"])
     assert config.sync.default_region == "US"
     assert config.webhooks.public_url == "https://crm.example.com"
@@ -554,6 +555,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     ({"providers": {"f": {"type": "csv", "path": 3}}}, "providers.f.path: expected a string, got integer"),
     ({"providers": {"f": {"type": "csv", "path": "a\0b"}}}, "providers.f.path: a path cannot hold a NUL character"),
+    (hubspot(properties="a,b"), "providers.hubspot.properties: expected an array of strings, got string"),
+    (hubspot(properties=[1]), "providers.hubspot.properties[0]: expected a string, got integer"),
     (
         {"providers": {"z": {**MINIMAL["zoho"], "extra_fields": "Score"}}},
         "providers.z.extra_fields: expected an array of strings, got string",
@@ -894,6 +897,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "new_member_status": st.sampled_from(["pending", "subscribed", "cleaned"]),
     "notify_token": st.sampled_from(["${ZOHO_NOTIFY_TOKEN}", "t" * 51]),
     "extra_fields": st.lists(st.sampled_from(["Score", "", "${NOPE}"]), max_size=2),
+    "properties": st.lists(st.sampled_from(["plan", " ", 3]), max_size=2),
     "merge_fields": st.dictionaries(st.text(max_size=5), st.sampled_from(["SCORE", "", "${NOPE}"]), max_size=2),
     "url": st.sampled_from(["sqlite:///x.db", "sqlite://", "sqlite://h/x", "postgres://u:p@h/d", "mysql://h/d", "x"]),
     "hash_key": st.sampled_from(["${CRMSYNC_HASH_KEY}", "short"]),
