@@ -1059,3 +1059,17 @@ def test_file_providers_build_from_loaded_options(tmp_path: Path) -> None:
     built = {name: create_adapter(name, provider.options) for name, provider in config.providers.items()}
     assert (built["a"].path, built["b"].path) == (tmp_path / "contacts.csv", tmp_path / "contacts.jsonl")
     assert built["b"].page_size == 7
+
+
+def test_adapters_build_from_the_fully_uncommented_example() -> None:
+    # every key set, as the loader hands them over: the adapters accept the types it produces
+    import importlib
+
+    config = full_config()
+    packages = {"hubspot": "hubspot", "mailchimp": "mailchimp", "zoho": "zoho", "export": "files", "archive": "files"}
+    for name, package in packages.items():
+        adapter = importlib.import_module(f"adapters.{package}").create_adapter(name, config.providers[name].options)
+        assert adapter.name == name
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()
