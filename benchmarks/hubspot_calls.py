@@ -21,20 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.base import Cursor, WriteRequest  # noqa: E402
-from adapters.hubspot import HubSpotAdapter  # noqa: E402
-from adapters.hubspot.emulator import HubSpotEmulator  # noqa: E402
+from adapters.base import Cursor, WriteRequest
+from adapters.hubspot import HubSpotAdapter
+from adapters.hubspot.emulator import HubSpotEmulator
 
 WRITABLE = ("firstname", "lastname", "phone", "company", "city", "lifecyclestage", "crmsync_tags", "hs_email_optout")
 
 
-def adapter_for(emu: HubSpotEmulator, fast: bool) -> HubSpotAdapter:
+def adapter_for(emu: HubSpotEmulator, *, fast: bool) -> HubSpotAdapter:
     options = emu.sandbox_options()
     limits = {"rate_limit": "100000/10s", "search_rate_limit": "100000/1s"} if fast else {}
     return HubSpotAdapter(access_token=options["access_token"], base_url=options["base_url"], **limits)
 
 
-def emulator(fast: bool, **kwargs) -> HubSpotEmulator:
+def emulator(*, fast: bool, **kwargs) -> HubSpotEmulator:
     return HubSpotEmulator(**({"burst": 100_000, "search_per_s": 100_000} if fast else {}), **kwargs).start()
 
 
@@ -42,12 +42,12 @@ def ratio(calls: int, minimum: int) -> str:
     return f"{calls} calls / minimum {minimum} = {calls / max(minimum, 1):.3f}x"
 
 
-def export(n: int, fast: bool, path: Path) -> None:
-    emu = emulator(fast)
+def export(n: int, path: Path, *, fast: bool) -> None:
+    emu = emulator(fast=fast)
     try:
         emu.seed(n)
         emu.reset_counters()
-        adapter = adapter_for(emu, fast)
+        adapter = adapter_for(emu, fast=fast)
         started = time.perf_counter()
         count = 0
         with path.open("w", encoding="utf-8") as out:
@@ -72,10 +72,10 @@ def requests_from(path: Path) -> list[WriteRequest]:
     return out
 
 
-def import_(path: Path, fast: bool, *, enterprise: bool) -> None:
-    emu = emulator(fast, enterprise=enterprise)
+def import_(path: Path, *, fast: bool, enterprise: bool) -> None:
+    emu = emulator(fast=fast, enterprise=enterprise)
     try:
-        adapter = adapter_for(emu, fast)
+        adapter = adapter_for(emu, fast=fast)
         requests = requests_from(path)
         started = time.perf_counter()
         failed = 0
@@ -89,20 +89,20 @@ def import_(path: Path, fast: bool, *, enterprise: bool) -> None:
         print(f"JSONL -> HubSpot ({tier}): {len(requests)} contacts ({optouts} opted out) in {took:.1f} s, "
               f"{failed} failed; contact writes {ratio(emu.writes(), batches)}; "
               f"consent calls {consent}; all calls {ratio(emu.call_count(), batches)}; "
-              f"in HubSpot: {emu.count()}")
+              f"in HubSpot: {emu.count()}; 429s: {sum(1 for *_, s in emu.server.log if s == 429)}")
     finally:
         emu.stop()
 
 
-def incremental(n: int, fast: bool) -> None:
-    emu = emulator(fast)
+def incremental(n: int, *, fast: bool) -> None:
+    emu = emulator(fast=fast)
     try:
         t0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
         ids = emu.seed(n)
         for k, contact_id in enumerate(ids):  # changed since the cursor, some sharing a millisecond
             emu.portal.contacts[contact_id].updated_ms = int(t0.timestamp() * 1000) + 60_000 + k // 4
         emu.reset_counters()
-        adapter = adapter_for(emu, fast)
+        adapter = adapter_for(emu, fast=fast)
         started = time.perf_counter()
         seen: list[str] = []
         for page in adapter.read_contacts(Cursor(phase="incremental", updated_after=t0)):
@@ -123,10 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "contacts.jsonl"
-        export(args.contacts, args.fast, path)
-        import_(path, args.fast, enterprise=False)
-        import_(path, args.fast, enterprise=True)
-    incremental(args.changed, args.fast)
+        export(args.contacts, path, fast=args.fast)
+        import_(path, fast=args.fast, enterprise=False)
+        import_(path, fast=args.fast, enterprise=True)
+    incremental(args.changed, fast=args.fast)
 
 
 if __name__ == "__main__":
