@@ -232,6 +232,24 @@ def forget(email: str, config_path: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--seed", default=0, show_default=True, help="Sample contacts to seed in each emulator.")
+@common_options
+def sandbox(seed: int, config_path: str | None, as_json: bool) -> None:
+    """Run every provider emulator on localhost until SIGTERM; print a config that reaches them."""
+    from connector.sandbox import announcement, config_text, running_emulators, wait_for_termination
+
+    _ = config_path  # the sandbox needs no config: it prints one
+    with running_emulators(seed=seed) as emulators:
+        if as_json:
+            click.echo(json.dumps(announcement(emulators)))
+        else:
+            click.echo(config_text(emulators))
+            click.echo("# emulators running; stop with Ctrl-C or SIGTERM", err=True)
+        sys.stdout.flush()
+        wait_for_termination()
+
+
+@main.command()
 @click.option("--dir", "directory", default="crmsync-demo", show_default=True, help="Where the demo files go.")
 @common_options
 def demo(directory: str, config_path: str | None, as_json: bool) -> None:

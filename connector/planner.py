@@ -194,7 +194,9 @@ def merge_consent(hub: Hub, events: Sequence[ConsentEvent]) -> tuple[Consent, dt
         if consent not in OPTED_OUT or (out_at and since and out_at > since):
             consent, since = latest.status, out_at
         return consent, since
-    ins = [e for e in events if e.status not in OPTED_OUT]
+    # "pending" is a provider's own double opt-in in progress (Mailchimp puts new members there): it is
+    # evidence of nothing yet, and spreading it would echo crmsync's own create back to every provider.
+    ins = [e for e in events if e.status not in OPTED_OUT and e.status != Consent.PENDING]
     if not ins:
         return consent, since
     newest = max(ins, key=lambda e: ((e.at or _EPOCH), e.status == Consent.SUBSCRIBED, e.provider))
