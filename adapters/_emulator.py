@@ -8,6 +8,7 @@ connection) consumed by the next matching requests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -181,7 +182,7 @@ class EmulatorServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: emulators serve tests and benchmarks
 
             def _serve(self) -> None:
@@ -201,10 +202,8 @@ class EmulatorServer:
                     response = Response.json({"message": f"emulator error: {type(exc).__name__}"}, 500)
                 if response is None:
                     self.close_connection = True
-                    try:
+                    with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     return
                 server.log.append((request.method, request.path, response.status))
                 self.send_response(response.status)
@@ -215,6 +214,6 @@ class EmulatorServer:
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
         return _Handler

@@ -21,7 +21,8 @@ _ADDRESS_KEYS: Final = ("type", "base_url", "accounts_url")
 @contextlib.contextmanager
 def running_emulators(*, seed: int = 0) -> Iterator[dict[str, Any]]:
     """Start every emulator this build has, each seeded with ``seed`` contacts of its own
-    (``<type>-<i>@example.com``); yield type -> emulator."""
+    (``<type>-<i>@example.com``); yield type -> emulator.
+    """
     started: dict[str, Any] = {}
     try:
         for kind, target in EMULATORS:

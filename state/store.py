@@ -413,8 +413,8 @@ class Store:
         """Apply reconciled contacts: hub fields, consumed observations, conflicts and consent events."""
         stamp = now()
         contacts = [
-            {"_id": m.contact_id, "_email": m.email, "_fields": dump_fields(m.fields), "_sources": dump_sources(m.sources),
-             "_consent": m.consent, "_consent_at": m.consent_at}
+            {"_id": m.contact_id, "_email": m.email, "_fields": dump_fields(m.fields),
+             "_sources": dump_sources(m.sources), "_consent": m.consent, "_consent_at": m.consent_at}
             for m in merges if m.changed
         ]
         links = [{"_id": link_id, "_base": dump_fields(base)} for m in merges for link_id, base in m.bases.items()]
