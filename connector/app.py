@@ -20,7 +20,7 @@ def engine_settings(config: Config) -> EngineSettings:
     try:
         rules = compile_rules(config.rules)
     except RuleError as exc:
-        raise ConfigError(str(exc), key="rules") from None
+        raise ConfigError(str(exc)) from None
     classify = partial(_classify, rules=rules) if rules else None
     return EngineSettings(
         policy=ConflictPolicy(config.sync.conflict_policy),

@@ -15,7 +15,7 @@ from rich.table import Table
 from adapters.base import CursorError
 from adapters.errors import ProviderError
 from connector.app import open_engine, open_store
-from connector.config import Config, ConfigError, find_config_path, load_config
+from connector.config import Config, ConfigError, find_config_path, load_config, redacted_summary
 from connector.engine import UsageError
 from connector.progress import progress_for_terminal
 from connector.render import print_report, print_status
@@ -96,7 +96,7 @@ def check(config_path: str | None, as_json: bool) -> None:
                 results[name] = {"type": rt.type, "ok": False, "error": type(exc).__name__}
     ok = all(r["ok"] for r in results.values())
     if as_json:
-        _emit_json({"config": str(config.path), "ok": ok, "providers": results})
+        _emit_json({"config": redacted_summary(config), "ok": ok, "providers": results})
     else:
         table = Table("provider", "type", "result")
         for name, r in results.items():
