@@ -130,9 +130,9 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
             existing.append(p)
         else:
             p.done(ok=False, error=code, retryable=retryable, suppressed=suppressed)
-    for p in plans:  # a member the answer does not mention was not written: try again next cycle
-        if p.result is None and p not in existing:
-            p.done(ok=False, error="not in the batch answer", retryable=True)
+    # A member the answer does not mention was not written; the update path's upsert (status_if_new,
+    # never a forced status) is safe whether it exists or not.
+    existing.extend(p for p in plans if p.result is None and p not in existing)
     return existing
 
 

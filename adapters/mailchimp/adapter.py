@@ -7,16 +7,18 @@ subscribe and ``/batches`` (``_writes.py``); ``forget`` is a permanent delete, o
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Final
 
 import requests
 from requests.auth import HTTPBasicAuth
 
 from adapters._http import TIMEOUT, Transport
-from adapters.base import Cursor, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
+from adapters.base import Cursor, CursorError, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
 from adapters.errors import FatalProviderError, RetryableError
 from adapters.mailchimp import _writes as w
 from adapters.mailchimp._scan import Scan, format_time, parse_time
@@ -141,11 +143,17 @@ class MailchimpAdapter:
 
         Only Mailchimp's own timestamps move the cursor, never this machine's clock: a finished backfill
         continues from the newest ``last_changed`` it read, and every incremental read starts
-        ``lookback`` earlier than its cursor to catch late writes.
+        ``lookback`` earlier than its cursor to catch late writes. An incremental read ends with a pass
+        over members archived in the same window, which come back ``deleted=True`` (the members listing
+        leaves archived members out).
         """
+        token = self._token(cursor)
+        if token.get("pass") == "archived":
+            yield from self._archived_pass(token, Cursor.from_json(str(token["final"])))
+            return
         prior: tuple[dt.datetime | None, frozenset[str]] = (None, frozenset())
         if cursor.page_token:
-            scan, token = Scan.from_cursor(cursor)
+            scan, _ = Scan.from_cursor(cursor)
             if token.get("prior"):
                 prior = (parse_time(token["prior"]), frozenset(token.get("prior_ids") or ()))
         elif cursor.phase == "backfill" or cursor.updated_after is None:
@@ -154,19 +162,69 @@ class MailchimpAdapter:
             scan = Scan(since=cursor.updated_after - self.lookback)
             prior = (cursor.updated_after, cursor.boundary_ids)
         extra = self._prior_extra(prior)
+        for records, after, last in self._pages(scan, skip=prior):
+            if not last:
+                yield Page(records=records, next_cursor=after.cursor(phase=cursor.phase, extra=extra))
+                continue
+            final = self._final(after, prior)
+            if prior[0] is None:  # a backfill: archived members are not contacts to copy
+                yield Page(records=records, next_cursor=final)
+                return
+            archived = {"pass": "archived", "final": final.to_json(), "window": format_time(prior[0] - self.lookback)}
+            yield Page(records=records, next_cursor=self._archived_cursor(Scan(), archived, final))
+            yield from self._archived_pass(archived, final)
+
+    @staticmethod
+    def _token(cursor: Cursor) -> dict[str, Any]:
+        if not cursor.page_token:
+            return {}
+        try:
+            token = json.loads(cursor.page_token)
+        except ValueError as exc:
+            raise CursorError("stored Mailchimp cursor has an unreadable page token") from exc
+        if not isinstance(token, dict):
+            raise CursorError("stored Mailchimp cursor has an unreadable page token")
+        return token
+
+    def _archived_pass(self, token: Mapping[str, Any], final: Cursor) -> Iterator[Page]:
+        window = parse_time(str(token["window"]))
+        scan = Scan(
+            since=parse_time(token["since"]) if token.get("since") else window,
+            offset=int(token.get("offset") or 0),
+            floor=parse_time(token["afloor"]) if token.get("afloor") else None,
+            taken=frozenset(token.get("ataken") or ()),
+        )
+        base = {"pass": "archived", "final": token["final"], "window": token["window"]}
+        for records, after, last in self._pages(scan, status="archived"):
+            yield Page(records=records, next_cursor=final if last else self._archived_cursor(after, base, final))
+
+    @staticmethod
+    def _archived_cursor(scan: Scan, base: Mapping[str, Any], final: Cursor) -> Cursor:
+        """Mid archived pass: the incremental cursor it will end with, plus where the pass stands."""
+        extra = {**base, "afloor": format_time(scan.floor) if scan.floor else None, "ataken": sorted(scan.taken)}
+        return replace(final, page_token=scan.token(extra))
+
+    def _pages(
+        self,
+        scan: Scan,
+        *,
+        status: str | None = None,
+        skip: tuple[dt.datetime | None, frozenset[str]] = (None, frozenset()),
+    ) -> Iterator[tuple[list[ProviderRecord], Scan, bool]]:
+        """(records not taken yet, the scan after the page, whether it was the last page), page by page."""
         while True:
-            members = self._members_page(scan)
+            members = self._members_page(scan, status=status)
             keyed = [(str(m["id"]), parse_time(str(m["last_changed"]))) for m in members]
             records = [
                 self._record(m, changed)
                 for m, (mid, changed) in zip(members, keyed, strict=True)
-                if not scan.already_taken(mid, changed) and not (changed == prior[0] and mid in prior[1])
+                if not scan.already_taken(mid, changed) and not (changed == skip[0] and mid in skip[1])
             ]
             scan = scan.advance(keyed, count=self.page_size)
-            if len(members) < self.page_size:
-                yield Page(records=records, next_cursor=self._final(scan, prior))
+            last = len(members) < self.page_size
+            yield records, scan, last
+            if last:
                 return
-            yield Page(records=records, next_cursor=scan.cursor(phase=cursor.phase, extra=extra))
 
     @staticmethod
     def _prior_extra(prior: tuple[dt.datetime | None, frozenset[str]]) -> dict[str, Any]:
@@ -182,7 +240,7 @@ class MailchimpAdapter:
         taken = scan.taken | ids if after is not None and scan.floor == after else scan.taken
         return Cursor(phase="incremental", updated_after=scan.floor, boundary_ids=taken)
 
-    def _members_page(self, scan: Scan) -> list[dict[str, Any]]:
+    def _members_page(self, scan: Scan, *, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {
             "count": self.page_size,
             "offset": scan.offset,
@@ -192,6 +250,8 @@ class MailchimpAdapter:
         }
         if scan.since is not None:
             params["since_last_changed"] = format_time(scan.since)
+        if status is not None:
+            params["status"] = status
         answer = self.transport.request("GET", f"/lists/{self.list_id}/members", params=params).json()
         members = answer.get("members") if isinstance(answer, dict) else None
         if not isinstance(members, list):
@@ -266,7 +326,7 @@ class MailchimpAdapter:
                 "sync_tags": group[0].tags is not None,
             }
             for p in w.read_batch_subscribe(self._batch_subscribe(body), group):
-                p.done(ok=False, error="ERROR_CONTACT_EXISTS", retryable=True)
+                p.done(ok=False, error="not in the batch answer", retryable=True)
 
     def _batch_subscribe(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         # Re-sending is safe: a member created by a lost first attempt comes back as "exists".

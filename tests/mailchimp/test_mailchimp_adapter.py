@@ -148,6 +148,26 @@ def test_edits_during_a_backfill_skip_no_one(mailchimp_emulator, clock):
     assert set(seen) == set(ids)
 
 
+def test_members_archived_since_the_cursor_come_back_deleted(mailchimp_emulator, clock):
+    ids = mailchimp_emulator.seed(6)
+    adapter = make(mailchimp_emulator, page_size=2)
+    pages, _ = read_all(adapter)
+    clock.advance(600)
+    for member_id in ids[:3]:
+        mailchimp_emulator.delete(member_id)
+    mailchimp_emulator.edit(ids[4], FNAME="Kept")
+    pages, records = read_all(adapter, pages[-1].next_cursor)
+    assert {r.remote_id: r.deleted for r in records} == {ids[0]: True, ids[1]: True, ids[2]: True, ids[4]: False}
+    # resuming inside the archived pass reads the rest of it and ends on the same incremental cursor
+    middle = Cursor.from_json(pages[-2].next_cursor.to_json())
+    rest = list(adapter.read_contacts(middle))
+    assert {r.remote_id for p in rest for r in p.records} <= {ids[0], ids[1], ids[2]}
+    assert {r.remote_id for p in pages[-1:] for r in p.records} <= {r.remote_id for p in rest for r in p.records}
+    assert rest[-1].next_cursor == pages[-1].next_cursor and rest[-1].next_cursor.page_token is None
+    # a backfill copies contacts, not archived members
+    assert all(not r.deleted for r in read_all(adapter)[1])
+
+
 def test_records_map_to_canonical_contacts(mailchimp_emulator):
     mailchimp_emulator.seed(8)
     mapping = build_mapping("mailchimp")
