@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -374,6 +375,18 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None, now=now) is None
     assert parse_retry_after("-5", now=now) == 0.0
+    assert parse_retry_after("nan", now=now) is None
+    assert parse_retry_after("inf", now=now) is None
+
+
+@given(
+    text=st.one_of(
+        st.text(max_size=40), st.from_regex(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{1,5} \d\d:\d\d:\d\d( GMT)?")
+    )
+)
+def test_parse_retry_after_never_raises(text: str) -> None:
+    seconds = parse_retry_after(text)
+    assert seconds is None or (math.isfinite(seconds) and seconds >= 0)
 
 
 def test_retrying_reraises_the_last_error_itself() -> None:
