@@ -10,16 +10,17 @@ from typing import Any
 from mappings.contact import Consent
 
 
+def _encode(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
 def dump_fields(fields: Mapping[str, Any]) -> str:
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if isinstance(value, frozenset | set):
-            out[key] = sorted(value)
-        elif isinstance(value, dt.datetime):
-            out[key] = value.isoformat()
-        else:
-            out[key] = str(value) if isinstance(value, Consent) else value
-    return json.dumps(out, sort_keys=True, ensure_ascii=False)
+    """Canonical fields as JSON text: tags sorted, times ISO, consent as its word (a StrEnum is a str)."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=_encode)
 
 
 def load_fields(text: str | None) -> dict[str, Any]:
