@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -26,8 +25,6 @@ from adapters.mailchimp._wire import PROVIDER, MemberRefused, api_root, classify
 from adapters.mailchimp.webhooks import WebhookVerifier, parse_delivery
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
-
-log = logging.getLogger(__name__)
 
 PAGE_SIZE: Final = 1000  # GET members: count max 1000 [SPEC]
 MAX_CONNECTIONS: Final = 10  # simultaneous connections per user [RL]
@@ -116,8 +113,6 @@ class MailchimpAdapter:
         self.transport.request("GET", "/ping")
         try:
             self.transport.request("GET", f"/lists/{self.list_id}", params={"fields": "id,name,double_optin"})
-        except MemberRefused as exc:  # pragma: no cover - list paths are not member paths
-            raise FatalProviderError(str(exc)) from None
         except FatalProviderError as exc:
             if exc.status == 404:
                 raise FatalProviderError(
@@ -214,7 +209,7 @@ class MailchimpAdapter:
         """(records not taken yet, the scan after the page, whether it was the last page), page by page."""
         while True:
             members = self._members_page(scan, status=status)
-            keyed = [(str(m["id"]), parse_time(str(m["last_changed"]))) for m in members]
+            keyed = [(str(m["id"]), _changed(m)) for m in members]
             records = [
                 self._record(m, changed)
                 for m, (mid, changed) in zip(members, keyed, strict=True)
@@ -256,12 +251,15 @@ class MailchimpAdapter:
         members = answer.get("members") if isinstance(answer, dict) else None
         if not isinstance(members, list):
             raise RetryableError(f"{PROVIDER} GET members -> 200 without a members list", provider=PROVIDER)
-        return [m for m in members if isinstance(m, dict) and m.get("id") and m.get("last_changed")]
+        return [_with_id(m) for m in members if isinstance(m, dict) and (m.get("id") or m.get("email_address"))]
 
     @staticmethod
     def _record(member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
         return ProviderRecord(
-            remote_id=str(member["id"]), data=member, updated_at=changed, deleted=member.get("status") == "archived"
+            remote_id=str(member["id"]),
+            data=member,
+            updated_at=changed if changed != EPOCH else None,
+            deleted=member.get("status") == "archived",
         )
 
     def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]:
@@ -279,7 +277,7 @@ class MailchimpAdapter:
                     raise
                 out.append(ProviderRecord(remote_id=remote_id, data={}, deleted=True))
                 continue
-            out.append(self._record(member, parse_time(str(member["last_changed"]))))
+            out.append(self._record(_with_id(member), _changed(member)))
         return out
 
     # -- writing ------------------------------------------------------------------------------
@@ -450,6 +448,24 @@ class MailchimpAdapter:
 
     def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         return parse_delivery(body, list_id=self.list_id)
+
+
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _changed(member: Mapping[str, Any]) -> dt.datetime:
+    """``last_changed`` (aware UTC); a member without a readable one sorts first rather than vanishing."""
+    try:
+        return parse_time(str(member["last_changed"]))
+    except (KeyError, ValueError):
+        return EPOCH
+
+
+def _with_id(member: dict[str, Any]) -> dict[str, Any]:
+    """The member's id is its subscriber hash; computed from the address when a server leaves it out."""
+    if not member.get("id"):
+        member["id"] = subscriber_hash(str(member["email_address"]))
+    return member
 
 
 def create_adapter(name: str, options: Mapping[str, Any]) -> MailchimpAdapter:
