@@ -9,6 +9,7 @@ headers, merges that mint new ids, a read-only ``hs_email_optout`` and a v3 API 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import socket
 import uuid
@@ -65,6 +66,17 @@ def _conflict(exc: Conflict) -> Response:
     return _error(409, str(exc), "CONFLICT")
 
 
+def _hide(payload: Any, hidden: set[str]) -> Any:
+    if isinstance(payload, list):
+        return [_hide(item, hidden) for item in payload]
+    if isinstance(payload, dict):
+        out = {k: _hide(v, hidden) for k, v in payload.items()}
+        if isinstance(out.get("properties"), dict):
+            out["properties"] = {k: v for k, v in out["properties"].items() if k not in hidden}
+        return out
+    return payload
+
+
 def _no_delay(server: EmulatorServer) -> None:
     """Answers go out as two writes (head, body): without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms a call.
 
@@ -99,6 +111,7 @@ class HubSpotEmulator:
         self.client_secret = client_secret
         self.enterprise = enterprise  # batch communication-preferences calls need Marketing Hub Enterprise
         self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
+        self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self._routes()
 
     # -- lifecycle and harness knobs ---------------------------------------------------------
@@ -168,7 +181,7 @@ class HubSpotEmulator:
                 }
                 extra = {
                     "company": rng.choice(_COMPANIES),
-                    "phone": f"+1555{rng.randrange(10**6, 10**7)}" if rng.random() < 0.6 else None,
+                    "phone": f"+1202555{rng.randrange(100, 200):04d}" if rng.random() < 0.6 else None,  # fictional 555-01xx
                     "lifecyclestage": rng.choice(_STAGES),
                     "crmsync_tags": ";".join(sorted(rng.sample(_TAGS, rng.randrange(0, 3)))) or None,
                     "city": rng.choice(("Lisbon", "Oslo", "Austin", None)),
@@ -240,6 +253,8 @@ class HubSpotEmulator:
             if refused is not None:
                 return Response.json(refused, 429, headers)
             response = handler(request)
+            if self.hidden_properties and response.body:
+                response.body = json.dumps(_hide(json.loads(response.body), self.hidden_properties)).encode()
             response.headers.update(headers)
             response.headers["X-HubSpot-Correlation-Id"] = str(uuid.uuid4())
             return response
@@ -266,6 +281,7 @@ class HubSpotEmulator:
         add("POST", PREFS_V3 + "/unsubscribe", self._v3_unsubscribe)
         add("POST", PREFS_V3 + "/subscribe", self._v3_subscribe)
         add("POST", PREFS_V4 + "/batch/unsubscribe-all", self._v4_batch_unsubscribe_all)
+        add("POST", PREFS_V4 + "/batch/unsubscribe-all/read", self._v4_batch_wide_statuses)
         add("GET", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_wide_status)
         add("POST", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_unsubscribe_all)
         add("GET", PREFS_V4 + r"/(?P<email>[^/]+)", self._v4_statuses)
@@ -677,6 +693,21 @@ class HubSpotEmulator:
         email = unquote(request.match["email"])
         self.portal.unsubscribe_all(email)
         return self._v4_envelope(self._v4_rows(email), self.portal.now_ms())
+
+    def _v4_batch_wide_statuses(self, request: Request) -> Response:
+        if not self.enterprise:
+            return _error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
+        inputs = (request.json() or {}).get("inputs") or []
+        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
+            return _error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        now = iso_ms(self.portal.now_ms())
+        results = [
+            {"subscriberIdString": str(email), "wideStatuses": [
+                {"subscriberIdString": str(email), "channel": "EMAIL", "wideStatusType": "PORTAL_WIDE",
+                 "status": "NOT_SUBSCRIBED" if self.portal.optout(str(email)) else "SUBSCRIBED", "timestamp": now}]}
+            for email in inputs
+        ]  # fmt: skip
+        return self._v4_envelope(results, self.portal.now_ms())
 
     def _v4_batch_unsubscribe_all(self, request: Request) -> Response:
         if not self.enterprise:
