@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
+import requests
+
 from adapters._emulator import DROP, EmulatorServer, Request, Response
 from adapters.mailchimp._store import (
     OPTED_OUT,
@@ -131,6 +133,7 @@ class MailchimpEmulator(EmulatorServer):
             list_id=list_id, clock=clock or (lambda: dt.datetime.now(dt.UTC)), merge_fields=merge_fields
         )
         self.batch_polls_before_finished = 0  # GET /batches/{id} answers "started" this many times first
+        self.webhook_log: list[tuple[str, str, int]] = []  # (event, source, HTTP status; 0 = unreachable)
         self.inflight = 0
         self.peak_inflight = 0
         self.connection_limit_hits = 0
@@ -201,17 +204,40 @@ class MailchimpEmulator(EmulatorServer):
             return [self.audience.member_json(m) for m in self.audience.members.values()]
 
     def edit(self, key: str, **props: Any) -> dict[str, Any]:
-        """A user's edit in the Mailchimp UI: merge tags (or first_name, ...), status, tags, email_address."""
+        """A user's edit in the Mailchimp UI: merge tags (or first_name, ...), status, tags, email_address.
+
+        Like Mailchimp, it fires the audience webhooks that listen to the ``user`` source.
+        """
         member = self._need(key)
         merge = {_FRIENDLY.get(k, k): v for k, v in props.items() if k.isupper() or k in _FRIENDLY}
         with self.audience.lock:
+            old_email, old_status = member.email, member.status
             if "status" in props:  # a person's own action: no compliance gate
                 member.status = str(props["status"])
             self.audience.update(
                 member, email=props.get("email_address"), merge_fields=merge or None, replace_tags=props.get("tags")
             )
             member.last_changed = self.audience.now()
-        return self.audience.member_json(member)
+            snapshot = self.audience.member_json(member)
+        if member.email != old_email:
+            self._notify("upemail", member.email, source="user", extra={"data[old_email]": old_email})
+        elif member.status != old_status and member.status == "unsubscribed":
+            self._notify(
+                "unsubscribe", member.email, source="user", extra={"data[action]": "unsub", "data[reason]": "manual"}
+            )
+        elif member.status != old_status and member.status == "cleaned":
+            self._notify("cleaned", member.email, source="user", extra={"data[reason]": "hard"})
+        elif member.status != old_status and member.status == "subscribed":
+            self._notify("subscribe", member.email, source="user")
+        else:
+            self._notify("profile", member.email, source="user")
+        return snapshot
+
+    def subscribe(self, email: str, **merge: str) -> str:
+        """A person signs up through a form: a new subscribed member (fires ``subscribe`` webhooks)."""
+        member = self.audience.create(email, status="subscribed", merge_fields=merge)
+        self._notify("subscribe", member.email, source="user")
+        return member.hash
 
     def unsubscribe(self, email: str) -> None:
         self.edit(subscriber_hash(email), status="unsubscribed")
@@ -222,7 +248,9 @@ class MailchimpEmulator(EmulatorServer):
 
     def delete(self, key: str) -> None:
         """Archive the member, as the UI's "archive" does."""
-        self.audience.archive(self._need(key))
+        member = self._need(key)
+        self.audience.archive(member)
+        self._notify("unsubscribe", member.email, source="admin", extra={"data[action]": "delete"})
 
     def forget(self, key: str) -> None:
         """Permanently delete: the address can never be re-imported through the API."""
@@ -280,6 +308,25 @@ class MailchimpEmulator(EmulatorServer):
             headers["X-Mailchimp-Signature"] = f"t={t},v1={mac}"
         query = urlencode({"secret": self.webhook_secret}) if secret_in_url else ""
         return query, headers, body
+
+    def _notify(self, event: str, email: str, *, source: str, extra: Mapping[str, str] | None = None) -> None:
+        """Deliver to the audience webhooks that want this event from this source (never under a lock:
+        a receiver may call back). A 410 answer disables the webhook, as Mailchimp does.
+        """
+        with self.audience.lock:
+            hooks = [h for h in self.audience.webhooks.values() if h.events.get(event) and h.sources.get(source)]
+        for hook in hooks:
+            _, headers, body = self.webhook_delivery(
+                event, email, secret_in_url=False, signing_secret=hook.signing_secret, extra=extra
+            )
+            try:
+                status = requests.post(hook.url, data=body, headers=headers, timeout=(2.0, 10.0)).status_code
+            except requests.RequestException:
+                status = 0
+            self.webhook_log.append((event, source, status))
+            if status == 410:
+                with self.audience.lock:
+                    self.audience.webhooks.pop(hook.id, None)
 
     def _need(self, key: str) -> Member:
         member = self.audience.find(key)
@@ -579,10 +626,12 @@ class MailchimpEmulator(EmulatorServer):
             if existing is None and subscriber_hash(email) in audience.forgotten:
                 raise forgotten(email)
             member = self._add_or_revive(existing, email, status or if_new, body, tags=())
+            self._notify("subscribe", member.email, source="api")
             return self._ok(audience.member_json(member))
-        audience.update(
+        if audience.update(
             existing, status=status or None, merge_fields=body.get("merge_fields"), interests=body.get("interests")
-        )
+        ):
+            self._notify("profile", existing.email, source="api")
         return self._ok(audience.member_json(existing))
 
     def _patch_member(self, request: Request) -> Response:
@@ -606,6 +655,7 @@ class MailchimpEmulator(EmulatorServer):
         if member.status == "archived":
             raise not_found()
         self.audience.archive(member)
+        self._notify("unsubscribe", member.email, source="api", extra={"data[action]": "delete"})
         return Response.empty(204)
 
     def _delete_permanent(self, request: Request) -> Response:
@@ -695,6 +745,7 @@ class MailchimpEmulator(EmulatorServer):
                 )
                 continue
             (created if outcome == "created" else updated).append(audience.member_json(member))
+            self._notify("subscribe" if outcome == "created" else "profile", member.email, source="api")
         return self._ok(
             {
                 "new_members": created,

@@ -8,6 +8,7 @@ import hmac
 import time
 
 import pytest
+import requests
 
 from adapters.base import SupportsWebhooks
 from adapters.errors import WebhookRejected
@@ -113,3 +114,51 @@ def test_upemail_names_the_new_address_and_campaigns_or_other_lists_yield_nothin
     )
     _, _, other = mailchimp_emulator.webhook_delivery("profile", "x@example.com", extra={"data[list_id]": "other"})
     assert adapter.parse_webhook(headers={}, body=other) == []
+
+
+def test_a_webhook_without_the_api_source_hears_people_not_crmsync(mailchimp_emulator):
+    """The README's recipe: sources.api false, so crmsync's own writes are not echoed back to it."""
+    from adapters._emulator import EmulatorServer, Request, Response
+    from adapters.base import WriteRequest
+
+    received: list[tuple[str, dict, bytes]] = []
+    receiver = EmulatorServer()
+
+    def record(req: Request) -> Response:
+        query = "&".join(f"{k}={v[0]}" for k, v in req.query.items())
+        received.append((f"{receiver.url}{req.path}?{query}", dict(req.headers), req.body))
+        return Response.empty(200)
+
+    receiver.add_route("POST", r"/webhooks/mailchimp", record)
+    with receiver:
+        created = requests.post(
+            f"{mailchimp_emulator.api_url}/lists/{mailchimp_emulator.list_id}/webhooks",
+            auth=("crmsync", mailchimp_emulator.api_key),
+            json={
+                "url": f"{receiver.url}/webhooks/mailchimp?secret=s3cret",
+                "events": {
+                    "subscribe": True,
+                    "unsubscribe": True,
+                    "profile": True,
+                    "cleaned": True,
+                    "upemail": True,
+                    "campaign": False,
+                },
+                "sources": {"user": True, "admin": True, "api": False},
+            },
+            timeout=5,
+        ).json()
+        adapter = make(mailchimp_emulator, secret=created["signing_secret"])
+        results = adapter.write_contacts(
+            [
+                WriteRequest(
+                    ref="1", remote_id=None, email="ana@example.com", fields={"email_address": "ana@example.com"}
+                )
+            ]
+        )
+        assert results[0].ok and received == []  # crmsync's own write: no echo
+        mailchimp_emulator.unsubscribe("ana@example.com")  # the person clicks "unsubscribe"
+    [(url, headers, body)] = received
+    adapter.verify_webhook(method="POST", url=url, headers=headers, body=body)
+    [event] = adapter.parse_webhook(headers=headers, body=body)
+    assert event.kind == "unsubscribed" and event.email == "ana@example.com"
