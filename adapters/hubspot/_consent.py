@@ -9,10 +9,14 @@ never resubscribe. crmsync only ever unsubscribes: there is no subscribe call he
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Final
+from dataclasses import replace
+from typing import Any, Final
 
+from adapters.base import ProviderRecord
 from adapters.errors import AuthError, FatalProviderError, ProviderError, RetryableError
 from adapters.hubspot._client import BadRequest, HubSpotClient, NotFound
+
+OPTOUT: Final = "hs_email_optout"
 
 V4: Final = "/communication-preferences/v4/statuses"
 CHANNEL: Final = (("channel", "EMAIL"),)
@@ -117,3 +121,85 @@ class Unsubscriber:
             rows = (data or {}).get("subscriptionDefinitions") or []
             self._definitions = [str(r["id"]) for r in rows if r.get("isActive", True) and not r.get("isInternal")]
         return self._definitions
+
+
+class ConsentReader:
+    """Fills ``hs_email_optout`` from Communication Preferences where a portal does not return the property.
+
+    HubSpot itself returns it with every record (so this costs nothing there); a portal or implementation
+    without it would otherwise hide every opt-out. One batch read a page on Enterprise, else one call an address.
+    """
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self._client = client
+        self._batch: bool | None = None
+        self._v4: bool | None = None
+
+    def enrich(self, records: Sequence[ProviderRecord]) -> list[ProviderRecord]:
+        blind = {r.remote_id: _email(r) for r in records if not r.deleted and _email(r) and OPTOUT not in _props(r)}
+        if not blind:
+            return list(records)
+        opted = self._opted_out(sorted(set(blind.values())))
+        out = []
+        for record in records:
+            email = blind.get(record.remote_id)
+            if email is None:
+                out.append(record)
+                continue
+            props = {**_props(record), OPTOUT: "true" if email in opted else "false"}
+            out.append(replace(record, data={**record.data, "properties": props}))
+        return out
+
+    def _opted_out(self, emails: list[str]) -> set[str]:
+        if self._batch is not False:
+            try:
+                opted: set[str] = set()
+                for chunk in _chunks(emails, BATCH_MAX):
+                    _, data = self._client.raw(
+                        "POST", f"{V4}/batch/unsubscribe-all/read", query=CHANNEL, body={"inputs": list(chunk)}
+                    )
+                    for row in (data or {}).get("results") or []:
+                        if any(_not_subscribed(w) for w in row.get("wideStatuses") or ()):
+                            opted.add(str(row.get("subscriberIdString") or "").lower())
+                self._batch = True
+                return opted
+            except (AuthError, FatalProviderError) as exc:
+                if self._batch or not _unavailable(exc):
+                    raise
+                self._batch = False
+        return {e for e in emails if self._one(e)}
+
+    def _one(self, email: str) -> bool:
+        if self._v4 is not False:
+            try:
+                _, data = self._client.raw(
+                    "GET", f"{V4}/{{email}}/unsubscribe-all", path_params={"email": email}, query=CHANNEL
+                )
+                self._v4 = True
+                return any(_not_subscribed(w) for w in (data or {}).get("results") or ())
+            except (AuthError, FatalProviderError) as exc:
+                if self._v4 or not _unavailable(exc):
+                    raise
+                self._v4 = False
+        _, data = self._client.call(
+            "GET",
+            "/communication-preferences/v3/status/email/{emailAddress}",
+            self._client.status_api.get_email_status,
+            email,
+        )
+        statuses = (data or {}).get("subscriptionStatuses") or []
+        wide = any(s.get("sourceOfStatus") == "PORTAL_WIDE_STATUS" and _not_subscribed(s) for s in statuses)
+        return wide or (bool(statuses) and all(_not_subscribed(s) for s in statuses))
+
+
+def _props(record: ProviderRecord) -> dict[str, Any]:
+    props = record.data.get("properties")
+    return dict(props) if isinstance(props, dict) else {}
+
+
+def _email(record: ProviderRecord) -> str:
+    return str(_props(record).get("email") or "").strip().lower()
+
+
+def _not_subscribed(status: Any) -> bool:
+    return isinstance(status, dict) and str(status.get("status") or "").upper() == "NOT_SUBSCRIBED"

@@ -102,6 +102,7 @@ class Reader:
         properties: Sequence[str],
         lookback: dt.timedelta,
         page_size: int = LIST_PAGE,
+        enrich: Callable[[list[ProviderRecord]], list[ProviderRecord]] = list,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._client = client
@@ -109,6 +110,7 @@ class Reader:
         self._lookback = lookback
         self._page_size = min(max(page_size, 1), LIST_PAGE)
         self._clock = clock
+        self._enrich = enrich
 
     def read(self, cursor: Cursor) -> Iterator[Page]:
         if cursor.phase == "backfill":
@@ -127,7 +129,7 @@ class Reader:
             if after:
                 kwargs["after"] = after
             _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)
-            records = [to_record(r) for r in (body or {}).get("results") or []]
+            records = self._enrich([to_record(r) for r in (body or {}).get("results") or []])
             after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
             if after:
                 nxt = Cursor(phase="backfill", page_token=str(after), extra={STARTED: started})
@@ -146,7 +148,7 @@ class Reader:
         while True:
             results = self._search([{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED)
             records = [to_record(r) for r in results]
-            yield Page(records=[r for r in records if scan.take(r)], next_cursor=scan.cursor())
+            yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
             if len(results) < SEARCH_PAGE:
                 return
             times = {r.updated_at for r in records}
@@ -166,7 +168,7 @@ class Reader:
             ]
             results = self._search(filters, "hs_object_id")
             records = [to_record(r) for r in results]
-            yield Page(records=[r for r in records if scan.take(r)], next_cursor=scan.cursor())
+            yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
             if len(results) < SEARCH_PAGE:
                 return
             last_id = max(int(r.remote_id) for r in records)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import WriteRequest, WriteResult
-from adapters.errors import FatalProviderError
+from adapters.errors import FatalProviderError, RetryableError
 from adapters.hubspot._client import PROPERTY_CODES, BadRequest, DuplicateContact, HubSpotClient, NotFound
 from adapters.hubspot._consent import Unsubscriber
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX: Final = 100  # batch/upsert, batch/update, batch/read inputs [GUIDE]
 OPTOUT: Final = "hs_email_optout"
+STAGE: Final = "lifecyclestage"
 # Computed or read-only in HubSpot: never sent (a write naming one fails the whole batch) [SPEC].
 READ_ONLY: Final = frozenset(
     {OPTOUT, "hs_object_id", "createdate", "lastmodifieddate", "hs_merged_object_ids", "hs_additional_emails"}
@@ -79,6 +80,7 @@ class Writer:
         self._client = client
         self._unsubscriber = unsubscriber
         self._missing: set[str] = set()  # properties this portal refused as unknown or read-only
+        self._stuck: dict[str, tuple[int, str]] = {}  # record id -> (request index, the stage it refused)
 
     def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         items = [_item(i, r) for i, r in enumerate(requests)]
@@ -93,8 +95,10 @@ class Writer:
                 done[item.index] = _failed(item, "DUPLICATE_IN_BATCH", retryable=True)
             seen.add(item.email)
         todo = [i for i in items if i.index not in done]
+        self._stuck = {}
         self._split([i for i in todo if i.target], self._update, done, created)
         self._split([i for i in todo if not i.target], self._upsert, done, created)
+        self._move_stages_back(items, done)
         self._unsubscribe([i for i in items if i.unsubscribe and done[i.index].ok], done, created)
         return [done[i.index] for i in items]
 
@@ -190,8 +194,33 @@ class Writer:
                 done[item.index] = _failed(item, "MISSING_RESULT", retryable=True)
             else:
                 done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
+                self._check_stage(item, result)
                 if result.get("new"):
                     created.add(item.index)
+
+    # -- lifecycle stages ----------------------------------------------------------------------
+    def _check_stage(self, item: _Item, result: Mapping[str, Any]) -> None:
+        """HubSpot ignores a backward ``lifecyclestage`` move unless the stage is cleared first [GUIDE]."""
+        wanted = item.properties.get(STAGE)
+        got = (result.get("properties") or {}).get(STAGE)
+        if wanted and got and got != wanted and result.get("id"):
+            self._stuck[str(result["id"])] = (item.index, wanted)
+
+    def _move_stages_back(self, items: list[_Item], done: dict[int, WriteResult]) -> None:
+        if not self._stuck:
+            return
+        by_index = {i.index: i for i in items}
+        stuck = list(self._stuck.items())
+        try:
+            for step in ("", None):  # clear, then set: two calls for the whole batch
+                inputs = [{"id": rid, "properties": {STAGE: step if step is not None else stage}}
+                          for rid, (_, stage) in stuck]  # fmt: skip
+                for start in range(0, len(inputs), BATCH_MAX):
+                    self._client.call("POST", "/crm/v3/objects/contacts/batch/update", self._client.batch.update,
+                                      {"inputs": inputs[start : start + BATCH_MAX]})  # fmt: skip
+        except (BadRequest, DuplicateContact, NotFound, RetryableError):
+            for _, (index, _) in stuck:
+                done[index] = _failed(by_index[index], "LIFECYCLE_NOT_MOVED", retryable=True)
 
     def _lookup(self, emails: list[str]) -> dict[str, Any]:
         body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
@@ -222,6 +251,7 @@ class Writer:
         for item in items:
             if item.target in by_id:
                 done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=item.target)
+                self._check_stage(item, by_id[item.target])
             elif item.index in failures and failures[item.index].error != "OBJECT_NOT_FOUND":
                 done[item.index] = failures[item.index]
             else:  # not found, or left out (a merged-away id): find the survivor

@@ -21,7 +21,7 @@ from adapters.hubspot._client import (
     HubSpotClient,
     NotFound,
 )
-from adapters.hubspot._consent import Unsubscriber
+from adapters.hubspot._consent import ConsentReader, Unsubscriber
 from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, Reader, to_record
 from adapters.hubspot._write import BATCH_MAX, Writer
 from adapters.ratelimit import RateLimiter
@@ -89,7 +89,11 @@ class HubSpotAdapter:
             attempts=attempts, max_wait_s=max_wait_s, sleep=sleep,
         )  # fmt: skip
         self._properties = list(dict.fromkeys([*BASE_PROPERTIES, *properties]))
-        self._reader = Reader(self.client, properties=self._properties, lookback=LOOKBACK, page_size=page_size)
+        self._consent = ConsentReader(self.client)
+        self._reader = Reader(
+            self.client, properties=self._properties, lookback=LOOKBACK, page_size=page_size,
+            enrich=self._consent.enrich,
+        )  # fmt: skip
         self._writer = Writer(self.client, Unsubscriber(self.client, subscription_id=subscription_id))
 
     def __repr__(self) -> str:
@@ -124,7 +128,7 @@ class HubSpotAdapter:
             covered = {r.remote_id for r in records} | {m for r in records for m in r.merged_ids}
             out += records
             out += [self._fetch_one(i) for i in chunk if i not in covered]
-        return out
+        return self._consent.enrich(out)
 
     def _fetch_one(self, remote_id: str) -> ProviderRecord:
         try:

@@ -181,7 +181,8 @@ class HubSpotEmulator:
                 }
                 extra = {
                     "company": rng.choice(_COMPANIES),
-                    "phone": f"+1202555{rng.randrange(100, 200):04d}" if rng.random() < 0.6 else None,  # fictional 555-01xx
+                    # fictional numbers: +1 202 555-0100..0199
+                    "phone": f"+1202555{rng.randrange(100, 200):04d}" if rng.random() < 0.6 else None,
                     "lifecyclestage": rng.choice(_STAGES),
                     "crmsync_tags": ";".join(sorted(rng.sample(_TAGS, rng.randrange(0, 3)))) or None,
                     "city": rng.choice(("Lisbon", "Oslo", "Austin", None)),

@@ -171,3 +171,38 @@ def test_search_429_secondly_waits_and_goes_on(hubspot_emulator, make_hubspot_ad
                                         "errorType": "RATE_LIMIT"}, path_pattern=SEARCH))
     assert len(ids(adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))) == 3
     assert sleeps == [1.0]
+
+
+def test_opt_outs_are_read_from_preferences_when_the_property_is_missing(hubspot_emulator, hubspot_adapter):
+    a, b = hubspot_emulator.seed(2, prefix="c")
+    hubspot_emulator.portal.contacts[b].props["hs_email_optout"] = "false"
+    hubspot_emulator.unsubscribe("c0@example.com")
+    hubspot_emulator.hidden_properties = {"hs_email_optout"}
+    records = {r.remote_id: r for p in hubspot_adapter.read_contacts(Cursor()) for r in p.records}
+    assert records[a].data["properties"]["hs_email_optout"] == "true"
+    assert records[b].data["properties"]["hs_email_optout"] == "false"
+    hubspot_emulator.reset_counters()
+    hubspot_emulator.inject(*[Fault(404, {"status": "error"}, path_pattern="/v4/")] * 2)  # no v4: v3 statuses
+    other = make_adapter_like(hubspot_emulator)
+    (record,) = [r for r in other.fetch_contacts([a])]
+    assert record.data["properties"]["hs_email_optout"] == "true"
+    assert hubspot_emulator.call_count(pattern="v3/status") == 1
+
+
+def test_enterprise_reads_opt_outs_in_one_batch_a_page():
+    from adapters.hubspot.emulator import HubSpotEmulator
+    with HubSpotEmulator(burst=100_000, search_per_s=100_000, enterprise=True) as emu:
+        emu.seed(150)
+        emu.unsubscribe("contact3@example.com")
+        emu.hidden_properties = {"hs_email_optout"}
+        adapter = make_adapter_like(emu)
+        records = [r for p in adapter.read_contacts(Cursor()) for r in p.records]
+        assert [r.data["properties"]["hs_email_optout"] for r in records].count("true") == sum(
+            1 for c in emu.portal.contacts.values() if c.props.get("hs_email_optout") == "true")
+        assert emu.call_count(pattern="unsubscribe-all/read") == 2
+
+
+def make_adapter_like(emu):
+    options = emu.sandbox_options()
+    return HubSpotAdapter(access_token=options["access_token"], base_url=options["base_url"],
+                          rate_limit="100000/10s", search_rate_limit="100000/1s", sleep=lambda s: None)

@@ -213,3 +213,17 @@ def test_results_without_emails_are_reconciled_not_guessed(hubspot_emulator, hub
     results = hubspot_adapter.write_contacts([req("known", "contact0@example.com"), req("ghost", "ghost@example.com")])
     assert results[0].ok and results[0].remote_id == a
     assert not results[1].ok and results[1].error == "MISSING_RESULT" and results[1].retryable
+
+
+def test_a_backward_lifecycle_move_clears_the_stage_first(hubspot_emulator, hubspot_adapter):
+    a, b = hubspot_emulator.seed(2)
+    hubspot_emulator.edit(a, lifecyclestage="customer")
+    hubspot_emulator.edit(b, lifecyclestage="lead")
+    results = hubspot_adapter.write_contacts([
+        req("back", "contact0@example.com", lifecyclestage="lead"),
+        req("forward", "contact1@example.com", lifecyclestage="customer"),
+    ])
+    assert all(r.ok for r in results)
+    assert hubspot_emulator.get(a)["properties"]["lifecyclestage"] == "lead"
+    assert hubspot_emulator.get(b)["properties"]["lifecyclestage"] == "customer"
+    assert hubspot_emulator.call_count("POST", r"batch/update") == 2  # clear + set, only for the stuck one
