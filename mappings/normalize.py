@@ -19,6 +19,7 @@ DOMAIN_CACHE_SIZE: Final = 1 << 15
 PHONE_CACHE_SIZE: Final = 1 << 15
 EMAIL_MAX_OCTETS: Final = 254  # RFC 3696 errata 1690 / RFC 5321 4.5.3.1.3, as email-validator counts it
 _PROBE_DOMAIN: Final = "@a.co"  # a short valid domain: validating the local part alone costs little more
+_DOMAINS: dict[str, tuple[str, str]] = {}  # valid email domain as written -> (Unicode form, IDNA ASCII form)
 _ELLIPSIS: Final = "…"
 
 
@@ -57,21 +58,24 @@ def _validate(text: str) -> str | _Rejected:
         valid = email_validator.validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except email_validator.EmailNotValidError as exc:
         return _Rejected("not a valid address: " + _scrub(str(exc), text))
-    return f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}"
+    ascii_domain = valid.ascii_domain.lower()
+    # A valid address has exactly one "@" (no quoted local part, no display name): remember its domain.
+    if len(_DOMAINS) >= DOMAIN_CACHE_SIZE:
+        _DOMAINS.clear()  # a crude bound, and enough: the common domains come straight back
+    _DOMAINS[text.rpartition("@")[2]] = (valid.domain, ascii_domain)
+    return f"{valid.local_part.lower()}@{ascii_domain}"
 
 
 def _split_validate(text: str) -> str | None:
-    """The fast path for valid addresses: the domain (shared by many contacts) is validated once.
+    """The fast path, for an address whose domain was seen valid before: only the local part is checked.
 
     email-validator checks the local part and the domain independently and then the whole length
-    (``validate_email_length``), so validating ``<local>@a.co`` and ``a@<domain>`` and checking the same
-    three lengths accepts exactly what it accepts. Anything else returns None and takes the full path.
+    (``validate_email_length``), so validating ``<local>@a.co``, knowing the domain valid, and checking
+    the same three lengths accepts exactly what it accepts. Anything else returns None (the full path).
     """
     local, at, domain = text.rpartition("@")
-    if not at or not local:
-        return None
-    domains = _domain(domain)
-    if domains is None:
+    known = _DOMAINS.get(domain) if at and local else None
+    if known is None:
         return None
     try:
         local = email_validator.validate_email(
@@ -79,21 +83,11 @@ def _split_validate(text: str) -> str | None:
         ).local_part
     except email_validator.EmailNotValidError:
         return None
-    unicode_domain, ascii_domain = domains
+    unicode_domain, ascii_domain = known
     for form in (text, f"{local}@{unicode_domain}", f"{local}@{ascii_domain}"):
         if len(form.encode()) > EMAIL_MAX_OCTETS:
             return None
     return f"{local.lower()}@{ascii_domain}"
-
-
-@functools.lru_cache(maxsize=DOMAIN_CACHE_SIZE)
-def _domain(domain: str) -> tuple[str, str] | None:
-    """(Unicode form, IDNA ASCII form) of a valid email domain, else None."""
-    try:
-        valid = email_validator.validate_email("a@" + domain, check_deliverability=False, allow_smtputf8=True)
-    except email_validator.EmailNotValidError:
-        return None
-    return valid.domain, valid.ascii_domain.lower()
 
 
 def _scrub(message: str, address: str) -> str:
