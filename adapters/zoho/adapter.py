@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import requests
@@ -47,6 +47,7 @@ READ_FIELDS: Final = (
     "Modified_Time",
 )
 FIELDS_MAX: Final = 50
+ONE_SECOND: Final = dt.timedelta(seconds=1)  # Modified_Time has second precision; the boundary second is re-read
 DEFAULT_RATE_LIMIT: Final = "100/10s"  # Zoho publishes credits and concurrency (the real caps), no rate
 DEFAULT_CONCURRENCY: Final = 5  # the Free edition's concurrency cap (3P): the lowest tier
 # Item codes worth another try next cycle; the others are data errors a retry cannot fix (OAS API_Exception).
@@ -88,6 +89,7 @@ class ZohoAdapter:
         attempts: int = 5,
         max_wait_s: float = 300.0,
         sleep: Any = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if data_center not in DATA_CENTERS:
             raise ValueError(f"zoho: data_center must be one of {', '.join(DATA_CENTERS)}, not {data_center!r}")
@@ -136,6 +138,7 @@ class ZohoAdapter:
         if not 1 <= page_size <= PER_PAGE_MAX:
             raise ValueError(f"zoho: page_size must be 1..{PER_PAGE_MAX}")
         self.page_size = page_size
+        self._now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -230,7 +233,7 @@ class ZohoAdapter:
         return self.call("GET", CONTACTS, params=params, headers=headers)
 
     def _backfill(self, cursor: Cursor) -> Iterator[Page]:
-        started = _started(cursor)
+        started = _started(cursor, self._now())
         token, current = cursor.page_token, cursor
         raw_since = cursor.extra.get("since")
         since = parse_zoho_time(raw_since) if raw_since else None
@@ -273,50 +276,57 @@ class ZohoAdapter:
             return
 
     def _incremental(self, cursor: Cursor) -> Iterator[Page]:
+        """Changes since the watermark, oldest first; 304 when nothing changed (GR, K60).
+
+        The lookback is applied where the watermark is set, not to every query: a record older than
+        ``now - lookback`` is assumed visible, so the watermark never passes that horizon, and a quiet
+        provider answers 304 instead of re-sending its last changes on every poll.
+        """
         current = cursor
-        since = (cursor.updated_after or dt.datetime.now(dt.UTC)) - self.lookback
+        horizon = (self._now() - self.lookback).replace(microsecond=0)
+        since = cursor.updated_after - ONE_SECOND if cursor.updated_after else horizon
         token: str | None = None
         while True:
             try:
-                response = self._list(page_token=token, since=since)  # the token repeats its query
+                response = self._list(page_token=token, since=since)  # a token repeats its query
             except ZohoCallRejected as exc:
                 if not token:
                     raise
                 log.info("zoho: page token refused (%s); a new query from the watermark", exc.code)
-                token, since = None, (current.updated_after or since) - self.lookback
+                token, since = None, (current.updated_after or since) - ONE_SECOND
                 continue
             records, info = _page_records(response)
-            if not records:
-                break
             fresh = [r for r in records if not _already_taken(cursor, r)]
-            current = _advance(current, records, phase="incremental", page_token=None, started=None)
-            yield Page(records=fresh, next_cursor=current)
-            token = info.get("next_page_token") if info.get("more_records") else None
+            token = info.get("next_page_token") if info.get("more_records") and records else None
+            advanced = _advance(current, records, phase="incremental", page_token=None, started=None, cap=horizon)
+            if not token:  # the pass is complete: everything up to the horizon has been seen
+                advanced = _settle(advanced, records, horizon)
+            if records or advanced != current:
+                current = advanced
+                yield Page(records=fresh, next_cursor=current)
             if not token:
                 break
         yield from self._deleted(current)
 
     def _deleted(self, cursor: Cursor) -> Iterator[Page]:
         """Deletions since the last read, newest first (the deleted-records list has no sort)."""
+        horizon = (self._now() - self.lookback).replace(microsecond=0)
         raw_after = cursor.extra.get("deleted_after")
-        after = parse_zoho_time(raw_after) if raw_after else (cursor.updated_after or dt.datetime.now(dt.UTC))
-        since = after - self.lookback
-        newest = after
+        after = parse_zoho_time(raw_after) if raw_after else (cursor.updated_after or horizon)
         page = 1
         while True:
             response = self.call(
                 "GET",
                 CONTACTS + "/deleted",
                 params={"type": "all", "per_page": PER_PAGE_MAX, "page": page},
-                headers={"If-Modified-Since": format_zoho_time(since)},
+                headers={"If-Modified-Since": format_zoho_time(after)},
             )
             items, info = _body(response)
             records = [_deleted_record(item) for item in items if isinstance(item, dict) and item.get("id")]
-            newest = max([newest, *(r.updated_at for r in records if r.updated_at)])
             more = bool(info.get("more_records")) and bool(items)
             extra = dict(cursor.extra)
-            if not more:
-                extra["deleted_after"] = format_zoho_time(newest)  # only once every page is stored
+            if not more:  # moved only once every page is stored; never past the horizon
+                extra["deleted_after"] = format_zoho_time(max(after, horizon))
             if records or not more:
                 yield Page(
                     records=records,
@@ -544,11 +554,14 @@ def _advance(
     phase: Any,
     page_token: str | None,
     started: dt.datetime | None,
+    cap: dt.datetime | None = None,
 ) -> Cursor:
-    """The watermark after a page sorted by Modified_Time ascending; never goes backwards."""
+    """The watermark after a page sorted by Modified_Time ascending; never goes backwards nor past ``cap``."""
     times = [r.updated_at for r in records if r.updated_at is not None]
     after, boundary = cursor.updated_after, set(cursor.boundary_ids)
     last = _watermark(times)
+    if last is not None and cap is not None:
+        last = min(last, cap)
     if last is not None and (after is None or last > after):
         after, boundary = last, set()
     if last is not None and last == after:
@@ -559,6 +572,14 @@ def _advance(
     return Cursor(
         phase=phase, page_token=page_token, updated_after=after, boundary_ids=frozenset(boundary), extra=extra
     )
+
+
+def _settle(cursor: Cursor, records: Sequence[ProviderRecord], horizon: dt.datetime) -> Cursor:
+    """After a complete pass the watermark moves up to the horizon (ids read at exactly it stay taken)."""
+    if cursor.updated_after is not None and cursor.updated_after >= horizon:
+        return cursor
+    taken = frozenset(r.remote_id for r in records if r.updated_at == horizon)
+    return Cursor(phase=cursor.phase, updated_after=horizon, boundary_ids=taken, extra=dict(cursor.extra))
 
 
 def _watermark(times: Sequence[dt.datetime]) -> dt.datetime | None:
@@ -575,9 +596,9 @@ def _watermark(times: Sequence[dt.datetime]) -> dt.datetime | None:
     return mark
 
 
-def _started(cursor: Cursor) -> dt.datetime:
+def _started(cursor: Cursor, now: dt.datetime) -> dt.datetime:
     raw = cursor.extra.get("started")
-    return parse_zoho_time(raw) if raw else dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return parse_zoho_time(raw) if raw else now.replace(microsecond=0)
 
 
 def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:

@@ -117,43 +117,80 @@ def test_expired_page_token_resumes_from_the_watermark(zoho: ZohoEmulator) -> No
     assert zoho.refreshes() == 1  # the page token's 401 TOKEN_BOUND_DATA_MISMATCH is not an OAuth failure
 
 
+class Clock:
+    """The adapter's clock, moved together with the emulator's."""
+
+    def __init__(self, zoho: ZohoEmulator) -> None:
+        self.zoho = zoho
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+        self.zoho.advance_clock(seconds)
+
+
+def changed(pages: list[Page]) -> list[str]:
+    return [r.remote_id for p in pages for r in p.records if not r.deleted]
+
+
 def test_incremental_uses_if_modified_since_and_304(zoho: ZohoEmulator) -> None:
     ids = seed_old(zoho, 5)
-    adapter = make_adapter(zoho)
+    clock = Clock(zoho)
+    adapter = make_adapter(zoho, clock=clock)
     _, cursor = read_all(adapter.read_contacts(Cursor()))
-    zoho.advance_clock(120)
+    clock.advance(120)
     zoho.reset_counters()
-    pages = list(
-        adapter.read_contacts(
-            Cursor(
-                phase="incremental", updated_after=cursor.updated_after + dt.timedelta(seconds=60), extra=cursor.extra
-            )
-        )
-    )
-    assert [r for p in pages for r in p.records if not r.deleted] == []
+    pages, cursor = read_all(adapter.read_contacts(cursor))
+    assert changed(pages) == []
     assert ("GET", "/crm/v8/Contacts", 304) in zoho.server.log
+    assert ("GET", "/crm/v8/Contacts/deleted", 304) in zoho.server.log
+    assert zoho.call_count("GET") == 2  # a quiet poll: one 304 for changes, one for deletions
     zoho.edit(ids[2], First_Name="Zed")
+    pages, cursor = read_all(adapter.read_contacts(cursor))
+    assert changed(pages) == [ids[2]] and pages[0].records[0].data["First_Name"] == "Zed"
+    clock.advance(120)
+    pages, cursor = read_all(adapter.read_contacts(cursor))  # within the lookback: read once more
+    assert set(changed(pages)) <= {ids[2]}
+    clock.advance(120)
+    zoho.reset_counters()
+    pages, cursor = read_all(adapter.read_contacts(cursor))
+    assert changed(pages) == [] and ("GET", "/crm/v8/Contacts", 304) in zoho.server.log
+
+
+def test_incremental_drops_ids_taken_at_the_watermark(zoho: ZohoEmulator) -> None:
+    ids = seed_old(zoho, 3)
+    clock = Clock(zoho)
+    adapter = make_adapter(zoho, clock=clock)
+    _, cursor = read_all(adapter.read_contacts(Cursor()))
+    clock.advance(60)
+    zoho.edit(ids[0], First_Name="Once")
+    clock.advance(60)
     pages, after = read_all(adapter.read_contacts(cursor))
-    changed = [r for p in pages for r in p.records if not r.deleted]
-    assert [r.remote_id for r in changed] == [ids[2]] and changed[0].data["First_Name"] == "Zed"
-    assert after.updated_after is not None and cursor.updated_after is not None
-    assert after.updated_after >= cursor.updated_after
-    assert ids[2] in after.boundary_ids
-    again = [r.remote_id for p in adapter.read_contacts(after) for r in p.records if not r.deleted]
-    assert again == []  # the boundary id is dropped, the lookback re-reads nothing else
+    assert changed(pages) == [ids[0]]
+    record = pages[0].records[0]
+    at_mark = Cursor(phase="incremental", updated_after=record.updated_at, boundary_ids=frozenset({ids[0]}))
+    assert changed(list(adapter.read_contacts(at_mark))) == []
 
 
 def test_incremental_reports_deleted_records(zoho: ZohoEmulator) -> None:
     ids = seed_old(zoho, 3)
-    adapter = make_adapter(zoho)
+    clock = Clock(zoho)
+    adapter = make_adapter(zoho, clock=clock)
     _, cursor = read_all(adapter.read_contacts(Cursor()))
-    zoho.advance_clock(90)
+    clock.advance(90)
     zoho.delete(ids[0])
-    pages, after = read_all(adapter.read_contacts(cursor))
+    pages, cursor = read_all(adapter.read_contacts(cursor))
     deleted = [r for p in pages for r in p.records if r.deleted]
     assert [r.remote_id for r in deleted] == [ids[0]]
     assert deleted[0].updated_at is not None
-    assert parse_zoho_time(after.extra["deleted_after"]) >= deleted[0].updated_at
+    clock.advance(120)
+    _, cursor = read_all(adapter.read_contacts(cursor))  # may repeat it: within the lookback
+    clock.advance(120)
+    pages, cursor = read_all(adapter.read_contacts(cursor))
+    assert pages[-1].next_cursor.extra["deleted_after"] and not [r for p in pages for r in p.records]
 
 
 def test_fetch_by_ids_marks_missing_as_deleted(zoho: ZohoEmulator) -> None:
