@@ -20,7 +20,6 @@ from urllib.parse import unquote
 from adapters._emulator import DROP, EmulatorServer, Fault, Request, Response
 from adapters.hubspot import _emulator_search as search
 from adapters.hubspot._emulator_data import (
-    SUBSCRIPTIONS,
     Conflict,
     Portal,
     PropertyError,
@@ -28,6 +27,8 @@ from adapters.hubspot._emulator_data import (
     iso_ms,
 )
 from adapters.hubspot._emulator_limits import Limits
+from adapters.hubspot._emulator_prefs import Preferences
+from adapters.hubspot._emulator_wire import error
 
 __all__ = ["DROP", "Fault", "HubSpotEmulator"]
 
@@ -48,13 +49,8 @@ _TAGS = ("vip", "newsletter", "webinar", "partner")
 _STAGES = ("lead", "customer", "evangelist", "other", None)
 
 
-def _error(status: int, message: str, category: str, **extra: Any) -> Response:
-    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category}
-    return Response.json({**body, **extra}, status)
-
-
 def _property_error(exc: PropertyError) -> Response:
-    return _error(
+    return error(
         400,
         exc.body_message(),
         "VALIDATION_ERROR",
@@ -63,7 +59,7 @@ def _property_error(exc: PropertyError) -> Response:
 
 
 def _conflict(exc: Conflict) -> Response:
-    return _error(409, str(exc), "CONFLICT")
+    return error(409, str(exc), "CONFLICT")
 
 
 def _hide(payload: Any, hidden: set[str]) -> Any:
@@ -248,7 +244,7 @@ class HubSpotEmulator:
             auth = request.headers.get("authorization", "")
             token = auth[7:] if auth.lower().startswith("bearer ") else ""
             if token not in self.tokens:
-                return _error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")
+                return error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")
             is_search = request.path.endswith("/search")
             refused, headers = self.limits.check(token, search=is_search)
             if refused is not None:
@@ -264,6 +260,7 @@ class HubSpotEmulator:
 
     def _routes(self) -> None:
         add = self._add
+        prefs = Preferences(self.portal, enterprise=lambda: self.enterprise)
         add("GET", CONTACTS, self._list)
         add("POST", CONTACTS, self._create)
         add("POST", CONTACTS + "/search", self._search)
@@ -277,15 +274,15 @@ class HubSpotEmulator:
         add("GET", CONTACTS + r"/(?P<id>[^/]+)", self._get)
         add("PATCH", CONTACTS + r"/(?P<id>[^/]+)", self._patch)
         add("DELETE", CONTACTS + r"/(?P<id>[^/]+)", self._delete)
-        add("GET", PREFS_V3 + "/definitions", self._definitions)
-        add("GET", PREFS_V3 + r"/status/email/(?P<email>[^/]+)", self._v3_status)
-        add("POST", PREFS_V3 + "/unsubscribe", self._v3_unsubscribe)
-        add("POST", PREFS_V3 + "/subscribe", self._v3_subscribe)
-        add("POST", PREFS_V4 + "/batch/unsubscribe-all", self._v4_batch_unsubscribe_all)
-        add("POST", PREFS_V4 + "/batch/unsubscribe-all/read", self._v4_batch_wide_statuses)
-        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_wide_status)
-        add("POST", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", self._v4_unsubscribe_all)
-        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)", self._v4_statuses)
+        add("GET", PREFS_V3 + "/definitions", prefs.definitions)
+        add("GET", PREFS_V3 + r"/status/email/(?P<email>[^/]+)", prefs.v3_status)
+        add("POST", PREFS_V3 + "/unsubscribe", prefs.v3_unsubscribe)
+        add("POST", PREFS_V3 + "/subscribe", prefs.v3_subscribe)
+        add("POST", PREFS_V4 + "/batch/unsubscribe-all", prefs.v4_batch_unsubscribe_all)
+        add("POST", PREFS_V4 + "/batch/unsubscribe-all/read", prefs.v4_batch_wide_statuses)
+        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", prefs.v4_wide_status)
+        add("POST", PREFS_V4 + r"/(?P<email>[^/]+)/unsubscribe-all", prefs.v4_unsubscribe_all)
+        add("GET", PREFS_V4 + r"/(?P<email>[^/]+)", prefs.v4_statuses)
 
     # -- contacts ----------------------------------------------------------------------------
     @staticmethod
@@ -296,7 +293,7 @@ class HubSpotEmulator:
     def _list(self, request: Request) -> Response:
         limit = int(request.arg("limit") or 10)
         if not 0 < limit <= LIST_PAGE_MAX:
-            return _error(400, f"limit must be between 1 and {LIST_PAGE_MAX}", "VALIDATION_ERROR")
+            return error(400, f"limit must be between 1 and {LIST_PAGE_MAX}", "VALIDATION_ERROR")
         archived = (request.arg("archived") or "false").lower() == "true"
         after = int(request.arg("after") or 0)
         with self.portal.lock:
@@ -316,7 +313,7 @@ class HubSpotEmulator:
         assert request.match is not None
         contact = self.portal.resolve(unquote(request.match["id"]), request.arg("idProperty"))
         if contact is None:
-            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+            return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
         return Response.json(contact.view(self._properties(request)))
 
     def _create(self, request: Request) -> Response:
@@ -324,7 +321,7 @@ class HubSpotEmulator:
         try:
             Portal.check_names(props)
             if not any(props.get(k) for k in ("email", "firstname", "lastname")):
-                return _error(400, "Contact needs one of email, firstname or lastname", "VALIDATION_ERROR")
+                return error(400, "Contact needs one of email, firstname or lastname", "VALIDATION_ERROR")
             contact = self.portal.create(props)
         except PropertyError as exc:
             return _property_error(exc)
@@ -338,7 +335,7 @@ class HubSpotEmulator:
         with self.portal.lock:
             contact = self.portal.resolve(unquote(request.match["id"]), request.arg("idProperty"))
             if contact is None:
-                return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+                return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
             try:
                 Portal.check_names(props)
                 self.portal.update(contact, props)
@@ -369,7 +366,7 @@ class HubSpotEmulator:
                 wanted = tuple(body.get("properties") or ()) or None
                 page = [c.view(wanted) for c in found[offset:end]]
         except (search.SearchError, ValueError) as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         out: dict[str, Any] = {"total": total, "results": page}
         if offset + limit < total:
             out["paging"] = {"next": {"after": str(offset + limit)}}
@@ -410,7 +407,7 @@ class HubSpotEmulator:
         try:
             inputs = self._inputs(request)
         except search.SearchError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         body = request.json()
         wanted = tuple(body.get("properties") or ()) or None
         results: list[dict[str, Any]] = []
@@ -440,7 +437,7 @@ class HubSpotEmulator:
             inputs = self._inputs(request)
             keys = self._upsert_keys(inputs)
         except search.SearchError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         except PropertyError as exc:
             return _property_error(exc)
         started = self.portal.now_ms()
@@ -489,7 +486,7 @@ class HubSpotEmulator:
             for item in inputs:
                 Portal.check_names(item.get("properties") or {})
         except search.SearchError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         except PropertyError as exc:
             return _property_error(exc)
         started = self.portal.now_ms()
@@ -529,7 +526,7 @@ class HubSpotEmulator:
             for item in inputs:
                 Portal.check_names(item.get("properties") or {})
         except search.SearchError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         except PropertyError as exc:
             return _property_error(exc)
         started = self.portal.now_ms()
@@ -556,7 +553,7 @@ class HubSpotEmulator:
         try:
             inputs = self._inputs(request)
         except search.SearchError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         for item in inputs:
             contact = self.portal.resolve(str(item.get("id", "")))
             if contact is not None:
@@ -568,9 +565,9 @@ class HubSpotEmulator:
         try:
             survivor = self.portal.merge(str(body.get("primaryObjectId")), str(body.get("objectIdToMerge")))
         except KeyError:
-            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+            return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
         except ValueError as exc:
-            return _error(400, str(exc), "VALIDATION_ERROR")
+            return error(400, str(exc), "VALIDATION_ERROR")
         return Response.json(survivor.view(None))
 
     def _gdpr_delete(self, request: Request) -> Response:
@@ -578,148 +575,5 @@ class HubSpotEmulator:
         try:
             self.portal.erase(str(body.get("objectId", "")), body.get("idProperty"))
         except KeyError:
-            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+            return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
         return Response.empty(204)
-
-    # -- communication preferences -----------------------------------------------------------
-    def _definitions(self, request: Request) -> Response:
-        now = iso_ms(self.portal.now_ms())
-        defs = [
-            {
-                "id": sid,
-                "name": name,
-                "description": name,
-                "purpose": "Marketing",
-                "communicationMethod": "Email",
-                "isActive": True,
-                "isDefault": sid == "1001",
-                "isInternal": False,
-                "createdAt": now,
-                "updatedAt": now,
-            }
-            for sid, name in SUBSCRIPTIONS
-        ]
-        return Response.json({"subscriptionDefinitions": defs})
-
-    def _v3_status_of(self, email: str, sub_id: str, status: str) -> dict[str, Any]:
-        name = dict(SUBSCRIPTIONS)[sub_id]
-        wide = self.portal.optout(email)
-        return {
-            "id": sub_id,
-            "name": name,
-            "description": name,
-            "status": status,
-            "sourceOfStatus": "PORTAL_WIDE_STATUS" if wide else "SUBSCRIPTION_STATUS",
-        }
-
-    def _v3_status(self, request: Request) -> Response:
-        assert request.match is not None
-        email = unquote(request.match["email"])
-        statuses = self.portal.statuses(email)
-        return Response.json(
-            {
-                "recipient": email,
-                "subscriptionStatuses": [self._v3_status_of(email, s, st) for s, st in statuses.items()],
-            }
-        )
-
-    def _v3_change(self, request: Request, status: str) -> Response:
-        body = request.json() or {}
-        email, sub_id = str(body.get("emailAddress") or ""), str(body.get("subscriptionId") or "")
-        if not email or sub_id not in dict(SUBSCRIPTIONS):
-            return _error(400, "emailAddress and a known subscriptionId are required", "VALIDATION_ERROR")
-        current = self.portal.statuses(email)[sub_id]
-        if status == "SUBSCRIBED" and (self.portal.optout(email) or current == "NOT_SUBSCRIBED"):
-            # v3 never resubscribes an opted-out contact [providers/hubspot.md, Unsubscribes]
-            return _error(400, f"{email} has opted out of email and cannot be resubscribed", "VALIDATION_ERROR")
-        if current == status:
-            word = "unsubscribed from" if status == "NOT_SUBSCRIBED" else "subscribed to"
-            return _error(400, f"{email} is already {word} subscription {sub_id}", "VALIDATION_ERROR")
-        self.portal.set_subscription(email, sub_id, status)
-        return Response.json(self._v3_status_of(email, sub_id, status))
-
-    def _v3_unsubscribe(self, request: Request) -> Response:
-        return self._v3_change(request, "NOT_SUBSCRIBED")
-
-    def _v3_subscribe(self, request: Request) -> Response:
-        return self._v3_change(request, "SUBSCRIBED")
-
-    def _v4_rows(self, email: str) -> list[dict[str, Any]]:
-        now = iso_ms(self.portal.now_ms())
-        return [
-            {
-                "subscriberIdString": email,
-                "subscriptionId": int(sid),
-                "subscriptionName": dict(SUBSCRIPTIONS)[sid],
-                "status": status,
-                "channel": "EMAIL",
-                "source": "API",
-                "timestamp": now,
-            }
-            for sid, status in self.portal.statuses(email).items()
-        ]
-
-    @staticmethod
-    def _v4_envelope(results: list[Any], started: int) -> Response:
-        return Response.json(
-            {"status": "COMPLETE", "results": results, "startedAt": iso_ms(started), "completedAt": iso_ms(started)}
-        )
-
-    def _v4_statuses(self, request: Request) -> Response:
-        assert request.match is not None
-        if request.arg("channel") != "EMAIL":
-            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
-        return self._v4_envelope(self._v4_rows(unquote(request.match["email"])), self.portal.now_ms())
-
-    def _v4_wide_status(self, request: Request) -> Response:
-        assert request.match is not None
-        email = unquote(request.match["email"])
-        rows = []
-        if self.portal.optout(email):  # empty unless the contact opted out of everything
-            rows.append(
-                {
-                    "subscriberIdString": email,
-                    "channel": "EMAIL",
-                    "status": "NOT_SUBSCRIBED",
-                    "wideStatusType": "PORTAL_WIDE",
-                    "timestamp": iso_ms(self.portal.now_ms()),
-                }
-            )
-        return self._v4_envelope(rows, self.portal.now_ms())
-
-    def _v4_unsubscribe_all(self, request: Request) -> Response:
-        assert request.match is not None
-        if request.arg("channel") != "EMAIL":
-            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
-        email = unquote(request.match["email"])
-        self.portal.unsubscribe_all(email)
-        return self._v4_envelope(self._v4_rows(email), self.portal.now_ms())
-
-    def _v4_batch_wide_statuses(self, request: Request) -> Response:
-        if not self.enterprise:
-            return _error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
-        inputs = (request.json() or {}).get("inputs") or []
-        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
-            return _error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
-        now = iso_ms(self.portal.now_ms())
-        results = [
-            {"subscriberIdString": str(email), "wideStatuses": [
-                {"subscriberIdString": str(email), "channel": "EMAIL", "wideStatusType": "PORTAL_WIDE",
-                 "status": "NOT_SUBSCRIBED" if self.portal.optout(str(email)) else "SUBSCRIBED", "timestamp": now}]}
-            for email in inputs
-        ]  # fmt: skip
-        return self._v4_envelope(results, self.portal.now_ms())
-
-    def _v4_batch_unsubscribe_all(self, request: Request) -> Response:
-        if not self.enterprise:
-            return _error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
-        if request.arg("channel") != "EMAIL":
-            return _error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
-        inputs = (request.json() or {}).get("inputs") or []
-        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
-            return _error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
-        results = []
-        for email in inputs:
-            self.portal.unsubscribe_all(str(email))
-            results.append({"subscriberIdString": str(email), "statuses": self._v4_rows(str(email))})
-        return self._v4_envelope(results, self.portal.now_ms())

@@ -1,0 +1,170 @@
+"""The emulator's Communication Preferences: v3 (definitions, status, subscribe, unsubscribe) and v4.
+
+https://developers.hubspot.com/docs/api-reference/2026-03/communication-preferences/guide: v3 never
+resubscribes an opted-out contact; v4 ``unsubscribe-all`` opts out of all email; the v4 batch calls
+need Marketing Hub Enterprise (403 otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import unquote
+
+from adapters._emulator import Request, Response
+from adapters.hubspot._emulator_data import SUBSCRIPTIONS, Portal, iso_ms
+from adapters.hubspot._emulator_wire import error
+
+BATCH_MAX: Final = 100
+
+
+class Preferences:
+    def __init__(self, portal: Portal, *, enterprise: Callable[[], bool]) -> None:
+        self.portal = portal
+        self._enterprise = enterprise
+
+    @property
+    def enterprise(self) -> bool:
+        return self._enterprise()
+
+    def definitions(self, request: Request) -> Response:
+        now = iso_ms(self.portal.now_ms())
+        defs = [
+            {
+                "id": sid,
+                "name": name,
+                "description": name,
+                "purpose": "Marketing",
+                "communicationMethod": "Email",
+                "isActive": True,
+                "isDefault": sid == "1001",
+                "isInternal": False,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            for sid, name in SUBSCRIPTIONS
+        ]
+        return Response.json({"subscriptionDefinitions": defs})
+
+    def v3_status_of(self, email: str, sub_id: str, status: str) -> dict[str, Any]:
+        name = dict(SUBSCRIPTIONS)[sub_id]
+        wide = self.portal.optout(email)
+        return {
+            "id": sub_id,
+            "name": name,
+            "description": name,
+            "status": status,
+            "sourceOfStatus": "PORTAL_WIDE_STATUS" if wide else "SUBSCRIPTION_STATUS",
+        }
+
+    def v3_status(self, request: Request) -> Response:
+        assert request.match is not None
+        email = unquote(request.match["email"])
+        statuses = self.portal.statuses(email)
+        return Response.json(
+            {
+                "recipient": email,
+                "subscriptionStatuses": [self.v3_status_of(email, s, st) for s, st in statuses.items()],
+            }
+        )
+
+    def v3_change(self, request: Request, status: str) -> Response:
+        body = request.json() or {}
+        email, sub_id = str(body.get("emailAddress") or ""), str(body.get("subscriptionId") or "")
+        if not email or sub_id not in dict(SUBSCRIPTIONS):
+            return error(400, "emailAddress and a known subscriptionId are required", "VALIDATION_ERROR")
+        current = self.portal.statuses(email)[sub_id]
+        if status == "SUBSCRIBED" and (self.portal.optout(email) or current == "NOT_SUBSCRIBED"):
+            # v3 never resubscribes an opted-out contact [providers/hubspot.md, Unsubscribes]
+            return error(400, f"{email} has opted out of email and cannot be resubscribed", "VALIDATION_ERROR")
+        if current == status:
+            word = "unsubscribed from" if status == "NOT_SUBSCRIBED" else "subscribed to"
+            return error(400, f"{email} is already {word} subscription {sub_id}", "VALIDATION_ERROR")
+        self.portal.set_subscription(email, sub_id, status)
+        return Response.json(self.v3_status_of(email, sub_id, status))
+
+    def v3_unsubscribe(self, request: Request) -> Response:
+        return self.v3_change(request, "NOT_SUBSCRIBED")
+
+    def v3_subscribe(self, request: Request) -> Response:
+        return self.v3_change(request, "SUBSCRIBED")
+
+    def v4_rows(self, email: str) -> list[dict[str, Any]]:
+        now = iso_ms(self.portal.now_ms())
+        return [
+            {
+                "subscriberIdString": email,
+                "subscriptionId": int(sid),
+                "subscriptionName": dict(SUBSCRIPTIONS)[sid],
+                "status": status,
+                "channel": "EMAIL",
+                "source": "API",
+                "timestamp": now,
+            }
+            for sid, status in self.portal.statuses(email).items()
+        ]
+
+    @staticmethod
+    def v4_envelope(results: list[Any], started: int) -> Response:
+        return Response.json(
+            {"status": "COMPLETE", "results": results, "startedAt": iso_ms(started), "completedAt": iso_ms(started)}
+        )
+
+    def v4_statuses(self, request: Request) -> Response:
+        assert request.match is not None
+        if request.arg("channel") != "EMAIL":
+            return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        return self.v4_envelope(self.v4_rows(unquote(request.match["email"])), self.portal.now_ms())
+
+    def v4_wide_status(self, request: Request) -> Response:
+        assert request.match is not None
+        email = unquote(request.match["email"])
+        rows = []
+        if self.portal.optout(email):  # empty unless the contact opted out of everything
+            rows.append(
+                {
+                    "subscriberIdString": email,
+                    "channel": "EMAIL",
+                    "status": "NOT_SUBSCRIBED",
+                    "wideStatusType": "PORTAL_WIDE",
+                    "timestamp": iso_ms(self.portal.now_ms()),
+                }
+            )
+        return self.v4_envelope(rows, self.portal.now_ms())
+
+    def v4_unsubscribe_all(self, request: Request) -> Response:
+        assert request.match is not None
+        if request.arg("channel") != "EMAIL":
+            return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        email = unquote(request.match["email"])
+        self.portal.unsubscribe_all(email)
+        return self.v4_envelope(self.v4_rows(email), self.portal.now_ms())
+
+    def v4_batch_wide_statuses(self, request: Request) -> Response:
+        if not self.enterprise:
+            return error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
+        inputs = (request.json() or {}).get("inputs") or []
+        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
+            return error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        now = iso_ms(self.portal.now_ms())
+        results = [
+            {"subscriberIdString": str(email), "wideStatuses": [
+                {"subscriberIdString": str(email), "channel": "EMAIL", "wideStatusType": "PORTAL_WIDE",
+                 "status": "NOT_SUBSCRIBED" if self.portal.optout(str(email)) else "SUBSCRIBED", "timestamp": now}]}
+            for email in inputs
+        ]  # fmt: skip
+        return self.v4_envelope(results, self.portal.now_ms())
+
+    def v4_batch_unsubscribe_all(self, request: Request) -> Response:
+        if not self.enterprise:
+            return error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
+        if request.arg("channel") != "EMAIL":
+            return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
+        inputs = (request.json() or {}).get("inputs") or []
+        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
+            return error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        results = []
+        for email in inputs:
+            self.portal.unsubscribe_all(str(email))
+            results.append({"subscriberIdString": str(email), "statuses": self.v4_rows(str(email))})
+        return self.v4_envelope(results, self.portal.now_ms())
