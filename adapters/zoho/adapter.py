@@ -442,18 +442,27 @@ class ZohoAdapter:
         return {ref for rid, ref in refs_by_id.items() if rid not in done}
 
     def erase_contact(self, *, remote_id: str | None, email: str) -> None:
-        """Delete for ``forget``: by id, else every record holding the address."""
+        """Delete for ``forget``: by id, else the record holding the address; then purge the recycle bin."""
         ids = [remote_id] if remote_id else []
         if not ids:
             record = self.find_by_email(email)
             ids = [record.remote_id] if record else []
         if not ids:
             return
+        joined = ",".join(ids)
         try:
-            self.call("DELETE", CONTACTS, params={"ids": ",".join(ids), "wf_trigger": "false"})
+            self.call("DELETE", CONTACTS, params={"ids": joined, "wf_trigger": "false"})
         except ZohoCallRejected as exc:
             if exc.items is None:  # per-record "not found" means it is already gone
                 raise
+        # A deleted record waits 60 days in the recycle bin; erasure takes it out now. Only admins may
+        # (NOT_SUPPORTED otherwise): then it is left for Zoho to purge, and the log says so.
+        try:
+            self.call("DELETE", "/crm/v8/settings/recycle_bin", params={"ids": joined})
+        except (ZohoCallRejected, AuthError) as exc:
+            if isinstance(exc, AuthError) and exc.status != 403:
+                raise
+            log.warning("zoho: could not purge %d erased record(s) from the recycle bin (%s)", len(ids), exc.status)
 
     # -- notifications -------------------------------------------------------------------------
     def ensure_watch(self, *, now: dt.datetime | None = None) -> dt.datetime:

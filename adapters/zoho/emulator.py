@@ -231,6 +231,25 @@ class ZohoEmulator:
             self.org.delete(record_id)
         self._notify("delete", [record_id], [])
 
+    def merge(self, master_id: str, *other_ids: str) -> None:
+        """Find & Merge in the CRM: the master keeps its values, fills blanks and tags from the others,
+        which are deleted (they show in the deleted-records list).
+        """
+        with self.org.lock:
+            master = self.org.contacts[master_id]
+            fill: dict[str, Any] = {}
+            tags: set[str] = set()
+            for other_id in other_ids:
+                other = self.org.contacts[other_id]
+                fill.update({k: v for k, v in other.items() if v not in (None, "", []) and not master.get(k)})
+                tags |= {t["name"] for t in other.get("Tag") or ()}
+                self.org.delete(other_id)
+            self.org.update(master, fill)
+            if tags:
+                self.org.set_tags(master, tags, add=True)
+        self._notify("edit", [master_id], sorted(fill))
+        self._notify("delete", list(other_ids), [])
+
     def advance_clock(self, seconds: float) -> None:
         """Move the org's clock on (Modified_Time has second precision, so tests step it)."""
         with self.org.lock:
@@ -256,6 +275,7 @@ class ZohoEmulator:
             ("DELETE", API + "/Contacts", self._delete_many),
             ("DELETE", API + r"/Contacts/(?P<id>\d+)", self._delete_one),
             ("GET", API + "/settings/fields", self._fields_meta),
+            ("DELETE", API + "/settings/recycle_bin", self._purge),
             ("GET", API + "/actions/watch", self._watch_list),
             ("POST", API + "/actions/watch", self._watch_enable),
             ("PUT", API + "/actions/watch", self._watch_enable),
@@ -666,6 +686,30 @@ class ZohoEmulator:
             return record_error("INVALID_DATA", "the related id given seems to be invalid", id=record_id)
         self._notify("delete", [record_id], [])
         return {"code": "SUCCESS", "status": "success", "message": "record deleted", "details": {"id": record_id}}
+
+    def _purge(self, request: Request) -> tuple[Response, int]:
+        """Delete from the recycle bin for good (GDPR erasure); unknown ids are refused per id."""
+        ids = [i for i in (request.arg("ids") or "").split(",") if i]
+        if not ids:
+            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+        results = []
+        with self.org.lock:
+            binned = {d.id: d for d in self.org.deleted if d.kind == "recycle"}
+            for record_id in ids:
+                if record_id in binned:
+                    binned[record_id].kind = "permanent"
+                    results.append(
+                        {
+                            "code": "SUCCESS",
+                            "status": "success",
+                            "message": "record deleted",
+                            "details": {"id": record_id},
+                        }
+                    )
+                else:
+                    results.append(record_error("INVALID_DATA", "the id given seems to be invalid", id=record_id))
+        ok = sum(r["status"] == "success" for r in results)
+        return Response.json({"data": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
 
     # -- notifications -------------------------------------------------------------------------
     def _watch_list(self, request: Request) -> tuple[Response, int]:

@@ -160,3 +160,24 @@ def test_erase_deletes_by_id_or_by_email(zoho: ZohoEmulator) -> None:
     adapter.erase_contact(remote_id=None, email="nobody@example.com")
     assert zoho.all_contacts() == []
     assert {d.id for d in zoho.org.deleted} == set(ids)
+    assert {d.kind for d in zoho.org.deleted} == {"permanent"}  # purged from the recycle bin too
+
+
+def test_erase_survives_a_recycle_bin_refusal(zoho: ZohoEmulator) -> None:
+    [rid] = zoho.seed(1)
+    zoho.inject(
+        Fault(
+            status=403,
+            body={"code": "NOT_SUPPORTED", "details": {}, "message": "admin only", "status": "error"},
+            path_pattern="recycle_bin",
+        )
+    )
+    make_adapter(zoho).erase_contact(remote_id=rid, email="contact0@example.com")
+    assert zoho.all_contacts() == [] and zoho.org.deleted[0].kind == "recycle"
+
+
+def test_merge_in_the_crm_shows_as_an_edit_and_a_deletion(zoho: ZohoEmulator) -> None:
+    ids = zoho.seed(2)
+    zoho.merge(ids[0], ids[1])
+    records = make_adapter(zoho).fetch_contacts(ids)
+    assert not records[0].deleted and records[1].deleted
