@@ -176,11 +176,13 @@ class Writer:
         _, body = self._client.call(
             "POST", "/crm/v3/objects/contacts/batch/upsert", self._client.batch.upsert, {"inputs": inputs}
         )
-        by_email = {}
-        for result in (body or {}).get("results") or []:
+        results = (body or {}).get("results") or []
+        traced = {str(r["objectWriteTraceId"]): r for r in results if r.get("objectWriteTraceId") is not None}
+        by_email = {i.email: traced[str(i.index)] for i in items if str(i.index) in traced}
+        for result in results:
             email = str((result.get("properties") or {}).get("email") or "").lower()
-            by_email[email] = result
-        if len(by_email) != len((body or {}).get("results") or []) or "" in by_email:
+            by_email.setdefault(email, result)
+        if len(by_email) < len(results) or "" in by_email:
             by_email = self._positional(items, body, by_email)
         failures = self._failures(body, items)
         unmatched = [i.email for i in items if i.email not in by_email and i.index not in failures]
@@ -241,17 +243,20 @@ class Writer:
         return {k: v for k, v in by_email.items() if k}
 
     def _update(self, items: list[_Item], done: dict[int, WriteResult], created: set[int]) -> None:
-        inputs = [{"id": i.target, "properties": i.properties} for i in items]
+        inputs = [{"id": i.target, "properties": i.properties, "objectWriteTraceId": str(i.index)} for i in items]
         _, body = self._client.call(
             "POST", "/crm/v3/objects/contacts/batch/update", self._client.batch.update, {"inputs": inputs}
         )
-        by_id = {str(r.get("id")): r for r in (body or {}).get("results") or []}
+        results = (body or {}).get("results") or []
+        by_id = {str(r.get("id")): r for r in results}
+        traced = {str(r["objectWriteTraceId"]): r for r in results if r.get("objectWriteTraceId") is not None}
         failures = self._failures(body, items)
         lost: list[_Item] = []
         for item in items:
-            if item.target in by_id:
-                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=item.target)
-                self._check_stage(item, by_id[item.target])
+            result = traced.get(str(item.index)) or by_id.get(str(item.target))
+            if result is not None:  # a traced result may name the survivor of a merge
+                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
+                self._check_stage(item, result)
             elif item.index in failures and failures[item.index].error != "OBJECT_NOT_FOUND":
                 done[item.index] = failures[item.index]
             else:  # not found, or left out (a merged-away id): find the survivor

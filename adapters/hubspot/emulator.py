@@ -455,7 +455,10 @@ class HubSpotEmulator:
                     continue
                 except Conflict as exc:
                     return _conflict(exc)
-                results.append({**contact.view(tuple(props) or ("email",)), "new": new})
+                result = {**contact.view(tuple(props) or ("email",)), "new": new}
+                if item.get("objectWriteTraceId") is not None:
+                    result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+                results.append(result)
         return self._batch_body(results, errors, started)
 
     @staticmethod
@@ -508,7 +511,10 @@ class HubSpotEmulator:
                     continue
                 except Conflict as exc:
                     return _conflict(exc)
-                results.append(contact.view(tuple(props) or None))
+                result = contact.view(tuple(props) or None)
+                if item.get("objectWriteTraceId") is not None:
+                    result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+                results.append(result)
         if missing:
             errors.append(
                 {
