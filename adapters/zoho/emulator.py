@@ -17,13 +17,12 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-import requests
-
 from adapters._emulator import EmulatorServer, Fault, Request, Response
+from adapters.zoho._emulator_watch import API, Channel, Delivery, WatchChannels, bad
 from adapters.zoho._store import Org, format_time, render
 from adapters.zoho._wire import (
     DELETED_PER_PAGE_MAX,
@@ -40,13 +39,10 @@ CLIENT_ID: Final = "1000.EMULATORCLIENT"
 CLIENT_SECRET: Final = "emulator-client-secret"  # noqa: S105 - the emulator's own fixed credential
 REFRESH_TOKEN: Final = "1000.emulator.refresh"  # noqa: S105
 TOKEN_PATH: Final = "/oauth/v2/token"  # noqa: S105
-API: Final = "/crm/v8"
 SCOPE: Final = "ZohoCRM.modules.ALL ZohoCRM.settings.ALL ZohoCRM.notifications.ALL"
 CREDIT_COST_PER_WRITE_RECORDS: Final = 10  # upsert: 1 credit per 10 records (3P) — providers/zoho.md "Limits"
 FIELDS_MAX: Final = 50
 TAG_IDS_MAX: Final = 500
-WATCH_MAX_EXPIRY: Final = dt.timedelta(days=7)  # v4+: at most one week (K170)
-WATCH_DEFAULT_EXPIRY: Final = dt.timedelta(hours=1)
 SORTABLE: Final = ("id", "Created_Time", "Modified_Time")
 
 
@@ -60,24 +56,7 @@ class _TokenQuery:
     bound: tuple[str | None, ...]  # the query's parameters: a token request must repeat them unchanged
 
 
-@dataclass(slots=True)
-class Channel:
-    channel_id: str
-    events: list[str]
-    notify_url: str
-    token: str | None
-    expiry: dt.datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Delivery:
-    channel_id: str
-    payload: dict[str, Any]
-    status: int | None  # None: the callback could not be delivered
-
-
-class ZohoEmulator:
+class ZohoEmulator(WatchChannels):
     """Zoho accounts + CRM on 127.0.0.1. ``api_domain`` is what the token endpoint advertises."""
 
     def __init__(
@@ -371,18 +350,18 @@ class ZohoEmulator:
         page_token = request.arg("page_token")
         if page_token is not None:
             if request.arg("page") is not None:
-                return _bad("AMBIGUITY_DURING_PROCESSING", "You cannot use both page and page_token."), 1
+                return bad("AMBIGUITY_DURING_PROCESSING", "You cannot use both page and page_token."), 1
             return self._token_page(page_token, _bound(request)), 1
         fields, refused = self._fields_arg(request)
         if refused is not None:
             return refused, 1
         per_page, page = _int_arg(request, "per_page", PER_PAGE_MAX), _int_arg(request, "page", 1)
         if per_page is None or not 1 <= per_page <= PER_PAGE_MAX:
-            return _bad("INVALID_DATA", "invalid per_page", param="per_page", maximum=PER_PAGE_MAX), 1
+            return bad("INVALID_DATA", "invalid per_page", param="per_page", maximum=PER_PAGE_MAX), 1
         if page is None or page < 1:
-            return _bad("INVALID_DATA", "invalid page", param="page"), 1
+            return bad("INVALID_DATA", "invalid page", param="page"), 1
         if page * per_page > PAGE_PARAM_ROW_CAP:
-            return _bad(
+            return bad(
                 "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
                 "You can only get the first 2000 records without using page_token param.",
                 limit=PAGE_PARAM_ROW_CAP,
@@ -400,14 +379,14 @@ class ZohoEmulator:
         sort_by = request.arg("sort_by", "id") or "id"
         order = request.arg("sort_order", "desc" if sort_by != "id" else "asc")
         if sort_by not in SORTABLE or order not in ("asc", "desc"):
-            return [], _bad("INVALID_DATA", "invalid sort_by or sort_order", param="sort_by")
+            return [], bad("INVALID_DATA", "invalid sort_by or sort_order", param="sort_by")
         since_raw = request.headers.get("if-modified-since")
         since = None
         if since_raw:
             try:
                 since = _header_time(since_raw)
             except ValueError:
-                return [], _bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since")
+                return [], bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since")
         with self.org.lock:
             rows = [r for r in self.org.contacts.values() if since is None or r["Modified_Time"] > since]
             rows.sort(key=lambda r: (r[sort_by] if sort_by != "id" else int(r["id"]), int(r["id"])))
@@ -423,10 +402,10 @@ class ZohoEmulator:
             )
         fields = [f for f in raw.split(",") if f]
         if len(fields) > FIELDS_MAX:
-            return [], _bad("LIMIT_EXCEEDED", "fields exceeds the limit", param="fields", limit=FIELDS_MAX)
+            return [], bad("LIMIT_EXCEEDED", "fields exceeds the limit", param="fields", limit=FIELDS_MAX)
         unknown = [f for f in fields if not self.org.known_field(f)]
         if unknown:
-            return [], _bad("INVALID_DATA", "invalid field name", api_name=unknown[0])
+            return [], bad("INVALID_DATA", "invalid field name", api_name=unknown[0])
         return fields, None
 
     def _token_page(self, token: str, bound: tuple[str | None, ...]) -> Response:
@@ -442,9 +421,9 @@ class ZohoEmulator:
                 401,
             )
         if query.expires < time.time():
-            return _bad("EXPIRED_VALUE", "The value provided has expired.", param="page_token")
+            return bad("EXPIRED_VALUE", "The value provided has expired.", param="page_token")
         if query.offset >= self.page_token_row_cap:
-            return _bad(
+            return bad(
                 "PAGINATION_LIMIT_EXCEEDED",
                 "You can only get up to first 100000 records using page_token param.",
                 limit=self.page_token_row_cap,
@@ -481,7 +460,7 @@ class ZohoEmulator:
             return refused
         ids = [i for i in ids_arg.split(",") if i]
         if len(ids) > 100:
-            return _bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100)
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100)
         with self.org.lock:
             data = [render(self.org.contacts[i], fields, self.tz) for i in ids if i in self.org.contacts]
         if not data:
@@ -503,7 +482,7 @@ class ZohoEmulator:
         if email is None and criteria.startswith("(Email:equals:") and criteria.endswith(")"):
             email = criteria[len("(Email:equals:") : -1]
         if not email:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="criteria"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="criteria"), 1
         with self.org.lock:
             data = [render(r, None, self.tz) for r in self.org.by_email(email)]
         if not data:
@@ -516,14 +495,14 @@ class ZohoEmulator:
         kind = request.arg("type", "all")
         per_page, page = _int_arg(request, "per_page", PER_PAGE_MAX), _int_arg(request, "page", 1)
         if kind not in ("all", "recycle", "permanent"):
-            return _bad("INVALID_DATA", "invalid type", param="type"), 1
+            return bad("INVALID_DATA", "invalid type", param="type"), 1
         if per_page is None or not 1 <= per_page <= DELETED_PER_PAGE_MAX or page is None or page < 1:
-            return _bad("INVALID_DATA", "invalid per_page or page", param="per_page"), 1
+            return bad("INVALID_DATA", "invalid per_page or page", param="per_page"), 1
         since_raw = request.headers.get("if-modified-since")
         try:
             since = _header_time(since_raw) if since_raw else None
         except ValueError:
-            return _bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since"), 1
+            return bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since"), 1
         with self.org.lock:
             rows = [
                 d for d in self.org.deleted if kind in ("all", d.kind) and (since is None or d.deleted_time > since)
@@ -548,7 +527,7 @@ class ZohoEmulator:
 
     def _fields_meta(self, request: Request) -> tuple[Response, int]:
         if request.arg("module") != "Contacts":
-            return _bad("INVALID_MODULE", "the module name given seems to be invalid", param="module"), 1
+            return bad("INVALID_MODULE", "the module name given seems to be invalid", param="module"), 1
         names = sorted(n for n in self._meta_fields() if n != "id")
         return Response.json({"fields": [_field_meta(n, i) for i, n in enumerate(names)]}), 1
 
@@ -562,15 +541,15 @@ class ZohoEmulator:
         try:
             body = request.json()
         except json.JSONDecodeError:
-            return _bad("INVALID_DATA", "body is not valid JSON"), 1
+            return bad("INVALID_DATA", "body is not valid JSON"), 1
         items = body.get("data") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="data"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="data"), 1
         if len(items) > UPSERT_MAX:
-            return _bad("LIMIT_EXCEEDED", "the number of records exceeds the limit", limit=UPSERT_MAX), 1
+            return bad("LIMIT_EXCEEDED", "the number of records exceeds the limit", limit=UPSERT_MAX), 1
         dup_fields = body.get("duplicate_check_fields") or ["Email"]
         if not isinstance(dup_fields, list) or any(f not in ("Email", "Secondary_Email") for f in dup_fields):
-            return _bad("INVALID_DATA", "invalid duplicate_check_fields", api_name="duplicate_check_fields"), 1
+            return bad("INVALID_DATA", "invalid duplicate_check_fields", api_name="duplicate_check_fields"), 1
         results: list[dict[str, Any]] = []
         touched: list[tuple[str, str, list[str]]] = []
         with self.org.lock:
@@ -626,17 +605,17 @@ class ZohoEmulator:
         try:
             body = request.json() or {}
         except json.JSONDecodeError:
-            return _bad("INVALID_DATA", "body is not valid JSON"), 1
+            return bad("INVALID_DATA", "body is not valid JSON"), 1
         tags = body.get("tags") if isinstance(body, dict) else None
         ids = body.get("ids") if isinstance(body, dict) else None
         if ids is None and request.arg("ids"):
             ids = (request.arg("ids") or "").split(",")
         if not isinstance(tags, list) or not tags or not all(isinstance(t, dict) and t.get("name") for t in tags):
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="tags"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="tags"), 1
         if not isinstance(ids, list) or not ids:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
         if len(ids) > TAG_IDS_MAX:
-            return _bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=TAG_IDS_MAX), 1
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=TAG_IDS_MAX), 1
         names = [str(t["name"]) for t in tags]
         results = []
         changed = []
@@ -667,9 +646,9 @@ class ZohoEmulator:
     def _delete_many(self, request: Request) -> tuple[Response, int]:
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if not ids:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
         if len(ids) > 100:
-            return _bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100), 1
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100), 1
         results = [self._delete_result(i) for i in ids]
         ok = sum(r["status"] == "success" for r in results)
         return Response.json({"data": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
@@ -691,7 +670,7 @@ class ZohoEmulator:
         """Delete from the recycle bin for good (GDPR erasure); unknown ids are refused per id."""
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if not ids:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
         results = []
         with self.org.lock:
             binned = {d.id: d for d in self.org.deleted if d.kind == "recycle"}
@@ -710,178 +689,6 @@ class ZohoEmulator:
                     results.append(record_error("INVALID_DATA", "the id given seems to be invalid", id=record_id))
         ok = sum(r["status"] == "success" for r in results)
         return Response.json({"data": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
-
-    # -- notifications -------------------------------------------------------------------------
-    def _watch_list(self, request: Request) -> tuple[Response, int]:
-        now = self.org.now()
-        with self._lock:
-            live = [c for c in self.channels.values() if c.expiry > now]
-        if not live:
-            return Response.empty(204), 1
-        return Response.json({"watch": [self._channel_json(c) for c in live]}), 1
-
-    def _watch_enable(self, request: Request) -> tuple[Response, int]:
-        try:
-            body = request.json() or {}
-        except json.JSONDecodeError:
-            return _bad("INVALID_DATA", "body is not valid JSON"), 1
-        items = body.get("watch") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="watch"), 1
-        results = [self._enable_one(i, item) for i, item in enumerate(items)]
-        ok = sum(r["status"] == "success" for r in results)
-        return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
-
-    def _enable_one(self, index: int, item: Any, *, patch: bool = False) -> dict[str, Any]:
-        path = f"$.watch[{index}]"
-        if not isinstance(item, dict):
-            return record_error("INVALID_DATA", "invalid data", json_path=path)
-        channel_id = str(item.get("channel_id") or "")
-        with self._lock:
-            existing = self.channels.get(channel_id)
-        if patch:
-            if existing is None:
-                return record_error(
-                    "NOT_SUBSCRIBED", "not subscribed for actions-watch of the given channel", channel_id=channel_id
-                )
-            item = {**self._channel_json(existing), **item}
-        for key in ("channel_id", "events", "notify_url"):
-            if not item.get(key):
-                return record_error(
-                    "MANDATORY_NOT_FOUND", "required field not found", api_name=key, json_path=f"{path}.{key}"
-                )
-        if not channel_id.isdigit():
-            return record_error("INVALID_DATA", "invalid data", api_name="channel_id", expected_data_type="long")
-        events = item["events"]
-        valid = ("Contacts.create", "Contacts.edit", "Contacts.delete", "Contacts.all")
-        if not isinstance(events, list) or any(e not in valid for e in events):
-            return record_error("INVALID_DATA", "invalid event", api_name="events", json_path=f"{path}.events")
-        token = item.get("token")
-        if token is not None and (not isinstance(token, str) or len(token) > 50):
-            return record_error("INVALID_DATA", "token exceeds 50 characters", api_name="token")
-        now = self.org.now()
-        expiry = now + WATCH_DEFAULT_EXPIRY
-        if item.get("channel_expiry"):
-            try:
-                expiry = parse_zoho_time(str(item["channel_expiry"]))
-            except ValueError:
-                return record_error("INVALID_DATA", "invalid data", api_name="channel_expiry")
-            if expiry <= now or expiry > now + WATCH_MAX_EXPIRY:
-                return record_error("INVALID_DATA", "channel_expiry must be within a week", api_name="channel_expiry")
-        extra = {
-            k: v
-            for k, v in item.items()
-            if k in ("return_affected_field_values", "notify_on_related_action", "notification_condition")
-        }
-        channel = Channel(channel_id, list(events), str(item["notify_url"]), token, expiry, extra)
-        with self._lock:
-            self.channels[channel_id] = channel
-        return {
-            "code": "SUCCESS",
-            "status": "success",
-            "message": "Successfully subscribed for actions-watch of the given module",
-            "details": {
-                "events": [
-                    {
-                        "channel_expiry": format_time(expiry, self.tz),
-                        "resource_uri": f"{self.url}{API}/Contacts",
-                        "resource_id": "5550000000002175",
-                        "resource_name": "Contacts",
-                        "channel_id": channel_id,
-                    }
-                ]
-            },
-        }
-
-    def _watch_patch(self, request: Request) -> tuple[Response, int]:
-        try:
-            body = request.json() or {}
-        except json.JSONDecodeError:
-            return _bad("INVALID_DATA", "body is not valid JSON"), 1
-        items = body.get("watch") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="watch"), 1
-        results = [self._enable_one(i, item, patch=True) for i, item in enumerate(items)]
-        ok = sum(r["status"] == "success" for r in results)
-        return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
-
-    def _watch_disable(self, request: Request) -> tuple[Response, int]:
-        ids = [i for i in (request.arg("channel_ids") or "").split(",") if i]
-        if not ids:
-            return _bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="channel_ids"), 1
-        results = []
-        for channel_id in ids:
-            with self._lock:
-                channel = self.channels.pop(channel_id, None)
-            if channel is None:
-                results.append(
-                    record_error(
-                        "NOT_SUBSCRIBED", "not subscribed for actions-watch of the given channel", channel_id=channel_id
-                    )
-                )
-            else:
-                results.append(
-                    {
-                        "code": "SUCCESS",
-                        "status": "success",
-                        "message": "Successfully unsubscribed from actions-watch",
-                        "details": {"events": [{"channel_id": channel_id, "resource_name": "Contacts"}]},
-                    }
-                )
-        ok = sum(r["status"] == "success" for r in results)
-        return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
-
-    def _channel_json(self, channel: Channel) -> dict[str, Any]:
-        return {
-            "channel_id": channel.channel_id,
-            "events": list(channel.events),
-            "notify_url": channel.notify_url,
-            "token": channel.token,
-            "channel_expiry": format_time(channel.expiry, self.tz),
-            "resource_uri": f"{self.url}{API}/Contacts",
-            "resource_name": "Contacts",
-            **channel.extra,
-        }
-
-    def _notify(self, event: str, ids: list[str], affected: list[str]) -> None:
-        now = self.org.now()
-        operation = {"create": "insert", "insert": "insert", "edit": "update", "delete": "delete"}[event]
-        wanted = {"insert": "Contacts.create", "update": "Contacts.edit", "delete": "Contacts.delete"}[operation]
-        with self._lock:
-            live = [
-                c
-                for c in self.channels.values()
-                if c.expiry > now and ("Contacts.all" in c.events or wanted in c.events)
-            ]
-        for channel in live:
-            payload = {
-                "server_time": int(time.time() * 1000),
-                "module": "Contacts",
-                "resource_uri": f"{self.url}{API}/Contacts",
-                "ids": list(ids),
-                "affected_fields": [{i: affected} for i in ids] if operation == "update" else [],
-                "operation": operation,
-                "channel_id": int(channel.channel_id),
-                "token": channel.token,
-                "query_params": _query_params(channel.notify_url),
-            }
-            self._outbox.put((channel, payload))
-
-    def _deliver_loop(self) -> None:
-        session = requests.Session()
-        while (item := self._outbox.get()) is not None:
-            channel, payload = item
-            status: int | None
-            try:
-                status = session.post(channel.notify_url, json=payload, timeout=(2.0, 5.0)).status_code
-            except requests.RequestException:
-                status = None
-            self.deliveries.append(Delivery(channel.channel_id, payload, status))
-        session.close()
-
-    def iter_channels(self) -> Iterator[Channel]:
-        with self._lock:
-            yield from list(self.channels.values())
 
 
 def _success(record: Mapping[str, Any], action: str, duplicate_field: str | None, tz: dt.tzinfo) -> dict[str, Any]:
@@ -962,12 +769,6 @@ def _form(request: Request) -> dict[str, str]:
     return merged
 
 
-def _query_params(url: str) -> dict[str, str]:
-    from urllib.parse import parse_qs, urlsplit
-
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
-
-
 def _header_time(text: str) -> dt.datetime:
     """Zoho documents ISO 8601 with an offset; an HTTP-date (RFC 9110) is taken too."""
     try:
@@ -992,7 +793,3 @@ def _int_arg(request: Request, name: str, default: int) -> int | None:
         return int(raw)
     except ValueError:
         return None
-
-
-def _bad(code: str, message: str, **details: Any) -> Response:
-    return Response.json(error_body(code, message, **details), 400)
