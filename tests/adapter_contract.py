@@ -2,7 +2,7 @@
 
 How to use it, in ``tests/<p>/test_<p>_contract.py``::
 
-    from adapter_contract import AdapterContract      # tests/ is on sys.path in pytest's rootdir mode
+    from adapter_contract import AdapterContract      # tests/conftest.py puts tests/ on sys.path
 
     class TestMailchimpContract(AdapterContract):
         __test__ = True   # the base sets False so it is never collected on its own

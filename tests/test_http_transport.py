@@ -286,6 +286,15 @@ def test_a_token_never_shows_in_errors_or_logs(
     assert raised.value.__cause__ is None
 
 
+def test_a_secret_added_later_is_redacted_too(emulator: EmulatorServer, waits: list[float]) -> None:
+    transport = Transport(provider="demo", base_url=emulator.url, sleep=waits.append)
+    transport.add_secret("fresh-access-token")  # an OAuth refresh hands out a new one
+    with pytest.raises(FatalProviderError) as raised:
+        transport.request("GET", "/missing/fresh-access-token")
+    assert "fresh-access-token" not in str(raised.value)
+    assert "fresh-access-token" not in raised.value.path
+
+
 def test_a_connection_error_never_leaks_the_url(caplog: pytest.LogCaptureFixture, waits: list[float]) -> None:
     caplog.set_level(logging.DEBUG)
     with socket_that_refuses() as url:
