@@ -140,6 +140,7 @@ class Audience:
         self.list_id = list_id
         self.name = "crmsync emulator audience"
         self.double_optin = True
+        self.strict_merge_fields = False  # refuse merge tags the audience does not have
         self.clock = clock
         self.merge_tags = tuple(dict.fromkeys((*DEFAULT_MERGE_FIELDS, *merge_fields)))
         self.lock = threading.RLock()
@@ -262,7 +263,9 @@ class Audience:
         out: dict[str, Any] = dict(base) if base is not None else dict.fromkeys(self.merge_tags, "")
         for tag, value in values.items():
             if tag not in self.merge_tags:
-                continue  # unknown merge tags are ignored, like Mailchimp does
+                if self.strict_merge_fields:
+                    raise invalid("Your merge fields were invalid.", field_name=tag, message="Unknown merge field")
+                continue  # ignored by default; whether Mailchimp refuses them is unconfirmed
             out[tag] = self._merge_value(tag, value)
         return out
 

@@ -103,6 +103,7 @@ class MailchimpAdapter:
             max_wait_s=max_wait_s,
             sleep=sleep,
         )
+        self._merge_tags: frozenset[str] | None = None
         self._results = requests.Session()  # /batches results live on a storage host: never send the key there
 
     def __repr__(self) -> str:
@@ -284,7 +285,13 @@ class MailchimpAdapter:
     def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         if len(requests) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} requests per write call")
+        if not requests:
+            return []
+        known = self._audience_merge_tags()
         plans = [w.plan(i, r, new_member_status=self.new_member_status) for i, r in enumerate(requests)]
+        for p in plans:  # a merge tag the audience lacks would get the whole member refused
+            if known is not None:
+                p.merge_fields = {tag: value for tag, value in p.merge_fields.items() if tag in known}
         linked = [p for p in plans if not p.moved and p.request.remote_id]  # known members: no create pass
         gone = self._update(
             linked
@@ -304,6 +311,19 @@ class MailchimpAdapter:
         """Steps 2 and 3 for members that exist (or moved); returns moved ones whose old member is gone."""
         self._opt_out([p for p in plans if p.opts_out and not p.moved])
         return self._operations([p for p in plans if p.moved or not p.opts_out])
+
+    def _audience_merge_tags(self) -> frozenset[str] | None:
+        """The audience's merge tags, read once per adapter; None (send everything) if they cannot be read."""
+        if self._merge_tags is None:
+            try:
+                answer = self.transport.request(
+                    "GET", f"/lists/{self.list_id}/merge-fields", params={"count": 1000, "fields": "merge_fields.tag"}
+                ).json()
+                tags = {str(f.get("tag")) for f in answer.get("merge_fields", ()) if isinstance(f, dict)}
+            except (FatalProviderError, ValueError, AttributeError):
+                return None
+            self._merge_tags = frozenset(tags) if tags else None
+        return self._merge_tags
 
     def _create(self, plans: list[w.Plan]) -> list[w.Plan]:
         """Step 1: batch subscribe with update_existing false; returns the members that already exist."""

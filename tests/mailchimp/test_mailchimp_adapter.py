@@ -341,3 +341,27 @@ def test_forget_deletes_permanently_and_removal_archives(mailchimp_emulator):
     adapter.archive_contact(remote_id=ids[1], email="contact1@example.com")  # twice is fine
     assert mailchimp_emulator.member(ids[1])["status"] == "archived"
     assert mailchimp_emulator.call_count("POST", "delete-permanent") == 2
+
+
+def test_a_merge_tag_the_audience_lacks_is_left_out_not_fatal(mailchimp_emulator):
+    mailchimp_emulator.audience.strict_merge_fields = True  # a server that refuses unknown merge tags
+    adapter = make(mailchimp_emulator)
+    [result] = adapter.write_contacts([request(0, "ann@example.com", FNAME="Ann", NOSUCHTAG="x")])
+    assert result.ok and mailchimp_emulator.member("ann@example.com")["merge_fields"]["FNAME"] == "Ann"
+    assert mailchimp_emulator.call_count("GET", "merge-fields") == 1
+    adapter.write_contacts([request(1, "bob@example.com", NOSUCHTAG="x")])
+    assert mailchimp_emulator.call_count("GET", "merge-fields") == 1  # read once per adapter
+
+
+def test_without_a_batches_endpoint_updates_fall_back_to_single_calls(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(3)
+    mailchimp_emulator.inject(
+        Fault(404, {"title": "Resource Not Found", "status": 404}, method="POST", path_pattern="^/3.0/batches$")
+    )
+    adapter = make(mailchimp_emulator)
+    results = adapter.write_contacts(
+        [request(i, f"contact{i}@example.com", remote_id=ids[i], FNAME=f"S{i}", tags={"t"}) for i in range(3)]
+    )
+    assert all(r.ok for r in results)
+    assert mailchimp_emulator.call_count("PUT") == 3 and mailchimp_emulator.call_count("POST", "tags") == 3
+    assert mailchimp_emulator.member(ids[2])["merge_fields"]["FNAME"] == "S2"
