@@ -89,21 +89,23 @@ class KeepRows:
     fields can be laid over it: columns the mapping does not write (an ``id``, notes) survive.
     """
 
-    __slots__ = ("_fallback", "_last", "_plan", "_renames", "_rows", "_seen")
+    __slots__ = ("_fallback", "_last", "_plan", "_renamed_rows", "_renames", "_seen")
 
     def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
         self._plan = plan
         self._last = last
         self._seen: set[str] = set()
         self._renames = plan.renames()
-        self._rows: dict[str, int] = {}  # staged key -> offset of the existing row it is laid over
+        self._renamed_rows: dict[str, int] = {}  # renamed staged key -> offset of its old key's row
         # A renamed contact whose old row is gone (merged before a crash) is laid over its own row.
         self._fallback: dict[str, int] = {}
 
     def old_row(self, key: str) -> int | None:
         """Where the row that the staged ``key`` is laid over starts, if the file has one."""
-        offset = self._rows.get(key)
-        return self._fallback.get(key) if offset is None else offset
+        offset = self._renamed_rows.get(key)
+        if offset is None:
+            offset = self._fallback.get(key)
+        return self._plan.old_offset(key) if offset is None else offset
 
     def __call__(self, key: str | None, line: int, offset: int) -> bool:
         if key is None:
@@ -112,11 +114,11 @@ class KeepRows:
         if staged is not None:  # restaged, renamed or erased: not copied
             renamed_to = self._renames.get(key)
             if renamed_to is not None:
-                self._rows[renamed_to] = offset  # the last of a repeated key wins
+                self._renamed_rows[renamed_to] = offset  # the last of a repeated key wins
             elif staged >= 0:
                 moved = self._plan.moved.get(key)
                 if moved is None:
-                    self._rows[key] = offset
+                    self._plan.lay_over(key, offset)
                 elif moved:
                     self._fallback[key] = offset
             return False

@@ -17,6 +17,10 @@ from typing import IO, Any, Final
 UPSERT: Final = "u"
 ERASE: Final = "e"
 REMOVED: Final = -1  # MergePlan.final: the key's row goes
+# MergePlan.final also remembers, in the same int, where the existing row a winner is laid over starts:
+# one dict entry per key however many rows are updated (staging offsets stay below 2**48).
+_OLD_SHIFT: Final = 48
+_STAGED_MASK: Final = (1 << _OLD_SHIFT) - 1
 _TAIL_CHUNK: Final = 64 * 1024
 
 
@@ -56,7 +60,7 @@ class MergePlan:
     Memory is one entry per staged key (its winning offset) plus one per rename or erase.
     """
 
-    final: dict[str, int] = field(default_factory=dict)  # key -> offset of its winning entry, or REMOVED
+    final: dict[str, int] = field(default_factory=dict)  # key -> its winning entry (see _OLD_SHIFT), or REMOVED
     # The exceptions to "a staged key is laid over its own existing row": a renamed contact's row is
     # the old key's ("new" -> "old"); "" after an erase or a rename away: it starts afresh.
     moved: dict[str, str] = field(default_factory=dict)
@@ -64,7 +68,22 @@ class MergePlan:
 
     def renames(self) -> dict[str, str]:
         """Old key -> the staged key whose row replaces it."""
-        return {old: new for new, old in self.moved.items() if old and self.final.get(new, REMOVED) >= 0}
+        return {old: new for new, old in self.moved.items() if old and self.is_winner(new)}
+
+    def is_winner(self, key: str) -> bool:
+        return self.final.get(key, REMOVED) >= 0
+
+    def lay_over(self, key: str, old_offset: int) -> None:
+        """Remember that the winner ``key`` is laid over the existing row at ``old_offset``."""
+        self.final[key] = (self.final[key] & _STAGED_MASK) | ((old_offset + 1) << _OLD_SHIFT)
+
+    def old_offset(self, key: str) -> int | None:
+        packed = self.final.get(key, REMOVED)
+        return (packed >> _OLD_SHIFT) - 1 if packed > _STAGED_MASK else None
+
+    def winners(self) -> Iterator[tuple[int, str]]:
+        """``(staging offset, key)`` of each winning entry, offsets ascending."""
+        return ((packed & _STAGED_MASK, key) for key, packed in self.final.items() if packed >= 0)
 
     def upsert(self, key: str, prev: str | None, offset: int) -> None:
         if prev and prev != key:
@@ -136,7 +155,7 @@ class Staging:
 
     def winning_bodies(self, plan: MergePlan) -> Iterator[tuple[str, bytes]]:
         """``(key, fields JSON line)`` of each winning entry, in staging order."""
-        winners = ((offset, key) for key, offset in plan.final.items() if offset >= 0)  # offsets ascend
+        winners = plan.winners()
         wanted = next(winners, None)
         for offset, raw in self._lines():
             if wanted is None:
