@@ -19,6 +19,7 @@ from adapters.errors import AuthError, FatalProviderError, ProviderError, QuotaE
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
 from adapters.zoho import notifications
+from adapters.zoho._cursor import advance, already_taken, backfill_start, deleted_record, record, settle
 from adapters.zoho._wire import IDS_MAX, PER_PAGE_MAX, UPSERT_MAX, format_zoho_time, parse_zoho_time
 from adapters.zoho.auth import DATA_CENTERS, CachedToken, TokenManager, TokenStore, classify_accounts, domain_allowed
 
@@ -233,7 +234,7 @@ class ZohoAdapter:
         return self.call("GET", CONTACTS, params=params, headers=headers)
 
     def _backfill(self, cursor: Cursor) -> Iterator[Page]:
-        started = _started(cursor, self._now())
+        began = backfill_start(cursor, self._now())
         token, current = cursor.page_token, cursor
         raw_since = cursor.extra.get("since")
         since = parse_zoho_time(raw_since) if raw_since else None
@@ -250,11 +251,12 @@ class ZohoAdapter:
                 token = None
                 continue
             records, info = _page_records(response)
-            fresh = [r for r in records if not _already_taken(current, r)]
+            fresh = [r for r in records if not already_taken(current, r)]
             more = bool(info.get("more_records")) and bool(records)
             token = info.get("next_page_token") if more else None
             if more:
-                current = _advance(current, records, phase="backfill", page_token=token, started=started)
+                cap = began - self.lookback  # edits made while we page are newer: the incremental reads them
+                current = advance(current, records, phase="backfill", page_token=token, started=began, cap=cap)
                 extra = {k: v for k, v in current.extra.items() if k != "since"}
                 if since is not None and token:
                     extra["since"] = format_zoho_time(since)  # a token only works with its query's parameters
@@ -269,8 +271,8 @@ class ZohoAdapter:
                 continue
             final = Cursor(
                 phase="incremental",
-                updated_after=started - self.lookback,
-                extra={"deleted_after": format_zoho_time(started - self.lookback)},
+                updated_after=began - self.lookback,
+                extra={"deleted_after": format_zoho_time(began - self.lookback)},
             )
             yield Page(records=fresh, next_cursor=final)
             return
@@ -296,11 +298,11 @@ class ZohoAdapter:
                 token, since = None, (current.updated_after or since) - ONE_SECOND
                 continue
             records, info = _page_records(response)
-            fresh = [r for r in records if not _already_taken(cursor, r)]
+            fresh = [r for r in records if not already_taken(cursor, r)]
             token = info.get("next_page_token") if info.get("more_records") and records else None
-            advanced = _advance(current, records, phase="incremental", page_token=None, started=None, cap=horizon)
+            advanced = advance(current, records, phase="incremental", page_token=None, started=None, cap=horizon)
             if not token:  # the pass is complete: everything up to the horizon has been seen
-                advanced = _settle(advanced, records, horizon)
+                advanced = settle(advanced, records, horizon)
             if records or advanced != current:
                 current = advanced
                 yield Page(records=fresh, next_cursor=current)
@@ -322,7 +324,7 @@ class ZohoAdapter:
                 headers={"If-Modified-Since": format_zoho_time(after)},
             )
             items, info = _body(response)
-            records = [_deleted_record(item) for item in items if isinstance(item, dict) and item.get("id")]
+            records = [deleted_record(item) for item in items if isinstance(item, dict) and item.get("id")]
             more = bool(info.get("more_records")) and bool(items)
             extra = dict(cursor.extra)
             if not more:  # moved only once every page is stored; never past the horizon
@@ -530,84 +532,7 @@ def _body(response: requests.Response) -> tuple[list[Any], dict[str, Any]]:
 
 def _page_records(response: requests.Response) -> tuple[list[ProviderRecord], dict[str, Any]]:
     items, info = _body(response)
-    return [_record(item) for item in items if isinstance(item, dict) and item.get("id")], info
-
-
-def _record(item: Mapping[str, Any]) -> ProviderRecord:
-    modified = item.get("Modified_Time")
-    return ProviderRecord(
-        remote_id=str(item["id"]),
-        data=dict(item),
-        updated_at=parse_zoho_time(modified) if isinstance(modified, str) and modified else None,
-    )
-
-
-def _deleted_record(item: Mapping[str, Any]) -> ProviderRecord:
-    when = item.get("deleted_time")
-    return ProviderRecord(
-        remote_id=str(item["id"]),
-        data=dict(item),
-        deleted=True,
-        updated_at=parse_zoho_time(when) if isinstance(when, str) and when else None,
-    )
-
-
-def _already_taken(cursor: Cursor, record: ProviderRecord) -> bool:
-    return record.updated_at == cursor.updated_after and record.remote_id in cursor.boundary_ids
-
-
-def _advance(
-    cursor: Cursor,
-    records: Sequence[ProviderRecord],
-    *,
-    phase: Any,
-    page_token: str | None,
-    started: dt.datetime | None,
-    cap: dt.datetime | None = None,
-) -> Cursor:
-    """The watermark after a page sorted by Modified_Time ascending; never goes backwards nor past ``cap``."""
-    times = [r.updated_at for r in records if r.updated_at is not None]
-    after, boundary = cursor.updated_after, set(cursor.boundary_ids)
-    last = _watermark(times)
-    if last is not None and cap is not None:
-        last = min(last, cap)
-    if last is not None and (after is None or last > after):
-        after, boundary = last, set()
-    if last is not None and last == after:
-        boundary |= {r.remote_id for r in records if r.updated_at == last}
-    extra = dict(cursor.extra)
-    if started is not None:
-        extra["started"] = format_zoho_time(started)
-    return Cursor(
-        phase=phase, page_token=page_token, updated_after=after, boundary_ids=frozenset(boundary), extra=extra
-    )
-
-
-def _settle(cursor: Cursor, records: Sequence[ProviderRecord], horizon: dt.datetime) -> Cursor:
-    """After a complete pass the watermark moves up to the horizon (ids read at exactly it stay taken)."""
-    if cursor.updated_after is not None and cursor.updated_after >= horizon:
-        return cursor
-    taken = frozenset(r.remote_id for r in records if r.updated_at == horizon)
-    return Cursor(phase=cursor.phase, updated_after=horizon, boundary_ids=taken, extra=dict(cursor.extra))
-
-
-def _watermark(times: Sequence[dt.datetime]) -> dt.datetime | None:
-    """The page's highest time, skipping records edited while we paged (they sit out of order).
-
-    A page token may list records in the order of an earlier moment; a record edited since shows a
-    newer time than the records after it, and taking that time would skip them on a resume.
-    """
-    mark = None
-    for index, value in enumerate(times):
-        following = times[index + 1] if index + 1 < len(times) else None
-        if (following is None or value <= following) and (mark is None or value >= mark):
-            mark = value
-    return mark
-
-
-def _started(cursor: Cursor, now: dt.datetime) -> dt.datetime:
-    raw = cursor.extra.get("started")
-    return parse_zoho_time(raw) if raw else now.replace(microsecond=0)
+    return [record(item) for item in items if isinstance(item, dict) and item.get("id")], info
 
 
 def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:
