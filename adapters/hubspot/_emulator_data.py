@@ -134,6 +134,14 @@ class Portal:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every contact, alias, opt-out and blocklisted address (a fresh portal, same server)."""
+        with self.lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self.contacts: dict[str, StoredContact] = {}
         self.by_email: dict[str, str] = {}  # primary and additional emails -> live id
         self.aliases: dict[str, str] = {}  # merged-away id -> survivor id

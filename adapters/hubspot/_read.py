@@ -102,6 +102,7 @@ class Reader:
         properties: Sequence[str],
         lookback: dt.timedelta,
         page_size: int = LIST_PAGE,
+        search_page: int = SEARCH_PAGE,
         enrich: Callable[[list[ProviderRecord]], list[ProviderRecord]] = list,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -109,6 +110,7 @@ class Reader:
         self._properties = list(dict.fromkeys([*BASE_PROPERTIES, *properties]))
         self._lookback = lookback
         self._page_size = min(max(page_size, 1), LIST_PAGE)
+        self._search_page = min(max(search_page, 1), SEARCH_PAGE)
         self._clock = clock
         self._enrich = enrich
 
@@ -149,7 +151,7 @@ class Reader:
             results = self._search([{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED)
             records = [to_record(r) for r in results]
             yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
-            if len(results) < SEARCH_PAGE:
+            if len(results) < self._search_page:
                 return
             times = {r.updated_at for r in records}
             if len(times) == 1 and scan.pos is not None and to_ms(scan.pos) == start:
@@ -169,7 +171,7 @@ class Reader:
             results = self._search(filters, "hs_object_id")
             records = [to_record(r) for r in results]
             yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
-            if len(results) < SEARCH_PAGE:
+            if len(results) < self._search_page:
                 return
             last_id = max(int(r.remote_id) for r in records)
 
@@ -178,7 +180,7 @@ class Reader:
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": self._properties,
-            "limit": SEARCH_PAGE,
+            "limit": self._search_page,
             "after": "0",
         }
         _, data = self._client.call(

@@ -22,7 +22,7 @@ from adapters.hubspot._client import (
     NotFound,
 )
 from adapters.hubspot._consent import ConsentReader, Unsubscriber
-from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, Reader, to_record
+from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, SEARCH_PAGE, Reader, to_record
 from adapters.hubspot._write import BATCH_MAX, Writer
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
@@ -73,6 +73,7 @@ class HubSpotAdapter:
         properties: Sequence[str] = (),
         subscription_id: str | None = None,
         page_size: int = LIST_PAGE,
+        search_page: int = SEARCH_PAGE,
         timeout: tuple[float, float] = TIMEOUT,
         attempts: int = 5,
         max_wait_s: float = 300.0,
@@ -92,7 +93,7 @@ class HubSpotAdapter:
         self._consent = ConsentReader(self.client)
         self._reader = Reader(
             self.client, properties=self._properties, lookback=LOOKBACK, page_size=page_size,
-            enrich=self._consent.enrich,
+            search_page=search_page, enrich=self._consent.enrich,
         )  # fmt: skip
         self._writer = Writer(self.client, Unsubscriber(self.client, subscription_id=subscription_id))
 

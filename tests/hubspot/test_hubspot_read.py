@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters._emulator import DROP, Fault
 from adapters.base import Cursor
@@ -202,7 +204,49 @@ def test_enterprise_reads_opt_outs_in_one_batch_a_page():
         assert emu.call_count(pattern="unsubscribe-all/read") == 2
 
 
-def make_adapter_like(emu):
+def make_adapter_like(emu, **kwargs):
     options = emu.sandbox_options()
     return HubSpotAdapter(access_token=options["access_token"], base_url=options["base_url"],
-                          rate_limit="100000/10s", search_rate_limit="100000/1s", sleep=lambda s: None)
+                          rate_limit="100000/10s", search_rate_limit="100000/1s", sleep=lambda s: None, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared_emulator():
+    from adapters.hubspot.emulator import HubSpotEmulator
+    with HubSpotEmulator(burst=1_000_000, search_per_s=1_000_000) as emu:
+        yield emu
+
+
+STEP_MS = 10 * 60 * 1000  # ten minutes apart: the 5-minute lookback overlaps only one step
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(times=st.lists(st.integers(0, 6), max_size=40), page=st.integers(1, 7), resume_at=st.integers(0, 50),
+       edits=st.lists(st.integers(0, 39), max_size=4))
+def test_incremental_windows_never_skip_or_loop(shared_emulator, times, page, resume_at, edits):
+    emu = shared_emulator
+    emu.portal.clear()
+    seeded = emu.seed(len(times))
+    base = int(T0.timestamp() * 1000)
+    for contact_id, t in zip(seeded, times):
+        emu.portal.contacts[contact_id].updated_ms = base + STEP_MS * (t + 1)
+    adapter = make_adapter_like(emu, search_page=page)
+    pages, delivered = [], []
+    for n, p in enumerate(adapter.read_contacts(Cursor(phase="incremental", updated_after=T0))):
+        pages.append(p)
+        delivered += [r.remote_id for r in p.records]
+        if n == 1:  # users edit while the scan runs: those records move to the end, nothing shifts out
+            for i in edits:
+                if i < len(seeded):
+                    emu.edit(seeded[i], firstname="Edited")
+        assert n < 4 * len(times) + 10, "the scan does not end"
+    assert set(delivered) == set(seeded)
+    if not edits:
+        assert len(delivered) == len(set(delivered))
+    marks = [p.next_cursor.updated_after for p in pages]
+    assert marks == sorted(marks)  # the cursor never goes back
+    k = min(resume_at, len(pages) - 1)
+    stored = Cursor.from_json(pages[k].next_cursor.to_json())
+    before = {r.remote_id for p in pages[: k + 1] for r in p.records}
+    after = {r.remote_id for p in adapter.read_contacts(stored) for r in p.records}
+    assert before | after == set(seeded)
