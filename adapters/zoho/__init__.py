@@ -2,7 +2,7 @@
 
 ``create_adapter(name, options)`` reads: client_id, client_secret, refresh_token, data_center (com, eu, in,
 com.au, jp, ca, com.cn, sa; default com), base_url, accounts_url, rate_limit, notify_url, notify_token,
-extra_fields (custom API names to read), max_connections (concurrency, default 5) and token_store
+extra_fields (custom API names to read), page_size (1..200), max_connections (concurrency, default 5) and token_store
 (a TokenStore the engine passes).
 """
 

@@ -616,4 +616,5 @@ def create_adapter(name: str, options: Mapping[str, Any]) -> ZohoAdapter:
         extra_fields=tuple(str(f) for f in extra),
         token_store=options.get("token_store"),
         max_connections=int(options.get("max_connections") or DEFAULT_CONCURRENCY),
+        page_size=int(options.get("page_size") or PER_PAGE_MAX),
     )
