@@ -334,6 +334,17 @@ class MailchimpEmulator(EmulatorServer):
             raise KeyError("no such member")
         return member
 
+    def start(self) -> MailchimpEmulator:
+        # A short poll interval: stop() waits for it, and tests start and stop one emulator each.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="mailchimp-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> MailchimpEmulator:
+        return self.start()
+
     # -- dispatch: connection limit, auth, bodiless faults, problem+json --------------------------
     def dispatch(self, request: Request) -> Response | None:
         with self._gate:
