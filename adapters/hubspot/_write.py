@@ -1,10 +1,11 @@
 """Writing contacts: batch upsert by email and batch update by id, 100 a call, 207 and 409 handled.
 
 providers/hubspot.md "Batch upsert and partial failures": a 207 is a success with ``errors``; results
-are matched to inputs by email (upsert) or id (update), never by position, and an input with neither a
-result nor an error is a failure. A 409 ``Contact already exists. Existing ID: <id>`` (or a 400 of one
-bad record) fails the whole batch, so the batch is split in halves until the record is alone; a lone
-409 writes to the existing contact and links to it. A merged-away id is followed to its survivor.
+are matched to inputs by ``objectWriteTraceId``, else email (upsert) or id (update); an input with
+neither a result nor an error is looked up by email (one batch read), never guessed by position. A 409
+``Contact already exists. Existing ID: <id>`` (or a 400 of one bad record) fails the whole batch, so the
+batch is split in halves until the record is alone; a lone 409 writes to the existing contact and links
+to it. A merged-away id is followed to its survivor.
 """
 
 from __future__ import annotations
@@ -181,9 +182,8 @@ class Writer:
         by_email = {i.email: traced[str(i.index)] for i in items if str(i.index) in traced}
         for result in results:
             email = str((result.get("properties") or {}).get("email") or "").lower()
-            by_email.setdefault(email, result)
-        if len(by_email) < len(results) or "" in by_email:
-            by_email = self._positional(items, body, by_email)
+            if email:
+                by_email.setdefault(email, result)
         failures = self._failures(body, items)
         unmatched = [i.email for i in items if i.email not in by_email and i.index not in failures]
         if unmatched:  # neither a result nor an error names them: ask HubSpot which contacts hold them
@@ -233,14 +233,6 @@ class Writer:
             if email in emails:
                 found[email] = row
         return found
-
-    @staticmethod
-    def _positional(items: list[_Item], body: Any, by_email: dict[str, Any]) -> dict[str, Any]:
-        """Results without their email: only a complete, error-free answer can be matched by position."""
-        results = (body or {}).get("results") or []
-        if len(results) == len(items) and not (body or {}).get("errors"):
-            return {i.email: r for i, r in zip(items, results, strict=True)}
-        return {k: v for k, v in by_email.items() if k}
 
     def _update(self, items: list[_Item], done: dict[int, WriteResult], created: set[int]) -> None:
         inputs = [{"id": i.target, "properties": i.properties, "objectWriteTraceId": str(i.index)} for i in items]
@@ -309,7 +301,7 @@ class Writer:
         fresh = {i.email for i in wanted if i.index in created}
         try:
             failed = self._unsubscriber.unsubscribe([i.email for i in wanted], fresh=fresh)
-        except FatalProviderError:
+        except (FatalProviderError, RetryableError):  # the writes stand; the opt-outs wait for the next cycle
             failed = {i.email for i in wanted}
         for item in wanted:
             if item.email in failed:
