@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Cursor, Page, SupportsErase, SupportsFinishWrites, WriteRequest, WriteResult
+from adapters.base import (
+    Cursor,
+    Page,
+    SupportsErase,
+    SupportsFetchByIds,
+    SupportsFinishWrites,
+    WriteRequest,
+    WriteResult,
+)
 from adapters.errors import ProviderError
 from connector.planner import (
     OPTED_OUT,
@@ -280,6 +288,32 @@ class Engine:
         self._reconcile_all(report)
         for rt in pulled_ok:
             self._guard(rt, report, self._push_and_finish, rt, report)
+        return self._close_report(report)
+
+    def sync_records(self, provider: str, remote_ids: Sequence[str]) -> RunReport:
+        """A targeted cycle for webhook hints: fetch these records by id, reconcile, push only their contacts.
+
+        It never moves a cursor (the poll cycle stays the source of truth). A provider that cannot fetch by
+        id gets a full cycle of its own instead.
+        """
+        rt = self.runtimes[provider]
+        if not isinstance(rt.adapter, SupportsFetchByIds):
+            return self.sync([provider])
+        report = self._new_report("webhook")
+        seen: set[int] = set()
+
+        def fetch() -> None:
+            records = rt.adapter.fetch_contacts(list(dict.fromkeys(remote_ids)))  # type: ignore[attr-defined]
+            page = Page(records=records, next_cursor=Cursor())
+            outcome = self.store.store_page(rt.name, None, self._map_page(rt, page, report), None)
+            report.figures(rt.name).pulled += len(records)
+            report.figures(rt.name).deleted += outcome.deleted
+            seen.update(outcome.seen_ids)
+            self._reconcile_ids(sorted(outcome.contact_ids), report)
+
+        if self._guard(rt, report, fetch) and seen:
+            for other in self.runtimes.values():
+                self._guard(other, report, self._push_and_finish, other, report, seen)
         return self._close_report(report)
 
     def migrate(self, source: str, target: str, *, resume: bool) -> RunReport:

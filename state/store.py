@@ -215,9 +215,13 @@ class Store:
         return found
 
     def store_page(
-        self, provider: str, stream: str, records: Sequence[Pulled], cursor: Cursor, *, done: bool = False
+        self, provider: str, stream: str | None, records: Sequence[Pulled], cursor: Cursor | None, *,
+        done: bool = False,
     ) -> PullOutcome:
-        """Store a page's changes as observations and move its cursor, in one transaction."""
+        """Store a page's changes as observations and move its cursor, in one transaction.
+
+        A targeted fetch (webhook hints) passes no stream and no cursor: it stores records, moves nothing.
+        """
         outcome = PullOutcome()
         with self.transaction() as conn:
             live = [r for r in records if not r.deleted and r.email]
@@ -228,7 +232,8 @@ class Store:
                 live = [r for r in live if keys[r.remote_id] not in forgotten]
             self._store_deletions(conn, provider, [r for r in records if r.deleted], outcome)
             self._store_live(conn, provider, live, outcome)
-            self._save_cursor(conn, provider, stream, cursor, done=done)
+            if stream is not None and cursor is not None:
+                self._save_cursor(conn, provider, stream, cursor, done=done)
         return outcome
 
     def _links_by_remote(self, conn: Connection, provider: str, ids: Sequence[str]) -> dict[str, sa.Row[Any]]:

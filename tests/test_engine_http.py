@@ -1,0 +1,55 @@
+"""The engine with the HTTP emulators: targeted (webhook) cycles, merges, suppression, consent across three."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from filesync import read_jsonl, run
+from test_sandbox import _config_from
+
+from connector.app import open_engine
+from connector.config import load_config
+from connector.sandbox import announcement, running_emulators
+
+
+@pytest.fixture
+def three(tmp_path: Path, state_url: str):
+    with running_emulators(seed=4) as emulators:
+        config = _config_from(announcement(emulators), tmp_path, state_url)
+        yield emulators, config
+
+
+def test_a_targeted_cycle_fetches_only_the_hinted_records_and_moves_no_cursor(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    hubspot = emulators["hubspot"]
+    contact = hubspot.find("hubspot-1@example.com")
+    hubspot.edit(contact["id"], company="Webhook Ltd")
+    cursors = run(config, "status")[1]["cursors"]
+    with open_engine(load_config(config)) as engine:
+        report = engine.sync_records("hubspot", [contact["id"]])
+    assert report.exit_code == 0, report.to_json()
+    assert report.providers["hubspot"].pulled == 1
+    assert read_jsonl(tmp_path / "export.jsonl")["hubspot-1@example.com"]["company"] == "Webhook Ltd"
+    assert run(config, "status")[1]["cursors"] == cursors
+    assert run(config, "sync")[1]["providers"]["export"]["updated"] == 0  # the poll finds nothing more to do
+
+
+def test_an_unsubscribe_in_one_provider_reaches_all_within_one_cycle_and_sticks(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    emulators["mailchimp"].unsubscribe("zoho-2@example.com")
+    code, out = run(config, "sync")
+    assert code == 0, out
+    assert read_jsonl(tmp_path / "export.jsonl")["zoho-2@example.com"]["consent"] == "unsubscribed"
+    hub = emulators["hubspot"].find("zoho-2@example.com")
+    assert str(hub["properties"].get("hs_email_optout")).lower() == "true"
+    # a later CRM edit that says "subscribed" does not resubscribe anyone
+    zoho = emulators["zoho"]
+    record = zoho.find("zoho-2@example.com")
+    zoho.edit(record["id"], Email_Opt_Out=False, Last_Name="Edited")
+    assert run(config, "sync")[0] == 0
+    assert read_jsonl(tmp_path / "export.jsonl")["zoho-2@example.com"]["consent"] == "unsubscribed"
+    assert read_jsonl(tmp_path / "export.jsonl")["zoho-2@example.com"]["last_name"] == "Edited"
+    assert emulators["mailchimp"].member("zoho-2@example.com")["status"] == "unsubscribed"
