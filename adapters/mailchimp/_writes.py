@@ -136,13 +136,24 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
     return existing
 
 
-def operations(plans: Iterable[Plan], list_id: str, *, tags: bool) -> list[dict[str, Any]]:
-    """``/batches`` operations for existing members: upsert without a forced status, or tags."""
+def operations(
+    plans: Iterable[Plan], list_id: str, *, tags: bool, known_tags: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """``/batches`` operations for existing members: upsert without a forced status, or tags.
+
+    A member's tags become exactly the ones sent: each is set active, and every other tag the audience
+    knows (``known_tags``) inactive, which is a no-op for a member without it. ``is_syncing`` keeps
+    tag-triggered automations from firing [SPEC].
+    """
     ops: list[dict[str, Any]] = []
     for p in plans:
         if tags:
-            if p.tags:
-                body = {"tags": [{"name": t, "status": "active"} for t in p.tags], "is_syncing": True}
+            if p.tags is None:
+                continue
+            changes = [{"name": t, "status": "active"} for t in p.tags]
+            changes += [{"name": t, "status": "inactive"} for t in sorted(known_tags.difference(p.tags))]
+            if changes:
+                body = {"tags": changes, "is_syncing": True}
                 ops.append(_op("POST", f"/lists/{list_id}/members/{p.key}/tags", body, f"t{p.index}"))
             continue
         if p.moved and p.request.previous_email:

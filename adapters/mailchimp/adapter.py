@@ -104,6 +104,7 @@ class MailchimpAdapter:
             sleep=sleep,
         )
         self._merge_tags: frozenset[str] | None = None
+        self._tags: set[str] | None = None
         self._results = requests.Session()  # /batches results live on a storage host: never send the key there
 
     def __repr__(self) -> str:
@@ -325,6 +326,38 @@ class MailchimpAdapter:
             self._merge_tags = frozenset(tags) if tags else None
         return self._merge_tags
 
+    def _audience_tags(self, plans: Sequence[w.Plan]) -> frozenset[str]:
+        """Every tag the audience has (its static segments, read once per adapter), plus those sent since.
+
+        Knowing them is what lets a write remove a tag without reading each member first; if they cannot
+        be read, tags are only added.
+        """
+        if self._tags is None:
+            self._tags = set()
+            offset = 0
+            try:
+                while True:
+                    answer = self.transport.request(
+                        "GET",
+                        f"/lists/{self.list_id}/segments",
+                        params={
+                            "type": "static",
+                            "count": 1000,
+                            "offset": offset,
+                            "fields": "segments.name,total_items",
+                        },
+                    ).json()
+                    names = [str(s.get("name")) for s in answer.get("segments", ()) if isinstance(s, dict)]
+                    self._tags.update(n for n in names if n)
+                    offset += len(names)
+                    if not names or offset >= int(answer.get("total_items") or 0):
+                        break
+            except (FatalProviderError, ValueError, AttributeError, TypeError):
+                pass  # tags are then only added, never removed
+        for p in plans:
+            self._tags.update(p.tags or ())
+        return frozenset(self._tags)
+
     def _create(self, plans: list[w.Plan]) -> list[w.Plan]:
         """Step 1: batch subscribe with update_existing false; returns the members that already exist."""
         if not plans:
@@ -361,9 +394,10 @@ class MailchimpAdapter:
         if not plans:
             return []
         gone: list[w.Plan] = []
-        ops = w.operations(plans, self.list_id, tags=False)
-        ops += w.operations([p for p in plans if not p.moved], self.list_id, tags=True)
-        results = self._run_batch(ops)
+        known_tags = self._audience_tags(plans)
+        tag_ops = w.operations([p for p in plans if not p.moved], self.list_id, tags=True, known_tags=known_tags)
+        results = self._run_batch(w.operations(plans, self.list_id, tags=False) + tag_ops)
+        sent = {op["operation_id"] for op in tag_ops}
         retag: list[w.Plan] = []
         for p in plans:
             status, title = results.get(f"m{p.index}", (0, ""))
@@ -374,18 +408,20 @@ class MailchimpAdapter:
                     gone.append(p)
                 else:
                     p.done(ok=False, error="Resource Not Found", retryable=True)
-            elif p.result is not None and p.result.ok and p.tags:
+            elif p.result is not None and p.result.ok and p.tags is not None:
                 # Operations run in any order: a moved member (or one the upsert created) is tagged after.
-                tag_status, _ = results.get(f"t{p.index}", (404, ""))
+                tag_status, _ = results.get(f"t{p.index}", (404, "")) if f"t{p.index}" in sent else (200, "")
                 if p.moved or tag_status == 404:
                     p.moved = False
                     retag.append(p)
                 elif tag_status >= 300:
                     p.result = None
                     w.settle(p, tag_status, "")
-        if retag:
-            tag_results = self._run_batch(w.operations(retag, self.list_id, tags=True))
-            for p in retag:
+        retag_ops = w.operations(retag, self.list_id, tags=True, known_tags=known_tags)
+        if retag_ops:
+            sent = {op["operation_id"] for op in retag_ops}
+            tag_results = self._run_batch(retag_ops)
+            for p in (p for p in retag if f"t{p.index}" in sent):
                 tag_status, title = tag_results.get(f"t{p.index}", (0, ""))
                 if tag_status >= 300 or tag_status == 0:
                     p.result = None

@@ -437,6 +437,7 @@ class MailchimpEmulator(EmulatorServer):
         self.add_route("GET", p + _L, self._get_list)
         self.add_route("POST", p + _L, self._batch_subscribe)
         self.add_route("GET", p + _L + r"/merge-fields", self._merge_fields)
+        self.add_route("GET", p + _L + r"/segments", self._segments)
         self.add_route("GET", p + _L + r"/members", self._list_members)
         self.add_route("POST", p + _L + r"/members", self._create_member)
         self.add_route("GET", p + _M, self._get_member)
@@ -496,6 +497,34 @@ class MailchimpEmulator(EmulatorServer):
                 },
             }
         )
+
+    def _segments(self, request: Request) -> Response:
+        """Tags are static segments; only those are kept here."""
+        audience = self._audience(request)
+        kind = request.arg("type")
+        if kind not in (None, "", "static", "saved", "fuzzy"):
+            raise invalid("The value for type is not valid.")
+        count = self._int_arg(request, "count", 10)
+        if count > MAX_COUNT:
+            raise invalid(f"The count parameter must be at most {MAX_COUNT}.")
+        offset = self._int_arg(request, "offset", 0)
+        with audience.lock:
+            rows = (
+                []
+                if kind in ("saved", "fuzzy")
+                else [
+                    {
+                        "id": tag_id,
+                        "name": name,
+                        "type": "static",
+                        "list_id": audience.list_id,
+                        "member_count": sum(1 for m in audience.members.values() if name in m.tags),
+                    }
+                    for name, tag_id in audience.tag_ids.items()
+                ]
+            )
+        payload = {"segments": rows[offset : offset + count], "list_id": audience.list_id, "total_items": len(rows)}
+        return self._ok(_select(payload, request.arg("fields"), request.arg("exclude_fields")))
 
     def _merge_fields(self, request: Request) -> Response:
         audience = self._audience(request)

@@ -365,3 +365,16 @@ def test_without_a_batches_endpoint_updates_fall_back_to_single_calls(mailchimp_
     assert all(r.ok for r in results)
     assert mailchimp_emulator.call_count("PUT") == 3 and mailchimp_emulator.call_count("POST", "tags") == 3
     assert mailchimp_emulator.member(ids[2])["merge_fields"]["FNAME"] == "S2"
+
+
+def test_tags_of_existing_members_become_exactly_the_ones_sent(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(11)  # contact0: customer + vip; contact10: vip
+    adapter = make(mailchimp_emulator)
+    [result] = adapter.write_contacts([request(0, "contact0@example.com", remote_id=ids[0], tags={"customer", "new"})])
+    assert result.ok
+    assert {t["name"] for t in mailchimp_emulator.member(ids[0])["tags"]} == {"customer", "new"}
+    assert {t["name"] for t in mailchimp_emulator.member(ids[10])["tags"]} == {"vip"}  # untouched
+    mailchimp_emulator.reset_counters()
+    adapter.write_contacts([request(1, "contact1@example.com", remote_id=ids[1], tags=set())])
+    assert mailchimp_emulator.member(ids[1])["tags"] == []
+    assert mailchimp_emulator.call_count("GET", "segments") == 0  # the audience's tags are read once

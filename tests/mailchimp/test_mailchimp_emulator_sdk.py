@@ -155,6 +155,8 @@ def test_tags_compliance_archive_and_forget(mailchimp_emulator):
     )
     assert response.status_code == 204 and response.content == b""  # the SDK returns the raw response
     assert [t["name"] for t in client.lists.get_list_member_tags(lid, h)["tags"]] == ["vip"]
+    segments = client.lists.list_segments(lid, type="static", count=1000)  # tags are static segments
+    assert {s["name"] for s in segments["segments"]} >= {"vip"} and segments["total_items"] >= 1
     mailchimp_emulator.unsubscribe("cy@example.com")
     with pytest.raises(ApiClientError) as err:
         client.lists.update_list_member(lid, h, {"status": "subscribed"})
