@@ -360,15 +360,19 @@ class ZohoAdapter:
             raise ValueError(f"zoho: at most {UPSERT_MAX} records per upsert")
         if not requests:
             return []
-        ids = self._ids_for_changed_emails(requests)
-        items = [_upsert_item(r, ids.get(r.ref)) for r in requests]
-        answers = _padded(self._upsert(items), len(items))
-        # Last_Name is mandatory for a new contact (pitfall 6). Only a record that matched nobody is refused
-        # for it, so the second try cannot overwrite a real name: it names the new contact by its address.
-        missing = [i for i, a in enumerate(answers) if _is_missing_last_name(a) and not items[i].get("Last_Name")]
-        if missing:
-            retried = self._upsert([{**items[i], "Last_Name": requests[i].email.split("@", 1)[0]} for i in missing])
-            for i, answer in zip(missing, _padded(retried, len(missing)), strict=True):
+        found = self._ids_for_changed_emails(requests)
+        known = {r.ref: r.remote_id or found.get(r.ref) for r in requests}
+        answers: list[Any] = [None] * len(requests)
+        # Known records are updated by id (PUT): an upsert matches on Email only and would make a twin of a
+        # contact whose address changed. New ones are upserted on Email so that none is created twice.
+        updates = [i for i, r in enumerate(requests) if known[r.ref]]
+        creates = [i for i, r in enumerate(requests) if not known[r.ref]]
+        if updates:
+            items = [{**_item(requests[i]), "id": known[requests[i].ref]} for i in updates]
+            for i, answer in zip(updates, _padded(self._send_records("PUT", CONTACTS, items), len(items)), strict=True):
+                answers[i] = answer
+        if creates:
+            for i, answer in zip(creates, self._create(requests, creates), strict=True):
                 answers[i] = answer
         results = [_write_result(r, a) for r, a in zip(requests, answers, strict=True)]
         inserted = {
@@ -376,10 +380,25 @@ class ZohoAdapter:
         }
         return self._write_tags(requests, results, inserted)
 
-    def _upsert(self, items: list[dict[str, Any]]) -> list[Any]:
-        body = {"data": items, "duplicate_check_fields": ["Email"], "trigger": []}
+    def _create(self, requests: Sequence[WriteRequest], indexes: Sequence[int]) -> list[Any]:
+        """Upsert on Email; a record refused for a missing Last_Name matched nobody, so naming it is safe."""
+        items = [_item(requests[i]) for i in indexes]
+        answers = _padded(self._send_records("POST", CONTACTS + "/upsert", items), len(items))
+        missing = [k for k, a in enumerate(answers) if _is_missing_last_name(a) and not items[k].get("Last_Name")]
+        if missing:  # Last_Name is mandatory for a new contact (pitfall 6): name it by its address
+            retry = [{**items[k], "Last_Name": requests[indexes[k]].email.split("@", 1)[0]} for k in missing]
+            for k, answer in zip(
+                missing, _padded(self._send_records("POST", CONTACTS + "/upsert", retry), len(retry)), strict=True
+            ):
+                answers[k] = answer
+        return answers
+
+    def _send_records(self, method: str, path: str, items: list[dict[str, Any]]) -> list[Any]:
+        body: dict[str, Any] = {"data": items, "trigger": []}
+        if path.endswith("/upsert"):
+            body["duplicate_check_fields"] = ["Email"]
         try:
-            answers, _ = _body(self.call("POST", CONTACTS + "/upsert", json=body))
+            answers, _ = _body(self.call(method, path, json=body))
         except ZohoCallRejected as exc:
             if not exc.items:
                 raise
@@ -535,7 +554,7 @@ def _page_records(response: requests.Response) -> tuple[list[ProviderRecord], di
     return [record(item) for item in items if isinstance(item, dict) and item.get("id")], info
 
 
-def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:
+def _item(request: WriteRequest) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for key, value in request.fields.items():
         if key in ("Tag", "id"):
@@ -546,9 +565,6 @@ def _upsert_item(request: WriteRequest, found_id: str | None) -> dict[str, Any]:
             continue  # blank is not a value: leave the account lookup alone
         item[key] = value
     item["Email"] = request.email
-    remote_id = request.remote_id or found_id
-    if remote_id:
-        item["id"] = remote_id
     return item
 
 

@@ -250,6 +250,7 @@ class ZohoEmulator(WatchChannels):
             ("GET", API + "/Contacts/search", self._search),
             ("GET", API + r"/Contacts/(?P<id>\d+)", self._get_one),
             ("POST", API + "/Contacts/upsert", self._upsert),
+            ("PUT", API + "/Contacts", self._update),
             ("POST", API + r"/Contacts/actions/(?P<action>add_tags|remove_tags)", self._tags),
             ("DELETE", API + "/Contacts", self._delete_many),
             ("DELETE", API + r"/Contacts/(?P<id>\d+)", self._delete_one),
@@ -538,6 +539,13 @@ class ZohoEmulator(WatchChannels):
 
     # -- writing -------------------------------------------------------------------------------
     def _upsert(self, request: Request) -> tuple[Response, int]:
+        return self._write(request, upsert=True)
+
+    def _update(self, request: Request) -> tuple[Response, int]:
+        """Update Records: ``PUT /Contacts``, each item names its ``id`` (at most 100)."""
+        return self._write(request, upsert=False)
+
+    def _write(self, request: Request, *, upsert: bool) -> tuple[Response, int]:
         try:
             body = request.json()
         except json.JSONDecodeError:
@@ -554,7 +562,15 @@ class ZohoEmulator(WatchChannels):
         touched: list[tuple[str, str, list[str]]] = []
         with self.org.lock:
             for index, item in enumerate(items):
-                result = self._upsert_one(index, item, dup_fields)
+                if not upsert and not (isinstance(item, dict) and item.get("id")):
+                    result = record_error(
+                        "MANDATORY_NOT_FOUND",
+                        "required field not found",
+                        api_name="id",
+                        json_path=f"$.data[{index}].id",
+                    )
+                else:
+                    result = self._upsert_one(index, item, dup_fields)
                 results.append(result)
                 if result["status"] == "success":
                     op = "insert" if result["action"] == "insert" else "edit"

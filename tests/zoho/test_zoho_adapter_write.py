@@ -181,3 +181,21 @@ def test_merge_in_the_crm_shows_as_an_edit_and_a_deletion(zoho: ZohoEmulator) ->
     zoho.merge(ids[0], ids[1])
     records = make_adapter(zoho).fetch_contacts(ids)
     assert not records[0].deleted and records[1].deleted
+
+
+def test_known_ids_are_updated_by_id_and_new_ones_upserted(zoho: ZohoEmulator) -> None:
+    [rid, gone] = zoho.seed(2)
+    zoho.delete(gone)
+    adapter = make_adapter(zoho)
+    zoho.reset_counters()
+    results = adapter.write_contacts(
+        [
+            req("a", "contact0@example.com", remote_id=rid, Title="Boss"),
+            req("b", "fresh@example.com", Last_Name="Fresh"),
+            req("c", "contact1@example.com", remote_id=gone, Title="Ghost"),
+        ]
+    )
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[2].error == "INVALID_DATA id" and not results[2].retryable
+    assert zoho.find("contact1@example.com") is None  # a contact deleted in Zoho is not brought back
+    assert zoho.call_count("PUT", r"/Contacts$") == 1 and zoho.call_count("POST", "upsert") == 1
