@@ -106,7 +106,7 @@ def refusal_code(text: str, code: str) -> tuple[str, bool, bool]:
         return COMPLIANCE, False, True
     if "permanently deleted" in lowered or "forgotten" in lowered:
         return FORGOTTEN, False, True
-    if code == "ERROR_CONTACT_EXISTS":
+    if code == "ERROR_CONTACT_EXISTS" or "already a list member" in lowered:
         return "ERROR_CONTACT_EXISTS", False, False
     if "fake or invalid" in lowered or "valid email" in lowered:
         return "ERROR_GENERIC: invalid email address", False, False

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -90,11 +91,12 @@ class MailchimpAdapter:
         self._sleep = sleep
         self._clock = clock
         self._poll_s = batch_poll_s
+        self._auth = HTTPBasicAuth("crmsync", self._key)  # any user name, the key as password [FUND]
         self._verifier = WebhookVerifier(webhook_secret.reveal() if webhook_secret else None, clock=clock)
         self.transport = Transport(
             provider=PROVIDER,
             base_url=api_root(self._key, base_url),
-            auth=HTTPBasicAuth("crmsync", self._key),  # any user name, the key as password [FUND]
+            auth=self._auth,
             limiter=RateLimiter.parse(rate_limit) if rate_limit else None,
             max_connections=MAX_CONNECTIONS,
             secrets=(self._key,),
@@ -454,8 +456,11 @@ class MailchimpAdapter:
     def _download(self, url: str) -> bytes:
         if not url:
             raise RetryableError(f"{PROVIDER} /batches finished without a results URL", provider=PROVIDER)
+        # Mailchimp's results live on a storage host that must never see the key; a server that keeps
+        # them on its own API host gets the same credentials as every other call.
+        same_host = urlsplit(url).netloc == urlsplit(self.transport.base_url).netloc
         try:
-            response = self._results.get(url, timeout=TIMEOUT)
+            response = self._results.get(url, timeout=TIMEOUT, auth=self._auth if same_host else None)
             response.raise_for_status()
         except requests.RequestException as exc:
             raise RetryableError(f"{PROVIDER} /batches results: {type(exc).__name__}", provider=PROVIDER) from None
