@@ -44,12 +44,13 @@ def open_engine(
 ) -> Iterator[Engine]:
     """An engine over the named providers (all by default); closes adapters and store after use."""
     settings = engine_settings(config)
-    runtimes: dict[str, ProviderRuntime] = {}
-    for name in names or list(config.providers):
-        config.provider(name)
-        runtimes[name] = build_runtime(config, name)
+    for name in names or ():
+        config.provider(name)  # an unknown name is a usage error before anything opens
     store = open_store(config, dry_run=dry_run)
+    runtimes: dict[str, ProviderRuntime] = {}
     try:
+        for name in names or list(config.providers):
+            runtimes[name] = build_runtime(config, name, store)
         yield Engine(store, runtimes, settings, progress=progress)
     finally:
         for rt in runtimes.values():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import ProviderAdapter
 from connector.config import Config, ConfigError, ProviderConfig
 from mappings.mapper import MappingError, ProviderMapping, UnknownProviderType, build_mapping
+from state.store import Store
 
 ADAPTER_PACKAGES: Final = {
     "csv": "adapters.files",
@@ -31,7 +31,7 @@ class ProviderRuntime:
     carried: frozenset[str]
 
 
-def build_adapter(provider: ProviderConfig) -> ProviderAdapter:
+def build_adapter(provider: ProviderConfig, store: Store | None = None) -> ProviderAdapter:
     package = ADAPTER_PACKAGES.get(provider.type)
     if package is None:
         raise ConfigError(f"providers.{provider.name}.type: unknown provider type {provider.type!r}")
@@ -42,11 +42,15 @@ def build_adapter(provider: ProviderConfig) -> ProviderAdapter:
             f"providers.{provider.name}.type: provider type {provider.type!r} is not available in this build"
         ) from None
     options: dict[str, Any] = {"type": provider.type, **provider.options}
+    if provider.type == "zoho" and store is not None:  # one access token shared by threads, runs and replicas
+        from connector.tokens import StateTokenStore
+
+        options["token_store"] = StateTokenStore(store, provider.name)
     adapter: ProviderAdapter = module.create_adapter(provider.name, options)
     return adapter
 
 
-def build_runtime(config: Config, name: str) -> ProviderRuntime:
+def build_runtime(config: Config, name: str, store: Store | None = None) -> ProviderRuntime:
     provider = config.providers.get(name)
     if provider is None:
         known = ", ".join(config.providers) or "none"
@@ -62,11 +66,8 @@ def build_runtime(config: Config, name: str) -> ProviderRuntime:
     except (MappingError, UnknownProviderType) as exc:
         raise ConfigError(f"mapping.{name}: {exc}") from None
     return ProviderRuntime(
-        name=name, type=provider.type, adapter=build_adapter(provider), mapping=mapping,
+        name=name, type=provider.type, adapter=build_adapter(provider, store), mapping=mapping,
         carried=mapping.carried_fields,
     )
 
 
-def build_runtimes(config: Config, names: Mapping[str, None] | None = None) -> dict[str, ProviderRuntime]:
-    selected = list(names) if names else list(config.providers)
-    return {name: build_runtime(config, name) for name in selected}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +149,7 @@ class Store:
             self._dry_conn = self.engine.connect()
             self._dry_conn.begin()
         self._hash_key = (hash_key or self._install_key()).encode()
+        self._thread_locks: dict[str, threading.Lock] = {}
 
     def close(self) -> None:
         if self._dry_conn is not None:
@@ -173,6 +176,43 @@ class Store:
                 conn.execute(sa.insert(META).values(key="hash_key", value=key))
         with self.engine.connect() as conn:
             return str(conn.execute(sa.select(META.c.value).where(META.c.key == "hash_key")).scalar_one())
+
+    # -- small shared values (tokens) and cross-process locks ------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(META.c.value).where(META.c.key == key)).first()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            if not conn.execute(sa.update(META).where(META.c.key == key).values(value=value)).rowcount:
+                conn.execute(sa.insert(META).values(key=key, value=value))
+
+    @contextlib.contextmanager
+    def named_lock(self, name: str) -> Iterator[None]:
+        """Held by one thread of one process at a time, across every process sharing this database."""
+        with self._thread_locks.setdefault(name, threading.Lock()):
+            if self.engine.dialect.name == "postgresql":
+                lock_id = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+                with self.engine.connect() as conn:
+                    conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                        conn.commit()
+                return
+            path = self.engine.url.database
+            if not path or path == ":memory:":
+                yield
+                return
+            safe = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+            with open(f"{path}.{safe}.lock", "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     def email_key(self, email: str) -> str:
         """A keyed hash of an address: what stays of a forgotten person, and what logs may show."""
