@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from adapters.base import Cursor, Page, ProviderRecord
+from adapters.errors import FatalProviderError
 from adapters.hubspot._client import HubSpotClient
 
 LIST_PAGE: Final = 100  # list endpoint maximum [GUIDE]
@@ -153,13 +154,17 @@ class Reader:
             yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
             if len(results) < self._search_page:
                 return
-            times = {r.updated_at for r in records}
-            if len(times) == 1 and scan.pos is not None and to_ms(scan.pos) == start:
+            if scan.pos is None or to_ms(scan.pos) <= start:
+                if operator == "GT" or scan.pos is None:  # a full page that moved nothing: never spin on it
+                    raise FatalProviderError(
+                        "hubspot POST /crm/v3/objects/contacts/search -> a full page without progress",
+                        provider="hubspot", method="POST", path="/crm/v3/objects/contacts/search",
+                    )  # fmt: skip
                 yield from self._drain(start, scan)  # a full page at one instant: go through it by id
                 operator = "GT"
             else:
                 operator = "GTE"
-            start = to_ms(scan.pos) if scan.pos is not None else start
+                start = to_ms(scan.pos)
 
     def _drain(self, at_ms: int, scan: _Scan) -> Iterator[Page]:
         last_id = 0
