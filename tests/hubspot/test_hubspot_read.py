@@ -250,3 +250,12 @@ def test_incremental_windows_never_skip_or_loop(shared_emulator, times, page, re
     before = {r.remote_id for p in pages[: k + 1] for r in p.records}
     after = {r.remote_id for p in adapter.read_contacts(stored) for r in p.records}
     assert before | after == set(seeded)
+
+
+def test_a_search_that_makes_no_progress_stops(hubspot_emulator):
+    from adapters.errors import FatalProviderError
+    adapter = make_adapter_like(hubspot_emulator, search_page=2)
+    rows = {"total": 2, "results": [{"id": "1", "properties": {}}, {"id": "2", "properties": {}}]}
+    hubspot_emulator.inject(Fault(200, rows, path_pattern=SEARCH))
+    with pytest.raises(FatalProviderError, match="without progress"):
+        list(adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))
