@@ -46,14 +46,17 @@ class WebhookVerifier:
             return
         if not self._secret:
             raise _reject("no webhook_secret configured")
-        signature = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
-        if signature is not None:
-            self._check_signature(signature, body)
-            return
+        # One configured secret serves both modes: the ?secret= crmsync put in the webhook URL, or the
+        # signing_secret Mailchimp returned when the webhook was created. A webhook with signing on also
+        # signs with a key the URL secret is not, so a right URL secret is enough on its own.
         query = parse_qs(urlsplit(url).query)
         given = next((query[name][0] for name in URL_SECRET_PARAMS if query.get(name)), None)
-        if given is None or not hmac.compare_digest(given.encode(), self._secret.encode()):
+        if given is not None and hmac.compare_digest(given.encode(), self._secret.encode()):
+            return
+        signature = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
+        if signature is None:
             raise _reject("missing or wrong secret")
+        self._check_signature(signature, body)
 
     def _check_signature(self, header: str, body: bytes) -> None:
         assert self._secret is not None
