@@ -44,8 +44,10 @@ class Unsubscriber:
         """Opt each address out of all email; answers the addresses that failed (retry next cycle)."""
         if not emails:
             return set()
-        if self._batch is not False and self._try_batch(emails):
-            return set()
+        if self._batch is not False:
+            refused = self._try_batch(emails)
+            if refused is not None:
+                return refused
         known_new = set(fresh)
         todo = [e for e in emails if e in known_new] + self._not_yet_opted_out(
             [e for e in emails if e not in known_new]
@@ -62,17 +64,24 @@ class Unsubscriber:
                 failed.add(email)
         return failed
 
-    def _try_batch(self, emails: Sequence[str]) -> bool:
+    def _try_batch(self, emails: Sequence[str]) -> set[str] | None:
+        """The addresses the batch call refused, or None where the portal has no batch call."""
+        refused: set[str] = set()
         try:
             for chunk in _chunks(list(emails), BATCH_MAX):
-                self._client.raw("POST", f"{V4}/batch/unsubscribe-all", query=CHANNEL, body={"inputs": list(chunk)})
+                _, data = self._client.raw(
+                    "POST", f"{V4}/batch/unsubscribe-all", query=CHANNEL, body={"inputs": list(chunk)}
+                )
+                if (data or {}).get("errors"):  # partial: whoever has no result row waits for the next cycle
+                    done = {str(r.get("subscriberIdString") or "").lower() for r in (data or {}).get("results") or []}
+                    refused |= {e for e in chunk if e.lower() not in done}
         except (AuthError, NotFound, FatalProviderError) as exc:
             if not _unavailable(exc) or self._batch:
                 raise
             self._batch = False
-            return False
+            return None
         self._batch = True
-        return True
+        return refused
 
     def _not_yet_opted_out(self, emails: list[str]) -> list[str]:
         """One batch read spares a call per address already opted out."""
