@@ -12,6 +12,8 @@ import datetime as dt
 import json
 import random
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
@@ -19,6 +21,7 @@ from urllib.parse import unquote
 
 from adapters._emulator import DROP, EmulatorServer, Fault, Request, Response
 from adapters.hubspot import _emulator_search as search
+from adapters.hubspot import webhooks
 from adapters.hubspot._emulator_data import (
     Conflict,
     Portal,
@@ -34,6 +37,12 @@ __all__ = ["DROP", "Fault", "HubSpotEmulator"]
 
 TOKEN: Final = "pat-na1-emulator-token"  # noqa: S105 - the emulator's own test credential
 CLIENT_SECRET: Final = "emulator-client-secret"  # noqa: S105
+PORTAL_ID: Final = 4411
+APP_ID: Final = 7788
+SUBSCRIPTION_IDS: Final = {
+    "contact.creation": 9001, "contact.propertyChange": 9002, "contact.deletion": 9003,
+    "contact.merge": 9004, "contact.privacyDeletion": 9005,
+}  # fmt: skip
 LIST_PAGE_MAX: Final = 100  # https://developers.hubspot.com/docs/api/crm/contacts
 BATCH_MAX: Final = 100
 CONTACTS: Final = "/crm/v3/objects/contacts"
@@ -108,6 +117,9 @@ class HubSpotEmulator:
         self.enterprise = enterprise  # batch communication-preferences calls need Marketing Hub Enterprise
         self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
+        self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
+        self._events_lock = threading.Lock()
+        self._event_ids = 0
         self._routes()
 
     # -- lifecycle and harness knobs ---------------------------------------------------------
@@ -196,6 +208,8 @@ class HubSpotEmulator:
         """A user edits a contact in HubSpot: ``lastmodifieddate`` moves (to ``at`` when given)."""
         contact = self._must(contact_id)
         self.portal.update(contact, props, at_ms=int(at.timestamp() * 1000) if at else None)
+        for name, value in props.items():
+            self._event("contact.propertyChange", contact.id, propertyName=name, propertyValue=str(value or ""))
 
     def touch(self, ids: list[str], *, at: dt.datetime) -> None:
         """Set ``lastmodifieddate`` of many contacts to one instant (bulk imports share timestamps)."""
@@ -206,13 +220,60 @@ class HubSpotEmulator:
     def unsubscribe(self, email: str) -> None:
         """The person clicks "unsubscribe from all"."""
         self.portal.unsubscribe_all(email)
+        contact = self.portal.resolve(email, "email")
+        if contact is not None:
+            self._event("contact.propertyChange", contact.id, propertyName="hs_email_optout", propertyValue="true")
 
     def delete(self, contact_id: str) -> None:
-        self.portal.archive(self._must(contact_id))
+        contact = self._must(contact_id)
+        self.portal.archive(contact)
+        self._event("contact.deletion", contact.id)
 
     def merge(self, primary_id: str, other_id: str) -> str:
         """A user merges two contacts; returns the survivor's id (new unless id preservation is on)."""
-        return self.portal.merge(primary_id, other_id).id
+        primary, other = self._must(primary_id).id, self._must(other_id).id
+        survivor = self.portal.merge(primary, other).id
+        self._event("contact.merge", primary, primaryObjectId=int(primary), mergedObjectIds=[int(other)],
+                    newObjectId=int(survivor), numberOfPropertiesMoved=0)  # fmt: skip
+        self._event("contact.deletion", other)  # merged-away records also fire a deletion (3P)
+        return survivor
+
+    def create(self, **props: Any) -> str:
+        """A user creates a contact in HubSpot (a ``contact.creation`` event)."""
+        contact = self.portal.create(props)
+        contact.props.setdefault("hs_email_optout", "false")
+        self._event("contact.creation", contact.id, changeFlag="NEW")
+        return contact.id
+
+    # -- webhooks ----------------------------------------------------------------------------
+    def _event(self, kind: str, object_id: str, **extra: Any) -> None:
+        with self._events_lock:
+            self._event_ids += 1
+            self.events.append({
+                "eventId": self._event_ids, "subscriptionId": SUBSCRIPTION_IDS.get(kind, 9000), "portalId": PORTAL_ID,
+                "appId": APP_ID, "occurredAt": self.portal.now_ms(), "subscriptionType": kind, "attemptNumber": 0,
+                "objectId": int(object_id), "changeSource": "CRM", **extra,
+            })  # fmt: skip
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The events HubSpot would deliver for what users did since the last call (knobs only, not API writes)."""
+        with self._events_lock:
+            taken, self.events = self.events, []
+        return taken
+
+    def webhook_delivery(
+        self, *, url: str, events: list[dict[str, Any]] | None = None, timestamp_ms: int | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and body of one delivery to ``url``, signed v3 with this app's client secret."""
+        body = json.dumps(self.take_events() if events is None else events).encode()
+        stamp = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+        signature = webhooks.sign_v3(self.client_secret, method="POST", uri=url, body=body, timestamp=stamp)
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": signature,
+            "X-HubSpot-Request-Timestamp": stamp,
+        }
+        return headers, body
 
     def advance(self, seconds: float) -> None:
         """Move the portal clock forward (timestamps of later edits)."""

@@ -138,3 +138,22 @@ def test_the_adapter_verifies_with_its_client_secret(hubspot_emulator):
 def test_not_json_is_rejected():
     with pytest.raises(WebhookRejected):
         parse(b"<html>")
+
+
+def test_user_actions_in_the_emulator_arrive_as_signed_events(hubspot_emulator, make_hubspot_adapter):
+    adapter = make_hubspot_adapter()
+    a, b, c = hubspot_emulator.seed(3)
+    new = hubspot_emulator.create(email="born@example.com", firstname="Born")
+    hubspot_emulator.edit(a, firstname="Changed")
+    hubspot_emulator.unsubscribe("contact1@example.com")
+    survivor = hubspot_emulator.merge(b, c)
+    hubspot_emulator.delete(a)
+    url = "https://hooks.example.com/webhooks/hubspot"
+    headers, body = hubspot_emulator.webhook_delivery(url=url)
+    adapter.verify_webhook(method="POST", url=url, headers=headers, body=body)
+    events = adapter.parse_webhook(headers=headers, body=body)
+    assert [e.kind for e in events] == ["created", "updated", "unsubscribed", "merged", "deleted", "deleted"]
+    assert events[0].remote_id == new and events[3].remote_id == survivor
+    records = {r.remote_id: r for r in adapter.fetch_contacts([e.remote_id for e in events])}
+    assert records[a].deleted and not records[survivor].deleted and not records[new].deleted
+    assert hubspot_emulator.take_events() == []  # taken once
