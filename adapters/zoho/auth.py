@@ -156,10 +156,31 @@ class TokenManager:
             "client_secret": self._client_secret.reveal(),
         }
         started = self._clock()
-        response = self._accounts.request(
-            "POST", self._accounts.base_url, data=form
-        )  # the SDK sends a form body too (measured)
-        self.refreshes += 1
+        body = self._post(data=form)  # a form body, as the official SDK sends it (measured)
+        if not body.get("access_token"):
+            # Zoho's pages show the parameters in the query string; an accounts server that reads only
+            # those refuses the body: ask once more that way before calling the credentials bad.
+            body = self._post(params=form)
+        access = body.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise _grant_error(str(body.get("error") or "no access_token"), int(body.get("_status") or 200))
+        self._accounts.add_secret(access)
+        log.info("zoho: access token refreshed (expires in %s s)", body.get("expires_in"))
+        domain = body.get("api_domain")
+        return CachedToken(
+            access_token=access,
+            expires_at=started + float(body.get("expires_in") or 3600),
+            api_domain=domain if isinstance(domain, str) else None,
+        )
+
+    def _post(self, **kwargs: Any) -> dict[str, Any]:
+        """One token request; an ``{"error": ...}`` answer is returned, a spent budget raised."""
+        try:
+            response = self._accounts.request("POST", self._accounts.base_url, **kwargs)
+        except GrantRefused as exc:
+            return {"error": exc.code, "_status": exc.status}
+        finally:
+            self.refreshes += 1
         try:
             body: Any = response.json()
         except ValueError:
@@ -172,24 +193,22 @@ class TokenManager:
                 path="/oauth/v2/token",
                 status=response.status_code,
             )
-        access = body.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise _grant_error(str(body.get("error") or "no access_token"), response.status_code)
-        self._accounts.add_secret(access)
-        log.info("zoho: access token refreshed (expires in %s s)", body.get("expires_in"))
-        domain = body.get("api_domain")
-        return CachedToken(
-            access_token=access,
-            expires_at=started + float(body.get("expires_in") or 3600),
-            api_domain=domain if isinstance(domain, str) else None,
-        )
+        return body
+
+
+class GrantRefused(AuthError):
+    """Zoho Accounts refused the refresh grant; ``code`` is its short error word (never a secret)."""
+
+    def __init__(self, message: str, *, code: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.code = code
 
 
 def _grant_error(code: str, status: int) -> ProviderError:
     common: dict[str, Any] = {"provider": "zoho", "method": "POST", "path": "/oauth/v2/token", "status": status}
     if code == "Access Denied":  # the 10-per-10-minutes refresh budget is spent (OAUTH)
         return QuotaExhausted("zoho POST oauth/v2/token -> refresh budget spent (Access Denied)", **common)
-    return AuthError(f"zoho POST oauth/v2/token -> refused ({code[:40]})", **common)
+    return GrantRefused(f"zoho POST oauth/v2/token -> refused ({code[:40]})", code=code[:40], **common)
 
 
 def classify_accounts(response: requests.Response) -> ProviderError | None:

@@ -83,6 +83,7 @@ class ZohoEmulator(WatchChannels):
         self.page_token_row_cap = page_token_row_cap
         self.work_s = work_s
         self.api_domain: str | None = None  # None: this server's URL
+        self.grant_params_from = "both"  # where the token endpoint reads its parameters: both, query or body
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
         self.token_grants: list[float] = []  # times of refresh grants answered with a token
@@ -310,7 +311,7 @@ class ZohoEmulator(WatchChannels):
 
     # -- accounts ------------------------------------------------------------------------------
     def _token(self, request: Request) -> Response:
-        form = _form(request)
+        form = _form(request, self.grant_params_from)
         if form.get("grant_type") != "refresh_token":
             return Response.json({"error": "unsupported_grant_type"})
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
@@ -776,12 +777,16 @@ def _field_meta(name: str, index: int) -> dict[str, Any]:
     }
 
 
-def _form(request: Request) -> dict[str, str]:
+def _form(request: Request, where: str) -> dict[str, str]:
+    """The grant's parameters: Zoho's pages show the query string, the SDK sends a form body."""
     from urllib.parse import parse_qs
 
-    merged = {k: v[0] for k, v in request.query.items() if v}  # Zoho's pages show the query string
-    content = request.body.decode("utf-8", "replace")
-    merged.update({k: v[0] for k, v in parse_qs(content, keep_blank_values=True).items() if v})
+    merged: dict[str, str] = {}
+    if where in ("both", "query"):
+        merged.update({k: v[0] for k, v in request.query.items() if v})
+    if where in ("both", "body"):
+        content = request.body.decode("utf-8", "replace")
+        merged.update({k: v[0] for k, v in parse_qs(content, keep_blank_values=True).items() if v})
     return merged
 
 

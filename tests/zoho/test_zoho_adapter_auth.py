@@ -159,3 +159,14 @@ def test_concurrency_cap_answers_429_and_the_adapter_stays_under_it() -> None:
 def test_create_adapter_rejects_an_unknown_data_centre(zoho: ZohoEmulator) -> None:
     with pytest.raises(ValueError, match="data_center"):
         make_adapter(zoho, data_center="mars")
+
+
+def test_an_accounts_server_reading_only_the_query_string_still_grants(zoho: ZohoEmulator) -> None:
+    zoho.grant_params_from = "query"
+    adapter = make_adapter(zoho)
+    adapter.check()
+    assert zoho.refreshes() == 1 and zoho.call_count("POST", "oauth") == 2
+    zoho.grant_params_from = "body"
+    zoho.expire_tokens()
+    adapter.check()
+    assert zoho.refreshes() == 2 and zoho.call_count("POST", "oauth") == 3
