@@ -251,11 +251,12 @@ def sandbox(seed: int, config_path: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--dir", "directory", default="crmsync-demo", show_default=True, help="Where the demo files go.")
+@click.option("--keep-running", is_flag=True, help="Leave the emulators up after the report, until Ctrl-C.")
 @common_options
-def demo(directory: str, config_path: str | None, as_json: bool) -> None:
-    """Sample data, a sync, and a readable report of what crmsync did."""
+def demo(directory: str, keep_running: bool, config_path: str | None, as_json: bool) -> None:
+    """HubSpot, Zoho and Mailchimp emulators with sample data, a sync, and a report of what crmsync did."""
     from connector.demo import run_demo
 
     _ = config_path  # the demo writes its own config into --dir
-    code = run_demo(Path(directory), as_json=as_json, console=Console())
+    code = run_demo(Path(directory), as_json=as_json, console=Console(), keep_running=keep_running)
     sys.exit(int(code))

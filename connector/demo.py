@@ -1,14 +1,15 @@
-"""``crmsync demo``: two sample sources, a sync, and a report of what crmsync did and why.
+"""``crmsync demo``: HubSpot, Zoho CRM and Mailchimp emulators with sample contacts, a sync, and a report.
 
-The demo runs on file providers (a CRM export as CSV, an email platform as JSONL) with a SQLite
-state file in its own folder, so it needs no account and no network.
+The emulators run in this process on 127.0.0.1 with a SQLite state file and a JSONL export in the demo's
+folder, so the demo needs no account and no network. The people are made up (``@example.com``).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,135 +19,139 @@ from rich.table import Table
 from connector.app import open_engine, open_store
 from connector.config import load_config
 from connector.report import ExitCode, RunReport
+from connector.sandbox import running_emulators
 
-CONFIG = """\
-# Written by `crmsync demo`. Every key is documented in config.example.toml.
-[state]
-url = "sqlite:///state.db"
-
-[sync]
-conflict_policy = "manual"         # a field changed on both sides waits for you: crmsync conflicts
-priority = ["crm", "newsletter"]
-
-[providers.crm]
-type = "csv"
-path = "crm.csv"
-
-[providers.newsletter]
-type = "jsonl"
-path = "newsletter.jsonl"
+RULES = """
+[[rules]]
+when = "lifecycle == 'customer' and company in ['Initech', 'Globex']"
+add_tags = ["key-account"]
 
 [[rules]]
-when = "lifetime_value >= 10000"
-add_tags = ["vip"]
-set_lifecycle = "vip"
-
-[[rules]]
-when = "industry == 'Software'"
-add_tags = ["saas"]
+when = "tags contains 'webinar'"
+add_tags = ["engaged"]
 """
 
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus",
-          "Radia", "Tim", "Katherine", "Linus", "Guido", "Anita", "John", "Sophie", "Hedy", "Dennis"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Wirth",
-         "Perlman", "Berners-Lee", "Johnson", "Torvalds", "van Rossum", "Borg", "Backus", "Wilson", "Lamarr", "Ritchie"]
-_INDUSTRY = ["Software", "Retail", "Finance", "Health"]
-_COUNTRY = ["GB", "US", "DE", "FR"]
+
+def _seed(emulators: dict[str, Any]) -> dict[str, Any]:
+    """Overlapping audiences: CRM customers, newsletter readers, Zoho leads; two opt-outs; one conflict."""
+    hubspot, zoho, mailchimp = emulators["hubspot"], emulators["zoho"], emulators["mailchimp"]
+    customer_ids = hubspot.seed(12, prefix="customer")
+    for contact_id in customer_ids:  # the demo's opt-outs are the Mailchimp ones below
+        hubspot.edit(contact_id, hs_email_optout="false")
+    customers = [hubspot.get(i)["properties"] for i in customer_ids]
+    for i, record_id in enumerate(zoho.seed(4, prefix="customer")):  # the same people, kept in Zoho too
+        props = customers[i]
+        zoho.edit(record_id, First_Name=props.get("firstname"), Last_Name=props.get("lastname"),
+                  Account_Name={"name": props.get("company")}, Phone=props.get("phone"),
+                  Mailing_City=props.get("city"), Email_Opt_Out=False)
+    conflicted = customers[3]
+    zoho.edit(zoho.find(conflicted["email"])["id"], Account_Name={"name": "Umbrella Corp"})
+    zoho.seed(5, prefix="lead")
+    for props in customers[:8]:
+        mailchimp.subscribe(props["email"], FNAME=props.get("firstname") or "", LNAME=props.get("lastname") or "")
+    mailchimp.seed(4, prefix="reader")
+    left = [customers[1]["email"], customers[5]["email"]]
+    for email in left:
+        mailchimp.unsubscribe(email)
+    return {"left": left, "conflicted": conflicted["email"]}
 
 
-def _crm_rows() -> list[dict[str, Any]]:
-    rows = []
-    for i in range(20):
-        rows.append({
-            "email": f"{_FIRST[i].lower()}.{_LAST[i].split()[-1].lower()}@example.com",
-            "first_name": _FIRST[i], "last_name": _LAST[i], "company": f"{_LAST[i]} Ltd",
-            "phone": f"+4420794601{i:02d}", "industry": _INDUSTRY[i % 4], "country": _COUNTRY[i % 4],
-            "lifecycle": "customer" if i % 3 == 0 else "prospect", "tags": "trial" if i % 5 == 0 else "",
-            "consent": "subscribed", "custom.lifetime_value": str(2500 * i),
-        })
-    rows[3]["email"] = "  Edsger.DIJKSTRA@Example.com "  # mixed case and spaces: the same person as in the newsletter
-    rows[7]["email"] = "not-an-address"  # an invalid row: reported, the others go on
-    return rows
+def _write_config(folder: Path, emulators: dict[str, Any]) -> Path:
+    lines = ['# Written by `crmsync demo`; the emulators it names stop when the demo ends.', "[state]",
+             'url = "sqlite:///state.db"', "", "[sync]", 'conflict_policy = "manual"',
+             'priority = ["hubspot", "zoho", "mailchimp", "export"]', ""]
+    for kind, emulator in emulators.items():
+        lines.append(f"[providers.{kind}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in emulator.sandbox_options().items())
+        lines.append("")
+    lines += ["[providers.export]", 'type = "jsonl"', 'path = "export.jsonl"', RULES]
+    config = folder / "crmsync.toml"
+    config.write_text("\n".join(lines))
+    return config
 
 
-def _newsletter_rows() -> list[dict[str, Any]]:
-    rows = []
-    for i in range(10, 26):
-        first, last = (_FIRST[i], _LAST[i]) if i < 20 else (f"Reader{i}", "Example")
-        rows.append({"email": f"{first.lower()}.{last.split()[-1].lower()}@example.com", "first_name": first,
-                     "last_name": last, "tags": ["newsletter"], "consent": "subscribed"})
-    rows[0]["consent"] = "unsubscribed"  # Radia left the newsletter: the CRM must hear of it
-    rows[12]["consent"] = "unsubscribed"
-    rows[4]["company"] = "Python Software Foundation"  # the CRM says "van Rossum Ltd": a conflict that waits
-    rows.append({"email": "edsger.dijkstra@example.com", "first_name": "Edsger", "tags": ["newsletter"],
-                 "consent": "subscribed"})
-    return rows
-
-
-def write_demo_files(folder: Path) -> Path:
+def run_demo(folder: Path, *, as_json: bool, console: Console, keep_running: bool = False) -> ExitCode:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    (folder / "crmsync.toml").write_text(CONFIG)
-    crm = _crm_rows()
-    columns = list(crm[0])
-    with (folder / "crm.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(crm)
-    with (folder / "newsletter.jsonl").open("w", encoding="utf-8") as handle:
-        for row in _newsletter_rows():
-            handle.write(json.dumps(row) + "\n")
-    return folder / "crmsync.toml"
+    with running_emulators(seed=0) as emulators:
+        story = _seed(emulators)
+        config = load_config(_write_config(folder, emulators))
+        with open_engine(config) as engine:
+            first = engine.sync()
+        with open_engine(config) as engine:
+            second = engine.sync()
+        store = open_store(config)
+        try:
+            conflicts = store.open_conflicts()
+        finally:
+            store.close()
+        hubspot_optouts = [e for e in story["left"]
+                           if str(emulators["hubspot"].find(e)["properties"].get("hs_email_optout")).lower() == "true"]
+        if as_json:
+            console.print_json(json.dumps({"first_sync": first.to_json(), "second_sync": second.to_json(),
+                                           "open_conflicts": conflicts, "unsubscribes_spread_to_hubspot":
+                                           hubspot_optouts}, default=str))
+        else:
+            _print_story(folder, first, second, conflicts=conflicts, story=story, hubspot_optouts=hubspot_optouts,
+                         console=console)
+        if keep_running:
+            console.print(f"Emulators running; try: crmsync sync --config {folder / 'crmsync.toml'}  (Ctrl-C to stop)")
+            _wait_for_termination()
+    return ExitCode.OK if first.exit_code == ExitCode.OK else first.exit_code
 
 
-def run_demo(folder: Path, *, as_json: bool, console: Console) -> ExitCode:
-    config = load_config(write_demo_files(folder))
-    with open_engine(config) as engine:
-        first = engine.sync()
-    with open_engine(config) as engine:
-        second = engine.sync()
-    store = open_store(config)
-    try:
-        conflicts = store.open_conflicts()
-        state = store.status()
-    finally:
-        store.close()
-    if as_json:
-        console.print_json(json.dumps({"first_sync": first.to_json(), "second_sync": second.to_json(),
-                                       "open_conflicts": conflicts, "status": state}, default=str))
-        return ExitCode.OK
-    _print_story(folder, first, second, conflicts, console)
-    return ExitCode.OK
+def _wait_for_termination() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
 
 
-def _print_story(folder: Path, first: RunReport, second: RunReport, conflicts: list[dict[str, Any]],
-                 console: Console) -> None:
+def _print_story(folder: Path, first: RunReport, second: RunReport, *, conflicts: list[dict[str, Any]],
+                 story: dict[str, Any], hubspot_optouts: list[str], console: Console) -> None:
     console.rule("crmsync demo")
-    console.print(f"Two sources in [bold]{folder}/[/]: crm.csv (a CRM export, 20 rows) and newsletter.jsonl "
-                  "(an email platform, 17 members). One hub, one sync.\n")
+    console.print("Three providers on local emulators: HubSpot (12 customers), Zoho CRM (4 of the same customers "
+                  "and 5 leads), Mailchimp (8 customers and 4 readers; 2 customers unsubscribed), and a JSONL "
+                  f"export in [bold]{folder}/[/]. One hub, one sync.\n")
     table = Table("provider", "read", "created there", "updated there", "unsubscribed there", "failed",
                   title="First sync")
     for name, f in first.providers.items():
         table.add_row(name, str(f.pulled), str(f.created), str(f.updated), str(f.unsubscribed), str(f.failed))
     console.print(table)
-    console.print("• Unsubscribes spread: people who left the newsletter are now unsubscribed in crm.csv too, "
-                  "and no later sync or import will resubscribe them.")
-    console.print("• Identity: '  Edsger.DIJKSTRA@Example.com ' in the CRM and 'edsger.dijkstra@example.com' in the "
-                  "newsletter are one person.")
-    console.print("• Segments: the rules tagged big accounts 'vip' and software companies 'saas'.")
-    for error in first.errors:
-        console.print(f"• Invalid input reported, nothing else lost: {error.get('where')}: {error['message']}")
+    console.print(f"• Who was created where: every person is now in every provider ({_total(first)} creates); the "
+                  "same address in HubSpot, Zoho and Mailchimp is one person, never a duplicate.")
+    console.print(f"• Unsubscribes spread: {', '.join(story['left'])} left the Mailchimp list; HubSpot now has "
+                  f"{len(hubspot_optouts)} of them opted out, Zoho and the export too. No later sync, CRM edit "
+                  "or import resubscribes them.")
+    tagged = _tag_counts(folder / "export.jsonl")
+    console.print(f"• Segments: the rules tagged {tagged.get('key-account', 0)} customers of Initech and Globex "
+                  f"'key-account' and {tagged.get('engaged', 0)} webinar-goers 'engaged', in every provider that "
+                  "has tags.")
     for conflict in conflicts:
         values = " vs ".join(f"{c['source']}: {c['value']!r}" for c in conflict["candidates"])
-        console.print(f"• Conflict #{conflict['id']} waits for you: {conflict['email']} {conflict['field']} ({values})")
-    writes = sum(f.created + f.updated for f in second.providers.values())
+        console.print(f"• Conflict #{conflict['id']} waits for you (conflict_policy = manual): {conflict['email']} "
+                      f"{conflict['field']} ({values}). Nothing was overwritten.")
+    writes = _total(second, updates=True)
     console.print(f"• A second sync right after: {writes} writes (no echo).\n")
     cfg = folder / "crmsync.toml"
     console.print("Next, try:")
     for command in (f"crmsync conflicts --config {cfg}",
-                    f"crmsync resolve {conflicts[0]['id'] if conflicts else 1} --use crm --config {cfg}",
-                    f"crmsync sync --config {cfg} --dry-run",
-                    f"crmsync unsubscribe ada.lovelace@example.com --config {cfg}",
-                    f"crmsync status --config {cfg}"):
+                    f"crmsync resolve {conflicts[0]['id'] if conflicts else 1} --use hubspot --config {cfg}",
+                    f"crmsync status --config {cfg}",
+                    "crmsync demo --keep-running   # leave the emulators up and run sync/unsubscribe yourself",
+                    "crmsync sandbox --seed 20     # the emulators alone, with a ready config"):
         console.print(f"  {command}", highlight=False)
+
+
+def _tag_counts(export: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in export.read_text(encoding="utf-8").splitlines():
+        for tag in json.loads(line).get("tags") or ():
+            counts[tag] = counts.get(tag, 0) + 1
+    return counts
+
+
+def _total(report: RunReport, *, updates: bool = False) -> int:
+    return sum(f.created + (f.updated if updates else 0) for f in report.providers.values())
