@@ -29,7 +29,9 @@ def running_emulators(*, seed: int = 0) -> Iterator[dict[str, Any]]:
             module_name, class_name = target.split(":")
             try:
                 emulator_class = getattr(importlib.import_module(module_name), class_name)
-            except ModuleNotFoundError:
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:  # the emulator is there but something it needs is not: a real error
+                    raise
                 continue
             emulator = emulator_class()
             emulator.start()
