@@ -7,7 +7,9 @@ folder, so the demo needs no account and no network. The people are made up (``@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import signal
 import threading
 from pathlib import Path
@@ -136,13 +138,23 @@ def _print_story(folder: Path, first: RunReport, second: RunReport, *, conflicts
     writes = _total(second, updates=True)
     console.print(f"• A second sync right after: {writes} writes (no echo).\n")
     cfg = folder / "crmsync.toml"
+    crmsync = _command_name()
     console.print("Next, try:")
-    for command in (f"crmsync conflicts --config {cfg}",
-                    f"crmsync resolve {conflicts[0]['id'] if conflicts else 1} --use hubspot --config {cfg}",
-                    f"crmsync status --config {cfg}",
-                    "crmsync demo --keep-running   # leave the emulators up and run sync/unsubscribe yourself",
-                    "crmsync sandbox --seed 20     # the emulators alone, with a ready config"):
+    for command in (f"{crmsync} conflicts --config {cfg}",
+                    f"{crmsync} resolve {conflicts[0]['id'] if conflicts else 1} --use hubspot --config {cfg}",
+                    f"{crmsync} status --config {cfg}",
+                    f"{crmsync} demo --keep-running   # leave the emulators up; sync and unsubscribe yourself",
+                    f"{crmsync} sandbox --seed 20     # the emulators alone, with a ready config"):
         console.print(f"  {command}", highlight=False)
+
+
+def _command_name() -> str:
+    """``crmsync`` when that is on PATH, else the path it was started by (``.venv/bin/crmsync``)."""
+    started = Path(sys.argv[0])
+    on_path = shutil.which("crmsync")
+    if started.name != "crmsync" or (on_path and Path(on_path).resolve() == started.resolve()):
+        return "crmsync"
+    return os.path.relpath(started)
 
 
 def _tag_counts(export: Path) -> dict[str, int]:
