@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
