@@ -111,16 +111,35 @@ class HubSpotEmulator:
         self.server = EmulatorServer(port=port, latency_s=latency_s)
         _no_delay(self.server)
         self.portal = Portal()
+        self._initial: dict[str, float] = {
+            "burst": burst, "interval_s": interval_s, "daily": daily, "search_per_s": search_per_s,
+        }  # fmt: skip
         self.limits = Limits(burst=burst, interval_s=interval_s, daily=daily, search_per_s=search_per_s)
         self.tokens = {token}
         self.client_secret = client_secret
-        self.enterprise = enterprise  # batch communication-preferences calls need Marketing Hub Enterprise
+        self._enterprise_initially = enterprise
+        self._events_lock = threading.Lock()
+        self._knobs()
+        self._routes()
+
+    def _knobs(self) -> None:
+        self.enterprise = self._enterprise_initially  # batch preferences calls need Marketing Hub Enterprise
         self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
-        self._events_lock = threading.Lock()
         self._event_ids = 0
-        self._routes()
+
+    def reset(self) -> None:
+        """A fresh portal on the same server: data, faults, counters, limits and knobs as at construction."""
+        self.portal.clear()
+        self.server.clear_faults()
+        self.server.reset_counters()
+        self.server.latency_s = 0.0
+        for name, value in self._initial.items():
+            setattr(self.limits, name, value)
+        self.limits.reset()
+        with self._events_lock:
+            self._knobs()
 
     # -- lifecycle and harness knobs ---------------------------------------------------------
     @property

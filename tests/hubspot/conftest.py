@@ -1,4 +1,4 @@
-"""Fixtures for the HubSpot tests: an emulator per test (port 0) and adapters pointed at it."""
+"""Fixtures for the HubSpot tests: one emulator server for the session, reset to a fresh portal per test."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ from adapters.hubspot import HubSpotAdapter
 from adapters.hubspot.emulator import HubSpotEmulator
 
 
-@pytest.fixture
-def hubspot_emulator() -> Iterator[HubSpotEmulator]:
+@pytest.fixture(scope="session")
+def _hubspot_server() -> Iterator[HubSpotEmulator]:
     with HubSpotEmulator(burst=100_000, search_per_s=100_000) as emu:
         yield emu
+
+
+@pytest.fixture
+def hubspot_emulator(_hubspot_server: HubSpotEmulator) -> HubSpotEmulator:
+    """A fresh portal (data, faults, counters, limits, knobs) on the shared server: faults never leak."""
+    _hubspot_server.reset()
+    return _hubspot_server
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from adapter_contract import AdapterContract
@@ -18,9 +18,8 @@ class TestHubSpotContract(AdapterContract):
     http = True
 
     @pytest.fixture
-    def emulator(self) -> Iterator[HubSpotEmulator]:
-        with HubSpotEmulator(burst=100_000, search_per_s=100_000) as emulator:
-            yield emulator
+    def emulator(self, hubspot_emulator: HubSpotEmulator) -> HubSpotEmulator:
+        return hubspot_emulator  # a fresh portal per test on the session's server: faults never leak
 
     @pytest.fixture
     def adapter(self, emulator: HubSpotEmulator) -> HubSpotAdapter:

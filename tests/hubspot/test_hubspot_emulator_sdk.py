@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from hubspot import HubSpot
@@ -28,9 +27,9 @@ T = (2, 5)
 
 
 @pytest.fixture
-def emu() -> Iterator[HubSpotEmulator]:
-    with HubSpotEmulator(burst=1000) as server:
-        yield server
+def emu(hubspot_emulator: HubSpotEmulator) -> HubSpotEmulator:
+    hubspot_emulator.limits.burst, hubspot_emulator.limits.search_per_s = 1000, 5  # search at HubSpot's 5/s
+    return hubspot_emulator
 
 
 def client(emu: HubSpotEmulator, token: str = TOKEN) -> HubSpot:

@@ -210,22 +210,15 @@ def make_adapter_like(emu, **kwargs):
                           rate_limit="100000/10s", search_rate_limit="100000/1s", sleep=lambda s: None, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def shared_emulator():
-    from adapters.hubspot.emulator import HubSpotEmulator
-    with HubSpotEmulator(burst=1_000_000, search_per_s=1_000_000) as emu:
-        yield emu
-
-
 STEP_MS = 10 * 60 * 1000  # ten minutes apart: the 5-minute lookback overlaps only one step
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(times=st.lists(st.integers(0, 6), max_size=40), page=st.integers(1, 7), resume_at=st.integers(0, 50),
        edits=st.lists(st.integers(0, 39), max_size=4))
-def test_incremental_windows_never_skip_or_loop(shared_emulator, times, page, resume_at, edits):
-    emu = shared_emulator
-    emu.portal.clear()
+def test_incremental_windows_never_skip_or_loop(_hubspot_server, times, page, resume_at, edits):
+    emu = _hubspot_server
+    emu.reset()
     seeded = emu.seed(len(times))
     base = int(T0.timestamp() * 1000)
     for contact_id, t in zip(seeded, times):
