@@ -75,9 +75,12 @@ class Org:
     custom_fields: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
     clock_offset: dt.timedelta = dt.timedelta(0)
+    frozen: dt.datetime | None = None  # tests: every change in the same second
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5_550_000_000_123_000, 17))
 
     def now(self) -> dt.datetime:
+        if self.frozen is not None:
+            return self.frozen
         return (dt.datetime.now(dt.UTC) + self.clock_offset).replace(microsecond=0)
 
     def new_id(self) -> str:

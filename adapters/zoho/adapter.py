@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import requests
@@ -20,7 +21,7 @@ from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
 from adapters.zoho import notifications
 from adapters.zoho._cursor import advance, already_taken, backfill_start, deleted_record, record, settle
-from adapters.zoho._wire import IDS_MAX, PER_PAGE_MAX, UPSERT_MAX, format_zoho_time, parse_zoho_time
+from adapters.zoho._wire import IDS_MAX, PAGE_PARAM_ROW_CAP, PER_PAGE_MAX, UPSERT_MAX, format_zoho_time, parse_zoho_time
 from adapters.zoho.auth import DATA_CENTERS, CachedToken, TokenManager, TokenStore, classify_accounts, domain_allowed
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ DEFAULT_RATE_LIMIT: Final = "100/10s"  # Zoho publishes credits and concurrency 
 DEFAULT_CONCURRENCY: Final = 5  # the Free edition's concurrency cap (3P): the lowest tier
 # Item codes worth another try next cycle; the others are data errors a retry cannot fix (OAS API_Exception).
 RETRYABLE_CODES: Final = frozenset({"RECORD_LOCKED", "LIMIT_EXCEEDED", "INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One list request: changed since (If-Modified-Since), then a page token or a page number."""
+
+    since: dt.datetime | None
+    token: str | None = None
+    page: int = 1
 
 
 class ZohoCallRejected(FatalProviderError):
@@ -221,61 +231,103 @@ class ZohoAdapter:
         else:
             yield from self._incremental(cursor)
 
-    def _list(self, *, page_token: str | None = None, since: dt.datetime | None = None) -> requests.Response:
+    def _list(self, query: Query) -> requests.Response:
         params: dict[str, Any] = {
             "fields": ",".join(self.fields),
             "per_page": self.page_size,
             "sort_by": "Modified_Time",
             "sort_order": "asc",
         }
-        if page_token:
-            params["page_token"] = page_token
-        headers = {"If-Modified-Since": format_zoho_time(since)} if since else None
+        if query.token:
+            params["page_token"] = query.token  # with the same parameters: a token is bound to its query
+        elif query.page > 1:
+            params["page"] = query.page
+        headers = {"If-Modified-Since": format_zoho_time(query.since)} if query.since else None
         return self.call("GET", CONTACTS, params=params, headers=headers)
+
+    def _pages(
+        self, query: Query, *, fallback: dt.datetime | None
+    ) -> Iterator[tuple[list[ProviderRecord], Query | None]]:
+        """Pages of one read, oldest first, each with the query for the next page (None: the last).
+
+        Zoho's ``next_page_token`` first (GR, K60); without one, on from the last record's time (keyset), or
+        the next ``page`` when a whole page shares one second. A refused token (24 h expiry, 100,000 rows)
+        goes on from what was read, else from ``fallback``; a read that cannot advance is an error, not a loop.
+        """
+        last_time: dt.datetime | None = None
+        last_ids: set[str] = set()
+        while True:
+            try:
+                response = self._list(query)
+            except ZohoCallRejected as exc:
+                if not query.token:
+                    raise
+                log.info("zoho: page token refused (%s); going on from the watermark", exc.code)
+                restart = last_time or fallback
+                query = Query(since=restart - ONE_SECOND if restart else None)
+                continue
+            raw, info = _page_records(response)
+            nxt = self._next_query(query, raw, info) if info.get("more_records") and raw else None
+            records = [r for r in raw if not (r.updated_at == last_time and r.remote_id in last_ids)]
+            if records and records[-1].updated_at is not None:
+                if records[-1].updated_at != last_time:
+                    last_time, last_ids = records[-1].updated_at, set()
+                last_ids |= {r.remote_id for r in records if r.updated_at == last_time}
+            yield records, nxt
+            if nxt is None:
+                return
+            query = nxt
+
+    def _next_query(self, query: Query, records: Sequence[ProviderRecord], info: Mapping[str, Any]) -> Query:
+        token = info.get("next_page_token")
+        if isinstance(token, str) and token:
+            return Query(since=query.since, token=token)
+        first, last = records[0].updated_at, records[-1].updated_at
+        if first is not None and last is not None and first < last:
+            return Query(since=last - ONE_SECOND)  # keyset: ids already read at `last` are dropped
+        if query.page * self.page_size < PAGE_PARAM_ROW_CAP:
+            return Query(since=query.since, page=query.page + 1)  # a full page within one second
+        raise FatalProviderError(
+            "zoho GET /crm/v8/Contacts -> more than 2,000 records share one Modified_Time and no page token",
+            provider=PROVIDER,
+            method="GET",
+            path=CONTACTS,
+        )
 
     def _backfill(self, cursor: Cursor) -> Iterator[Page]:
         began = backfill_start(cursor, self._now())
-        token, current = cursor.page_token, cursor
+        cap = began - self.lookback  # edits made while we page are newer: the incremental reads them
         raw_since = cursor.extra.get("since")
-        since = parse_zoho_time(raw_since) if raw_since else None
-        while True:
-            if not token:  # first page, or on from the watermark (keyset, ascending Modified_Time)
-                since = current.updated_after - dt.timedelta(seconds=1) if current.updated_after else None
-            try:
-                response = self._list(page_token=token, since=since)
-            except ZohoCallRejected as exc:
-                if not token:
-                    raise
-                # a page token lives 24 h and reaches 100,000 rows (K60): go on from the watermark instead
-                log.info("zoho: page token refused (%s); resuming from the watermark", exc.code)
-                token = None
-                continue
-            records, info = _page_records(response)
-            fresh = [r for r in records if not already_taken(current, r)]
-            more = bool(info.get("more_records")) and bool(records)
-            token = info.get("next_page_token") if more else None
-            if more:
-                cap = began - self.lookback  # edits made while we page are newer: the incremental reads them
-                current = advance(current, records, phase="backfill", page_token=token, started=began, cap=cap)
-                extra = {k: v for k, v in current.extra.items() if k != "since"}
-                if since is not None and token:
-                    extra["since"] = format_zoho_time(since)  # a token only works with its query's parameters
-                current = Cursor(
-                    phase="backfill",
-                    page_token=token,
-                    updated_after=current.updated_after,
-                    boundary_ids=current.boundary_ids,
-                    extra=extra,
+        query = Query(
+            since=parse_zoho_time(raw_since) if raw_since else None,
+            token=cursor.page_token,
+            page=int(cursor.extra.get("page") or 1),
+        )
+        current = cursor
+        for records, nxt in self._pages(query, fallback=cursor.updated_after):
+            fresh = [r for r in records if not already_taken(cursor, r)]
+            if nxt is None:
+                final = Cursor(
+                    phase="incremental",
+                    updated_after=began - self.lookback,
+                    extra={"deleted_after": format_zoho_time(began - self.lookback)},
                 )
-                yield Page(records=fresh, next_cursor=current)
-                continue
-            final = Cursor(
-                phase="incremental",
-                updated_after=began - self.lookback,
-                extra={"deleted_after": format_zoho_time(began - self.lookback)},
+                yield Page(records=fresh, next_cursor=final)
+                return
+            current = advance(current, records, phase="backfill", page_token=nxt.token, started=began, cap=cap)
+            extra = {k: v for k, v in current.extra.items() if k not in ("since", "page")}
+            if nxt.since is not None:
+                extra["since"] = format_zoho_time(nxt.since)
+            if nxt.page > 1:
+                extra["page"] = str(nxt.page)
+            current = Cursor(
+                phase="backfill",
+                page_token=nxt.token,
+                updated_after=current.updated_after,
+                boundary_ids=current.boundary_ids,
+                extra=extra,
             )
-            yield Page(records=fresh, next_cursor=final)
-            return
+            yield Page(records=fresh, next_cursor=current)
 
     def _incremental(self, cursor: Cursor) -> Iterator[Page]:
         """Changes since the watermark, oldest first; 304 when nothing changed (GR, K60).
@@ -287,27 +339,14 @@ class ZohoAdapter:
         current = cursor
         horizon = (self._now() - self.lookback).replace(microsecond=0)
         since = cursor.updated_after - ONE_SECOND if cursor.updated_after else horizon
-        token: str | None = None
-        while True:
-            try:
-                response = self._list(page_token=token, since=since)  # a token repeats its query
-            except ZohoCallRejected as exc:
-                if not token:
-                    raise
-                log.info("zoho: page token refused (%s); a new query from the watermark", exc.code)
-                token, since = None, (current.updated_after or since) - ONE_SECOND
-                continue
-            records, info = _page_records(response)
+        for records, nxt in self._pages(Query(since=since), fallback=cursor.updated_after):
             fresh = [r for r in records if not already_taken(cursor, r)]
-            token = info.get("next_page_token") if info.get("more_records") and records else None
             advanced = advance(current, records, phase="incremental", page_token=None, started=None, cap=horizon)
-            if not token:  # the pass is complete: everything up to the horizon has been seen
+            if nxt is None:  # the pass is complete: everything up to the horizon has been seen
                 advanced = settle(advanced, records, horizon)
             if records or advanced != current:
                 current = advanced
                 yield Page(records=fresh, next_cursor=current)
-            if not token:
-                break
         yield from self._deleted(current)
 
     def _deleted(self, cursor: Cursor) -> Iterator[Page]:

@@ -83,6 +83,7 @@ class ZohoEmulator(WatchChannels):
         self.page_token_row_cap = page_token_row_cap
         self.work_s = work_s
         self.api_domain: str | None = None  # None: this server's URL
+        self.page_tokens = True  # False: never offer next_page_token (an older or partial implementation)
         self.grant_params_from = "both"  # where the token endpoint reads its parameters: both, query or body
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
@@ -229,6 +230,11 @@ class ZohoEmulator(WatchChannels):
                 self.org.set_tags(master, tags, add=True)
         self._notify("edit", [master_id], sorted(fill))
         self._notify("delete", list(other_ids), [])
+
+    def freeze_clock(self, at: dt.datetime | None) -> None:
+        """Stop the org's clock at ``at`` (every change in one second), or let it run again with None."""
+        with self.org.lock:
+            self.org.frozen = at.astimezone(dt.UTC).replace(microsecond=0) if at else None
 
     def advance_clock(self, seconds: float) -> None:
         """Move the org's clock on (Modified_Time has second precision, so tests step it)."""
@@ -447,7 +453,7 @@ class ZohoEmulator(WatchChannels):
             "previous_page_token": None,
             "page_token_expiry": None,
         }
-        if more:
+        if more and self.page_tokens:
             token = secrets.token_hex(24)
             follow = _TokenQuery(query.ids, query.fields, query.per_page, end, query.expires, query.bound)
             with self._lock:

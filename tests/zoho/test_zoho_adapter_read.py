@@ -10,7 +10,7 @@ from zoho_fixtures import make_adapter
 
 from adapters._emulator import DROP, Fault
 from adapters.base import Cursor, Page
-from adapters.errors import RetryableError
+from adapters.errors import FatalProviderError, RetryableError
 from adapters.zoho._wire import parse_zoho_time
 from adapters.zoho.emulator import ZohoEmulator
 
@@ -209,3 +209,28 @@ def test_reads_ask_for_an_explicit_field_list(zoho: ZohoEmulator) -> None:
     [record] = adapter.fetch_contacts([rid])
     assert record.data["Score__c"] == "12"
     assert "Description" not in record.data
+
+
+def test_without_page_tokens_the_read_goes_on_by_time_then_by_page(zoho: ZohoEmulator) -> None:
+    zoho.page_tokens = False
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=15)
+    zoho.freeze_clock(old)
+    ids = zoho.seed(450)  # one second: the time alone cannot move the read on, the page number does
+    zoho.freeze_clock(old + dt.timedelta(seconds=2))
+    ids += zoho.seed(120)
+    zoho.freeze_clock(None)
+    zoho.reset_counters()
+    pages = list(make_adapter(zoho).read_contacts(Cursor()))
+    got = [r.remote_id for p in pages for r in p.records]
+    assert sorted(got) == sorted(ids) and len(got) == len(set(got))
+    assert zoho.call_count("GET", r"/Contacts$") <= 5
+
+
+def test_a_read_that_cannot_advance_is_an_error_not_a_loop(zoho: ZohoEmulator) -> None:
+    zoho.page_tokens = False
+    zoho.freeze_clock(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=15))
+    zoho.seed(2_001)  # more than `page` reaches, all in one second, and no page token
+    zoho.freeze_clock(None)
+    with pytest.raises(FatalProviderError, match="share one Modified_Time"):
+        list(make_adapter(zoho).read_contacts(Cursor()))
+    assert zoho.call_count("GET", r"/Contacts$") == 10
