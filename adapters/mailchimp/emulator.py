@@ -133,6 +133,7 @@ class MailchimpEmulator(EmulatorServer):
             list_id=list_id, clock=clock or (lambda: dt.datetime.now(dt.UTC)), merge_fields=merge_fields
         )
         self.batch_polls_before_finished = 0  # GET /batches/{id} answers "started" this many times first
+        self.refuse_params: set[str] = set()  # GET members answers 400 when one of these is sent
         self.webhook_log: list[tuple[str, str, int]] = []  # (event, source, HTTP status; 0 = unreachable)
         self.inflight = 0
         self.peak_inflight = 0
@@ -543,6 +544,9 @@ class MailchimpEmulator(EmulatorServer):
 
     def _list_members(self, request: Request) -> Response:
         audience = self._audience(request)
+        refused = sorted(self.refuse_params & set(request.query))
+        if refused:  # a knob: play a server that lacks an optional parameter
+            raise invalid(f"The parameter {refused[0]} is not supported.")
         count = self._int_arg(request, "count", 10)
         offset = self._int_arg(request, "offset", 0)
         if count > MAX_COUNT:

@@ -378,3 +378,17 @@ def test_tags_of_existing_members_become_exactly_the_ones_sent(mailchimp_emulato
     adapter.write_contacts([request(1, "contact1@example.com", remote_id=ids[1], tags=set())])
     assert mailchimp_emulator.member(ids[1])["tags"] == []
     assert mailchimp_emulator.call_count("GET", "segments") == 0  # the audience's tags are read once
+
+
+@pytest.mark.parametrize("refused", [{"sort_field"}, {"fields"}, {"sort_field", "since_last_changed"}, {"status"}])
+def test_a_server_without_optional_list_parameters_is_still_read_in_full(mailchimp_emulator, clock, refused):
+    ids = mailchimp_emulator.seed(9)
+    mailchimp_emulator.refuse_params = refused
+    adapter = make(mailchimp_emulator, page_size=4)
+    pages, records = read_all(adapter)
+    assert {r.remote_id for r in records} == set(ids)
+    clock.advance(600)
+    mailchimp_emulator.edit(ids[2], FNAME="Late")
+    pages, records = read_all(adapter, pages[-1].next_cursor)
+    assert ids[2] in {r.remote_id for r in records}
+    assert pages[-1].next_cursor.page_token is None
