@@ -48,12 +48,14 @@ class CachedToken:
     access_token: str
     expires_at: float
     api_domain: str | None = None
+    lifetime_s: float = 3600.0  # what expires_in said: a short-lived token gets a proportionally short margin
 
     def __repr__(self) -> str:
         return f"CachedToken(access_token='***', expires_at={self.expires_at!r}, api_domain={self.api_domain!r})"
 
     def fresh(self, now: float, margin_s: float = REFRESH_MARGIN_S) -> bool:
-        return now < self.expires_at - margin_s
+        """Still usable: not within ``margin_s`` (at most a tenth of its lifetime) of expiry."""
+        return now < self.expires_at - min(margin_s, self.lifetime_s / 10)
 
 
 @runtime_checkable
@@ -167,10 +169,12 @@ class TokenManager:
         self._accounts.add_secret(access)
         log.info("zoho: access token refreshed (expires in %s s)", body.get("expires_in"))
         domain = body.get("api_domain")
+        lifetime = float(body.get("expires_in") or 3600)
         return CachedToken(
             access_token=access,
-            expires_at=started + float(body.get("expires_in") or 3600),
+            expires_at=started + lifetime,
             api_domain=domain if isinstance(domain, str) else None,
+            lifetime_s=lifetime,
         )
 
     def _post(self, **kwargs: Any) -> dict[str, Any]:

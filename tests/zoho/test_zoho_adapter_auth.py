@@ -62,15 +62,24 @@ def test_replicas_sharing_a_store_share_the_token(zoho: ZohoEmulator) -> None:
 
 
 def test_a_token_near_expiry_is_refreshed_before_use(zoho: ZohoEmulator) -> None:
-    zoho.token_ttl_s = 200  # under the five-minute margin: each use refreshes
+    now = [1_000_000.0]
     adapter = make_adapter(zoho)
+    adapter._tokens._clock = lambda: now[0]  # noqa: SLF001 - an hour on a fake clock
     adapter.check()
+    now[0] += 3600 - 301  # more than five minutes left: reused
+    adapter.check()
+    assert zoho.refreshes() == 1
+    now[0] += 2  # under five minutes left: refreshed before use
     adapter.check()
     assert zoho.refreshes() == 2
-    zoho.token_ttl_s = 3600
-    adapter.check()
-    adapter.check()
-    assert zoho.refreshes() == 3
+
+
+def test_a_short_lived_token_is_not_refreshed_on_every_call(zoho: ZohoEmulator) -> None:
+    zoho.token_ttl_s = 60  # an accounts server handing out one-minute tokens
+    adapter = make_adapter(zoho)
+    for _ in range(5):
+        adapter.check()
+    assert zoho.refreshes() == 1
 
 
 def test_401_refreshes_once_and_retries_once_not_a_loop(zoho: ZohoEmulator) -> None:
