@@ -42,30 +42,43 @@ class Scan:
     offset: int = 0
     floor: dt.datetime | None = None  # members older than this were taken
     taken: frozenset[str] = field(default_factory=frozenset)  # ids taken at exactly ``floor``
+    ordered: bool = True  # False once the server is seen not to sort: plain offsets, nothing dropped
+    newest: dt.datetime | None = None  # the newest last_changed read so far
 
     def already_taken(self, member_id: str, changed: dt.datetime) -> bool:
         if self.floor is None:
             return False
         return changed < self.floor or (changed == self.floor and member_id in self.taken)
 
+    def unordered(self) -> Scan:
+        """Page by plain offset from here on: the server does not sort by last_changed."""
+        return replace(self, ordered=False, floor=None, taken=frozenset())
+
     def advance(self, page: Sequence[tuple[str, dt.datetime]], *, count: int) -> Scan:
         """The state after a page of (id, last_changed) as the server listed it."""
         if not page:
             return self
-        if any(later < earlier for (_, earlier), (_, later) in itertools.pairwise(page)):
-            # The server ignored sort_field: page by plain offset and keep the floor (nothing dropped).
-            return replace(self, offset=self.offset + len(page))
-        newest = max(changed for _, changed in page)
-        at_newest = frozenset(i for i, changed in page if changed == newest)
-        if self.floor is None or newest > self.floor:
-            return Scan(since=newest - ONE_SECOND, offset=0, floor=newest, taken=at_newest)
+        top = max(changed for _, changed in page)
+        newest = max(self.newest, top) if self.newest else top
+        if not self.ordered or any(later < earlier for (_, earlier), (_, later) in itertools.pairwise(page)):
+            # The server ignores sort_field: page by plain offset, drop nothing (the engine dedupes).
+            return replace(self.unordered(), offset=self.offset + len(page), newest=newest)
+        at_top = frozenset(i for i, changed in page if changed == top)
+        if self.floor is None or top > self.floor:
+            return Scan(since=top - ONE_SECOND, offset=0, floor=top, taken=at_top, newest=newest)
         # The whole page sat at ``floor``: step through that second by offset, re-reading a margin.
         step = max(len(page) - min(SHIFT_MARGIN, count // 2), 1)
-        return replace(self, offset=self.offset + step, taken=self.taken | at_newest)
+        return replace(self, offset=self.offset + step, taken=self.taken | at_top, newest=newest)
 
     def token(self, extra: Mapping[str, Any] | None = None) -> str:
         return json.dumps(
-            {"since": format_time(self.since) if self.since else None, "offset": self.offset, **(extra or {})},
+            {
+                "since": format_time(self.since) if self.since else None,
+                "offset": self.offset,
+                "ordered": self.ordered,
+                "newest": format_time(self.newest) if self.newest else None,
+                **(extra or {}),
+            },
             sort_keys=True,
         )
 
@@ -84,7 +97,10 @@ class Scan:
             raw = json.loads(cursor.page_token or "")
             since = parse_time(raw["since"]) if raw.get("since") else None
             offset = int(raw.get("offset", 0))
+            ordered = bool(raw.get("ordered", True))
+            newest = parse_time(raw["newest"]) if raw.get("newest") else None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CursorError("stored Mailchimp cursor has an unreadable page token") from exc
         floor = cursor.updated_after.astimezone(dt.UTC) if cursor.updated_after else None
-        return cls(since=since, offset=offset, floor=floor, taken=cursor.boundary_ids), raw
+        scan = cls(since=since, offset=offset, floor=floor, taken=cursor.boundary_ids, ordered=ordered, newest=newest)
+        return scan, raw

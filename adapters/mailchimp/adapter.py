@@ -225,6 +225,8 @@ class MailchimpAdapter:
         """(records not taken yet, the scan after the page, whether it was the last page), page by page."""
         while True:
             members = self._members_page(scan, status=status)
+            if self._degraded and scan.ordered:
+                scan = scan.unordered()
             keyed = [(str(m["id"]), _changed(m)) for m in members]
             records = [
                 self._record(m, changed)
@@ -246,10 +248,13 @@ class MailchimpAdapter:
     def _final(scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
         """The incremental cursor after a scan: the newest ``last_changed`` read, never going backwards."""
         after, ids = prior
-        if scan.floor is None or (after is not None and scan.floor < after):
+        newest = scan.newest or scan.floor
+        if newest is None or (after is not None and newest < after):
             return Cursor(phase="incremental", updated_after=after, boundary_ids=ids if after else frozenset())
-        taken = scan.taken | ids if after is not None and scan.floor == after else scan.taken
-        return Cursor(phase="incremental", updated_after=scan.floor, boundary_ids=taken)
+        taken = scan.taken if scan.floor == newest else frozenset()
+        if after is not None and newest == after:
+            taken |= ids
+        return Cursor(phase="incremental", updated_after=newest, boundary_ids=taken)
 
     def _members_page(self, scan: Scan, *, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"count": self.page_size, "offset": scan.offset}

@@ -383,6 +383,9 @@ def test_tags_of_existing_members_become_exactly_the_ones_sent(mailchimp_emulato
 @pytest.mark.parametrize("refused", [{"sort_field"}, {"fields"}, {"sort_field", "since_last_changed"}, {"status"}])
 def test_a_server_without_optional_list_parameters_is_still_read_in_full(mailchimp_emulator, clock, refused):
     ids = mailchimp_emulator.seed(9)
+    for i in (0, 5, 1):  # insertion order is no longer last_changed order
+        clock.advance(3)
+        mailchimp_emulator.edit(ids[i], FNAME=f"Edited{i}")
     mailchimp_emulator.refuse_params = refused
     adapter = make(mailchimp_emulator, page_size=4)
     pages, records = read_all(adapter)
