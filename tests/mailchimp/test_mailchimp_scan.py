@@ -51,3 +51,19 @@ def scan_all(rows, scan, count, inclusive, edits, seen, now):
         assert pages < 1000, "the scan must end"
         if len(page) < count:
             return scan
+
+
+@settings(max_examples=100, deadline=None)
+@given(seconds=st.lists(st.integers(0, 4), max_size=40), count=st.integers(1, 8))
+def test_an_unsorting_server_is_read_in_full_by_plain_offsets(seconds, count):
+    rows = {f"m{i}": T0 + dt.timedelta(seconds=s) for i, s in enumerate(seconds)}
+    order = list(rows.items())  # the server's own order, not last_changed
+    scan, seen = Scan().unordered(), set()
+    while True:
+        page = order[scan.offset : scan.offset + count]
+        seen |= {mid for mid, changed in page if not scan.already_taken(mid, changed)}
+        scan = scan.advance(page, count=count)
+        if len(page) < count:
+            break
+    assert seen == set(rows)
+    assert scan.newest == (max(rows.values()) if rows else None)
