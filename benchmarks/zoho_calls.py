@@ -8,41 +8,62 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.base import Cursor, WriteRequest
+from adapters.files import JsonlAdapter
 from adapters.zoho import create_adapter
 from adapters.zoho.emulator import ZohoEmulator
 from mappings.mapper import build_mapping
 
 
-def read_benchmark(n: int) -> list[dict]:
+def zoho_to_jsonl(n: int, path: Path) -> None:
+    """Zoho -> JSONL: read every contact from the emulator, map it, write it to a JSONL file."""
     with ZohoEmulator() as zoho:
         zoho.advance_clock(-3600)
         zoho.seed(n)
         zoho.advance_clock(3600)
         adapter = create_adapter("zoho", zoho.sandbox_options())
-        mapping = build_mapping("zoho")
+        zoho_map, file_map = build_mapping("zoho"), build_mapping("jsonl")
+        sink = JsonlAdapter(name="export", path=path)
         zoho.reset_counters()
         started = time.perf_counter()
-        rows = [mapping.to_canonical(r.data) for page in adapter.read_contacts(Cursor()) for r in page.records]
+        count = 0
+        for page in adapter.read_contacts(Cursor()):
+            rows = [zoho_map.to_canonical(r.data) for r in page.records]
+            for start in range(0, len(rows), sink.max_batch):
+                batch = rows[start : start + sink.max_batch]
+                sink.write_contacts(
+                    [
+                        WriteRequest(
+                            ref=str(count + i), remote_id=None, email=row["email"], fields=file_map.to_provider(row)
+                        )
+                        for i, row in enumerate(batch)
+                    ]
+                )
+                count += len(batch)
+        sink.finish_writes()
         elapsed = time.perf_counter() - started
-        reads = zoho.reads()
-        minimum = math.ceil(n / 200)
-        print(f"read   {len(rows)} contacts: {reads} GET calls (+{zoho.refreshes()} token), minimum {minimum}, "
-              f"ratio {reads / minimum:.3f}, {elapsed:.2f} s, credits used {zoho.credits_used}")
-        return rows
+        reads, minimum = zoho.reads(), math.ceil(n / 200)
+        print(
+            f"zoho->jsonl {count} contacts: {reads} GET calls (+{zoho.refreshes()} token), minimum {minimum}, "
+            f"ratio {reads / minimum:.3f}; {elapsed:.2f} s; credits used {zoho.credits_used}"
+        )
 
 
-def write_benchmark(rows: list[dict]) -> None:
+def jsonl_to_zoho(path: Path) -> None:
+    """JSONL -> Zoho: read the file, map each line, write them in batches of 100 through the adapter."""
     with ZohoEmulator() as zoho:
         adapter = create_adapter("zoho", zoho.sandbox_options())
-        mapping = build_mapping("zoho")
+        zoho_map, file_map = build_mapping("zoho"), build_mapping("jsonl")
+        source = JsonlAdapter(name="import", path=path)
+        rows = [file_map.to_canonical(r.data) for page in source.read_contacts(Cursor()) for r in page.records]
         requests = [
-            WriteRequest(ref=str(i), remote_id=None, email=row["email"], fields=mapping.to_provider(row))
+            WriteRequest(ref=str(i), remote_id=None, email=row["email"], fields=zoho_map.to_provider(row))
             for i, row in enumerate(rows)
         ]
         zoho.reset_counters()
@@ -58,10 +79,12 @@ def write_benchmark(rows: list[dict]) -> None:
         tags = zoho.call_count("POST", "actions")
         minimum = math.ceil(len(rows) / 100)
         total = zoho.reads() + zoho.writes()
-        print(f"write  {len(rows)} contacts: {upserts} upserts (minimum {minimum}, ratio {upserts / minimum:.3f}); "
-              f"{tags} tag actions (minimum {tag_minimum}: one per tag name per batch); other reads {zoho.reads()}; "
-              f"all calls {total} vs {minimum + tag_minimum} = {total / (minimum + tag_minimum):.3f}x; "
-              f"failed {failed}; {elapsed:.2f} s; credits used {zoho.credits_used}")
+        print(
+            f"jsonl->zoho {len(rows)} contacts: {upserts} upserts (minimum {minimum}, ratio {upserts / minimum:.3f}); "
+            f"{tags} tag actions (minimum {tag_minimum}: one per tag name per batch); other reads {zoho.reads()}; "
+            f"all calls {total} vs {minimum + tag_minimum} = {total / (minimum + tag_minimum):.3f}x; "
+            f"failed {failed}; {elapsed:.2f} s (rate limit 100/10s); credits used {zoho.credits_used}"
+        )
 
 
 def refresh_benchmark(hours: int = 6, poll_minutes: int = 5) -> None:
@@ -82,15 +105,19 @@ def refresh_benchmark(hours: int = 6, poll_minutes: int = 5) -> None:
             now[0] += poll_minutes * 60
             zoho.advance_clock(poll_minutes * 60)
         not_modified = sum(1 for _, _, status in zoho.server.log if status == 304)
-        print(f"tokens {zoho.refreshes()} refreshes in {hours} h of polling every {poll_minutes} min: "
-              f"{zoho.refreshes() / hours:.2f} per hour (token lifetime 1 h, refreshed 5 min before expiry); "
-              f"quiet polls cost {zoho.reads() / polls:.2f} GET each ({not_modified} of {zoho.reads()} answered 304)")
+        print(
+            f"tokens {zoho.refreshes()} refreshes in {hours} h of polling every {poll_minutes} min: "
+            f"{zoho.refreshes() / hours:.2f} per hour (token lifetime 1 h, refreshed 5 min before expiry); "
+            f"quiet polls cost {zoho.reads() / polls:.2f} GET each ({not_modified} of {zoho.reads()} answered 304)"
+        )
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    rows = read_benchmark(n)
-    write_benchmark(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "contacts.jsonl"
+        zoho_to_jsonl(n, path)
+        jsonl_to_zoho(path)
     refresh_benchmark()
 
 
