@@ -260,3 +260,34 @@ def demo(directory: str, keep_running: bool, config_path: str | None, as_json: b
     _ = config_path  # the demo writes its own config into --dir
     code = run_demo(Path(directory), as_json=as_json, console=Console(), keep_running=keep_running)
     sys.exit(int(code))
+
+
+@main.command()
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              help="One line per event, as text or as JSON.")
+@click.option("--listen", default=None, help="HOST:PORT for webhooks, /healthz, /metrics (default: webhooks.listen).")
+@click.option("--debounce", default=0.5, show_default=True, type=click.FloatRange(0),
+              help="Seconds webhook events wait so that a burst for one contact becomes one cycle.")
+@click.option("--lease-ttl", default=30.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds before a dead replica's lease can be taken over.")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds SIGTERM waits for the batch in hand.")
+@common_options
+def daemon(log_format: str, listen: str | None, debounce: float, lease_ttl: float, shutdown_timeout: float,
+           config_path: str | None, as_json: bool) -> None:
+    """Scheduled syncs and the webhook server until SIGTERM/SIGINT."""
+    import datetime as dt
+
+    from connector.daemon import DaemonOptions, run_daemon
+
+    config = _load(config_path)
+    options = DaemonOptions(listen=listen, log_format=log_format, debounce=dt.timedelta(seconds=debounce),
+                            lease_ttl=dt.timedelta(seconds=lease_ttl),
+                            shutdown_timeout=dt.timedelta(seconds=shutdown_timeout))
+
+    def announce(ready: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json.dumps(ready))
+            sys.stdout.flush()
+
+    sys.exit(run_daemon(config, options, announce=announce))

@@ -1,0 +1,89 @@
+"""The daemon's small parts on a real state database: leases, the inbox, and log redaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.base import WebhookEvent
+from connector.daemon import logs
+from connector.daemon.inbox import Inbox
+from connector.daemon.leases import WRITER, Leases
+from state.store import Store
+
+TTL = dt.timedelta(seconds=30)
+
+
+@pytest.fixture
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store(state_url)
+    yield opened
+    opened.close()
+
+
+def test_a_lease_has_one_holder_until_it_expires_or_is_released(store: Store) -> None:
+    leases = Leases(store)
+    assert leases.acquire(WRITER, "a", TTL)
+    assert not leases.acquire(WRITER, "b", TTL)
+    assert leases.acquire(WRITER, "a", TTL)  # the holder extends it
+    assert leases.renew(WRITER, "a", dt.timedelta(seconds=-1))  # as if "a" died a TTL ago
+    assert leases.acquire(WRITER, "b", TTL)
+    assert not leases.renew(WRITER, "a", TTL)  # the dead holder's heartbeat finds it gone
+    leases.release(WRITER, "a")  # a stale release leaves the new holder alone
+    assert not leases.acquire(WRITER, "c", TTL)
+    leases.release(WRITER, "b")
+    assert leases.acquire(WRITER, "c", TTL)
+    assert [row["holder"] for row in leases.snapshot()] == ["c"]
+
+
+def test_a_job_is_due_once_per_gap(store: Store) -> None:
+    leases = Leases(store)
+    assert leases.due("poll:x", dt.timedelta(minutes=5))
+    leases.mark_done("poll:x")
+    assert not leases.due("poll:x", dt.timedelta(minutes=5))
+    assert leases.due("poll:x", dt.timedelta(0))
+
+
+def _event(n: int) -> WebhookEvent:
+    return WebhookEvent(event_id=f"e{n}", kind="updated", remote_id=str(1000 + n), email=f"p{n}@example.com")
+
+
+def test_the_inbox_stores_once_claims_gives_back_and_prunes(store: Store) -> None:
+    inbox = Inbox(store)
+    assert inbox.store_events("hubspot", [_event(1), _event(2)]) == 2
+    assert inbox.store_events("hubspot", [_event(2), _event(3)]) == 1  # e2 again: stored once
+    assert inbox.store_events("zoho", [_event(1)]) == 1  # event ids are per provider
+    assert inbox.depth() == 4
+    claimed = inbox.claim("replica-a", limit=3)
+    assert [(c.provider, c.remote_id) for c in claimed] == [("hubspot", "1001"), ("hubspot", "1002"),
+                                                            ("hubspot", "1003")]
+    assert inbox.claim("replica-b", limit=10)[0].provider == "zoho"
+    assert inbox.reclaim_orphans("replica-b") == 3  # replica-a died holding three
+    again = inbox.claim("replica-b")
+    assert len(again) == 3
+    inbox.finish([c.id for c in again], "done")
+    inbox.give_back([claimed[0].id])  # already done: stays done
+    assert inbox.depth() == 1
+    assert inbox.prune(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == (3, 0)
+    stored = json.dumps([c.__repr__() for c in again])
+    assert "@example.com" not in stored  # the inbox keeps hints, not addresses
+
+
+@given(local=st.from_regex(r"[a-z0-9._+-]{1,20}", fullmatch=True),
+       domain=st.from_regex(r"[a-z0-9-]{1,12}\.(com|org|example\.com)", fullmatch=True),
+       as_json=st.booleans())
+def test_no_address_survives_a_log_line(local: str, domain: str, as_json: bool) -> None:
+    formatter = logs._Redacting(as_json=as_json)
+    formatter.email_key = lambda email: "k" * 32
+    address = f"{local}@{domain}"
+    record = logging.makeLogRecord({"msg": "refused %s", "args": (address,), "levelname": "INFO",
+                                    "name": "t", "who": address})
+    line = formatter.format(record)
+    assert address not in line
+    assert "email:kkkkkkkkkkkk" in line
