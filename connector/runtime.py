@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import ProviderAdapter
-from connector.config import Config, ConfigError, ProviderConfig
+from connector.config import Config, ConfigError, MappingConfig, ProviderConfig
 from mappings.mapper import MappingError, ProviderMapping, UnknownProviderType, build_mapping
 from state.store import Store
 
@@ -31,7 +31,9 @@ class ProviderRuntime:
     carried: frozenset[str]
 
 
-def build_adapter(provider: ProviderConfig, store: Store | None = None) -> ProviderAdapter:
+def build_adapter(
+    provider: ProviderConfig, store: Store | None = None, *, read_fields: tuple[str, ...] = ()
+) -> ProviderAdapter:
     package = ADAPTER_PACKAGES.get(provider.type)
     if package is None:
         raise ConfigError(f"providers.{provider.name}.type: unknown provider type {provider.type!r}")
@@ -42,12 +44,23 @@ def build_adapter(provider: ProviderConfig, store: Store | None = None) -> Provi
             f"providers.{provider.name}.type: provider type {provider.type!r} is not available in this build"
         ) from None
     options: dict[str, Any] = {"type": provider.type, **provider.options}
+    if provider.type == "hubspot" and read_fields:  # HubSpot returns only the properties asked for
+        extra = options.get("properties") or ()
+        listed = extra.split(",") if isinstance(extra, str) else list(extra)
+        options["properties"] = tuple(dict.fromkeys([*(p.strip() for p in listed if p.strip()), *read_fields]))
     if provider.type == "zoho" and store is not None:  # one access token shared by threads, runs and replicas
         from connector.tokens import StateTokenStore
 
         options["token_store"] = StateTokenStore(store, provider.name)
     adapter: ProviderAdapter = module.create_adapter(provider.name, options)
     return adapter
+
+
+def _overridden_properties(overrides: MappingConfig | None) -> tuple[str, ...]:
+    """HubSpot property names that ``[mapping.<name>.fields]`` points at (``properties.<name>``)."""
+    if overrides is None:
+        return ()
+    return tuple(path.split(".", 1)[1] for path in overrides.fields.values() if path.startswith("properties."))
 
 
 def build_runtime(config: Config, name: str, store: Store | None = None) -> ProviderRuntime:
@@ -66,7 +79,8 @@ def build_runtime(config: Config, name: str, store: Store | None = None) -> Prov
     except (MappingError, UnknownProviderType) as exc:
         raise ConfigError(f"mapping.{name}: {exc}") from None
     return ProviderRuntime(
-        name=name, type=provider.type, adapter=build_adapter(provider, store), mapping=mapping,
+        name=name, type=provider.type, mapping=mapping,
+        adapter=build_adapter(provider, store, read_fields=_overridden_properties(overrides)),
         carried=mapping.carried_fields,
     )
 

@@ -1,0 +1,18 @@
+"""Wiring a config into runtimes: adapters get what their mappings need."""
+
+from __future__ import annotations
+
+from connector.config import load_config
+from connector.runtime import build_runtime
+
+
+def test_hubspot_reads_the_properties_that_mapping_overrides_name(tmp_path):
+    config = tmp_path / "crmsync.toml"
+    config.write_text(
+        '[providers.hubspot]\ntype = "hubspot"\naccess_token = "pat-na1-x"\nproperties = ["plan"]\n\n'
+        '[mapping.hubspot.fields]\n"custom.score" = "properties.lead_score"\nindustry = "properties.sector"\n'
+    )
+    rt = build_runtime(load_config(config), "hubspot")
+    asked = rt.adapter._properties  # the list every read asks HubSpot for
+    assert {"plan", "lead_score", "sector", "email"} <= set(asked)
+    assert rt.mapping.carries("custom.score")
