@@ -150,6 +150,7 @@ class ZohoAdapter:
             raise ValueError(f"zoho: page_size must be 1..{PER_PAGE_MAX}")
         self.page_size = page_size
         self._now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.credits_remaining: int | None = None  # X-API-CREDITS-REMAINING, when Zoho last sent it
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -202,12 +203,13 @@ class ZohoAdapter:
         headers: Mapping[str, str] | None,
         idempotent: bool,
     ) -> requests.Response:
-        self._api.add_secret(token.access_token)
+        if token.access_token not in self._api.secrets:
+            self._api.add_secret(token.access_token)
         hdrs = {"Authorization": f"Zoho-oauthtoken {token.access_token}", **(headers or {})}
         base = self._base_for(token)
         url = path if base == self._api.base_url else base + path
         try:
-            return self._api.request(method, url, params=params, json=json, headers=hdrs, idempotent=idempotent)
+            response = self._api.request(method, url, params=params, json=json, headers=hdrs, idempotent=idempotent)
         except RateLimited as exc:  # retries spent on 429: pause this provider's cycle (issue 5)
             raise QuotaExhausted(
                 f"zoho {method} {path} -> 429 TOO_MANY_REQUESTS after retries: credits or concurrency spent",
@@ -216,6 +218,11 @@ class ZohoAdapter:
                 path=path,
                 status=429,
             ) from exc
+        # Credits are shared by every integration of the org; Zoho shows what is left once half is spent (3P).
+        remaining = response.headers.get("X-API-CREDITS-REMAINING", "").strip()
+        if remaining.isdigit():
+            self.credits_remaining = int(remaining)
+        return response
 
     def check(self) -> None:
         self.call("GET", CONTACTS, params={"fields": "Email", "per_page": 1})

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from adapters.base import WebhookEvent
-from adapters.errors import WebhookRejected
+from adapters.errors import FatalProviderError, WebhookRejected
 from adapters.secret import Secret
 from adapters.zoho._wire import format_zoho_time, parse_zoho_time
 
@@ -39,33 +39,34 @@ def channel_id_for(notify_url: str) -> str:
 def ensure_watch(
     adapter: ZohoAdapter, notify_url: str, token: Secret, *, now: dt.datetime | None = None
 ) -> dt.datetime:
+    """Enable the channel (POST), or renew it (PATCH) once less than a day is left; returns its expiry."""
     now = now or dt.datetime.now(dt.UTC)
     channel_id = channel_id_for(notify_url)
     response = adapter.call("GET", WATCH)
     listed = response.json().get("watch", []) if response.status_code == 200 and response.content else []
-    for channel in listed:
-        if isinstance(channel, dict) and str(channel.get("channel_id")) == channel_id:
-            expiry = parse_zoho_time(str(channel.get("channel_expiry")))
-            if expiry - now > RENEW_BEFORE and channel.get("notify_url") == notify_url:
-                return expiry
-    expiry = (now + CHANNEL_LIFETIME).replace(microsecond=0)
-    body = {
-        "watch": [
-            {
-                "channel_id": int(channel_id),
-                "events": ["Contacts.all"],
-                "channel_expiry": format_zoho_time(expiry),
-                "token": token.reveal(),
-                "notify_url": notify_url,
-                "notify_on_related_action": False,
-            }
-        ]
+    existing = next(
+        (c for c in listed if isinstance(c, dict) and str(c.get("channel_id")) == channel_id),
+        None,
+    )
+    if existing is not None:
+        expiry = parse_zoho_time(str(existing.get("channel_expiry")))
+        if expiry - now > RENEW_BEFORE and existing.get("notify_url") == notify_url:
+            return expiry
+    expiry = (now + CHANNEL_LIFETIME).replace(microsecond=0)  # five minutes short of the week: clock skew
+    channel = {
+        "channel_id": int(channel_id),
+        "events": ["Contacts.all"],
+        "channel_expiry": format_zoho_time(expiry),
+        "token": token.reveal(),
+        "notify_url": notify_url,
+        "notify_on_related_action": False,
     }
-    answer = adapter.call("POST", WATCH, json=body).json().get("watch", [{}])[0]
+    method = "PATCH" if existing is not None else "POST"  # PATCH changes only the given details
+    answer = adapter.call(method, WATCH, json={"watch": [channel]}, idempotent=True).json().get("watch", [{}])[0]
     if not isinstance(answer, dict) or answer.get("status") != "success":
         code = answer.get("code") if isinstance(answer, dict) else None
-        raise WebhookRejected(
-            f"zoho POST {WATCH} -> channel not enabled ({code})", provider="zoho", method="POST", path=WATCH
+        raise FatalProviderError(
+            f"zoho {method} {WATCH} -> channel not enabled ({code})", provider="zoho", method=method, path=WATCH
         )
     return expiry
 

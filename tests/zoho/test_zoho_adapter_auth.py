@@ -146,6 +146,7 @@ def test_spent_credits_stop_at_once(zoho: ZohoEmulator) -> None:
     adapter = make_adapter(zoho)
     for _ in range(3):
         adapter.check()
+    assert adapter.credits_remaining == 0
     before = zoho.server.call_count("GET")
     with pytest.raises(QuotaExhausted, match="credits"):
         adapter.check()
@@ -179,3 +180,11 @@ def test_an_accounts_server_reading_only_the_query_string_still_grants(zoho: Zoh
     zoho.expire_tokens()
     adapter.check()
     assert zoho.refreshes() == 2 and zoho.call_count("POST", "oauth") == 3
+
+
+def test_the_token_is_registered_for_redaction_once(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    for _ in range(5):
+        adapter.check()
+    secrets = adapter._api.secrets  # noqa: SLF001
+    assert len(secrets) == len(set(secrets))

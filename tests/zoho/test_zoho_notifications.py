@@ -68,7 +68,9 @@ def test_watch_is_created_reused_and_renewed_before_expiry(zoho: ZohoEmulator, r
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=6, hours=12)  # under a day left
     zoho.advance_clock((later - dt.datetime.now(dt.UTC)).total_seconds())
     renewed = adapter.ensure_watch(now=later)
-    assert renewed > expiry and zoho.call_count("POST", "watch") == 2
+    assert renewed > expiry and zoho.call_count("POST", "watch") == 1 and zoho.call_count("PATCH", "watch") == 1
+    [channel] = list(zoho.iter_channels())
+    assert channel.expiry == renewed
 
 
 def test_callbacks_verify_and_become_hints_fetched_by_id(zoho: ZohoEmulator, receiver: Receiver) -> None:
