@@ -54,7 +54,7 @@ def ensure_watch(
             return expiry
     expiry = (now + CHANNEL_LIFETIME).replace(microsecond=0)  # five minutes short of the week: clock skew
     channel = {
-        "channel_id": int(channel_id),
+        "channel_id": channel_id,  # a long in digits, sent as a string like the SDK and the samples
         "events": ["Contacts.all"],
         "channel_expiry": format_zoho_time(expiry),
         "token": token.reveal(),

@@ -175,3 +175,42 @@ def test_sdk_sees_invalid_token_after_expiry(zoho: ZohoEmulator) -> None:
     response = get_records(fields="Email")
     assert response.get_status_code() == 401
     assert response.get_object().get_code().get_value() == "INVALID_TOKEN"
+
+
+def test_sdk_updates_records_by_id(zoho: ZohoEmulator) -> None:
+    [rid] = zoho.seed(1)
+    record = Record()
+    record.set_id(int(rid))
+    record.add_key_value("Title", "Chief")
+    request = BodyWrapper()
+    request.set_data([record])
+    response = RecordOperations("Contacts").update_records(request, HeaderMap())
+    assert response.get_status_code() == 200
+    [result] = response.get_object().get_data()
+    assert result.get_status().get_value() == "success"
+    assert zoho.contact(rid)["Title"] == "Chief"
+
+
+def test_sdk_enables_a_notification_channel(zoho: ZohoEmulator) -> None:
+    from zohocrmsdk.src.com.zoho.crm.api.notifications import (
+        BodyWrapper as WatchBody,
+    )
+    from zohocrmsdk.src.com.zoho.crm.api.notifications import (
+        Notification,
+        NotificationsOperations,
+    )
+
+    channel = Notification()
+    channel.set_channel_id("1000000068001")
+    channel.set_events(["Contacts.all"])
+    channel.set_notify_url("http://127.0.0.1:9/webhooks/zoho")
+    channel.set_token("tok-1")
+    channel.set_channel_expiry(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    request = WatchBody()
+    request.set_watch([channel])
+    response = NotificationsOperations().enable_notifications(request)
+    assert response.get_status_code() == 200
+    [answer] = response.get_object().get_watch()
+    assert answer.get_status().get_value() == "success"
+    [stored] = list(zoho.iter_channels())
+    assert stored.channel_id == "1000000068001" and stored.token == "tok-1"
