@@ -11,24 +11,33 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import gzip
 import hashlib
 import hmac
-import io
 import itertools
 import json
 import re
-import tarfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
 import requests
 
-from adapters._emulator import DROP, EmulatorServer, Request, Response
+from adapters._emulator import EmulatorServer, Request, Response
+from adapters.mailchimp._emulator_wire import (
+    batch_error,
+    bool_param,
+    fault_response,
+    int_arg,
+    ok,
+    problem_response,
+    query_time,
+    seed_member,
+    select_fields,
+    status_value,
+    tarball,
+)
 from adapters.mailchimp._store import (
     OPTED_OUT,
     WRITABLE_STATUSES,
@@ -55,54 +64,6 @@ SORT_FIELDS: Final = frozenset({"timestamp_opt", "timestamp_signup", "last_chang
 _L = r"/lists/(?P<list>[^/]+)"
 _M = _L + r"/members/(?P<key>[^/]+)"
 _FRIENDLY: Final = {"first_name": "FNAME", "last_name": "LNAME", "phone": "PHONE", "company": "COMPANY"}
-_FIRST: Final = ("Ana", "Bo", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Jun")
-_LAST: Final = ("Silva", "Berg", "Okafor", "Novak", "Kaur", "Meyer", "Rossi", "Tanaka", "Haddad", "Lund")
-_COMPANIES: Final = ("Acme Ltd", "Globex", "Initech", "Umbrella plc", "Hooli", "")
-
-
-def _bool_param(request: Request, name: str) -> bool:
-    """Boolean query values are read case-insensitively as true/1/false/0 (Mailchimp changelog 2021-03-02)."""
-    raw = request.arg(name)
-    if raw is None or raw == "":
-        return False
-    if raw.lower() in {"true", "1"}:
-        return True
-    if raw.lower() in {"false", "0"}:
-        return False
-    raise invalid(f"The value for {name} must be a boolean.")
-
-
-def _parse_time(raw: str, name: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(raw.strip().replace(" ", "T", 1))
-    except ValueError:
-        raise invalid(f"The value for {name} must be a valid ISO 8601 date.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _select(payload: dict[str, Any], fields: str | None, exclude: str | None) -> dict[str, Any]:
-    """Apply Mailchimp's ``fields`` / ``exclude_fields`` (comma-separated dotted paths)."""
-    if not fields and not exclude:
-        return payload
-    wanted = [f.strip() for f in (fields or "").split(",") if f.strip()]
-    dropped = [f.strip() for f in (exclude or "").split(",") if f.strip()]
-
-    def keep(path: str) -> bool:
-        if any(path == d or path.startswith(d + ".") for d in dropped):
-            return False
-        return not wanted or any(path == w or path.startswith(w + ".") or w.startswith(path + ".") for w in wanted)
-
-    def walk(value: Any, path: str) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items() if keep(f"{path}.{k}" if path else k)
-            }
-        if isinstance(value, list):
-            return [walk(v, path) for v in value]
-        return value
-
-    result: dict[str, Any] = walk(payload, "")
-    return result
 
 
 class MailchimpEmulator(EmulatorServer):
@@ -167,30 +128,7 @@ class MailchimpEmulator(EmulatorServer):
         """Add ``n`` members ``<prefix><i>@example.com`` with a realistic mix; returns their ids (hashes)."""
         ids = []
         for i in range(n):
-            status = "subscribed"
-            if i % 20 == 7:
-                status = "unsubscribed"
-            elif i % 20 == 11:
-                status = "pending"
-            elif i % 50 == 13:
-                status = "cleaned"
-            elif i % 50 == 17:
-                status = "transactional"
-            tags = [t for t, on in (("customer", i % 3 == 0), ("vip", i % 10 == 0), ("newsletter", i % 4 == 1)) if on]
-            merge: dict[str, Any] = {
-                "FNAME": _FIRST[i % len(_FIRST)],
-                "LNAME": _LAST[(i // len(_FIRST)) % len(_LAST)],
-                "PHONE": f"+44207946{i % 10000:04d}" if i % 5 else "",
-                "COMPANY": _COMPANIES[i % len(_COMPANIES)],
-            }
-            if i % 7 == 0:
-                merge["ADDRESS"] = {
-                    "addr1": f"{i} High St",
-                    "city": "London",
-                    "state": "",
-                    "zip": "N1 9GU",
-                    "country": "GB",
-                }
+            status, merge, tags = seed_member(i)
             member = self.audience.create(f"{prefix}{i}@example.com", status=status, merge_fields=merge, tags=tags)
             ids.append(member.hash)
         return ids
@@ -356,7 +294,7 @@ class MailchimpEmulator(EmulatorServer):
                 self.connection_limit_hits += 1
         try:
             if over:
-                return self._problem(
+                return problem_response(
                     Problem(429, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections.")
                 )
             return self._dispatch(request)
@@ -375,7 +313,7 @@ class MailchimpEmulator(EmulatorServer):
                 self.calls[f"{method} {pattern.pattern[:-2]}"] += 1
             fault = self._take_fault(request.method, request.path)
             if fault is not None:
-                return self._fault_response(fault)
+                return fault_response(fault)
             if not request.path.startswith("/_emulator/"):
                 refused = self._check_auth(request)
                 if refused is not None:
@@ -384,17 +322,8 @@ class MailchimpEmulator(EmulatorServer):
             try:
                 return handler(request)
             except Problem as problem:
-                return self._problem(problem)
-        return self._problem(not_found())
-
-    @staticmethod
-    def _fault_response(fault: Any) -> Response | None:
-        if fault.status == DROP:
-            return None
-        if fault.body is None:  # Mailchimp throttles with a bare 403/429: no body at all
-            return Response(status=int(fault.status), body=b"", headers=dict(fault.headers))
-        headers = {"Content-Type": "application/problem+json; charset=utf-8", **fault.headers}
-        return Response(status=int(fault.status), body=json.dumps(fault.body).encode(), headers=headers)
+                return problem_response(problem)
+        return problem_response(not_found())
 
     def _check_auth(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -407,9 +336,9 @@ class MailchimpEmulator(EmulatorServer):
         elif header.lower().startswith(("bearer ", "apikey ")):
             key = header.split(" ", 1)[1].strip()
         if not header:
-            return self._problem(Problem(401, "API Key Missing", "Your request did not include an API key."))
+            return problem_response(Problem(401, "API Key Missing", "Your request did not include an API key."))
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            return self._problem(
+            return problem_response(
                 Problem(
                     401,
                     "API Key Invalid",
@@ -418,23 +347,10 @@ class MailchimpEmulator(EmulatorServer):
             )
         return None
 
-    @staticmethod
-    def _problem(problem: Problem) -> Response:
-        instance = str(uuid.uuid4())
-        return Response(
-            status=problem.status,
-            body=json.dumps(problem.body(instance)).encode(),
-            headers={"Content-Type": "application/problem+json; charset=utf-8", "X-Request-Id": instance},
-        )
-
-    @staticmethod
-    def _ok(payload: Any, status: int = 200) -> Response:
-        return Response.json(payload, status, {"X-Request-Id": str(uuid.uuid4())})
-
     # -- routes -------------------------------------------------------------------------------
     def _register(self) -> None:
         p = PREFIX
-        self.add_route("GET", p + r"/ping", lambda r: self._ok({"health_status": "Everything's Chimpy!"}))
+        self.add_route("GET", p + r"/ping", lambda r: ok({"health_status": "Everything's Chimpy!"}))
         self.add_route("GET", p + _L, self._get_list)
         self.add_route("POST", p + _L, self._batch_subscribe)
         self.add_route("GET", p + _L + r"/merge-fields", self._merge_fields)
@@ -485,7 +401,7 @@ class MailchimpEmulator(EmulatorServer):
                 s: sum(1 for m in audience.members.values() if m.status == s)
                 for s in ("subscribed", "unsubscribed", "cleaned")
             }
-        return self._ok(
+        return ok(
             {
                 "id": audience.list_id,
                 "web_id": 1,
@@ -505,10 +421,10 @@ class MailchimpEmulator(EmulatorServer):
         kind = request.arg("type")
         if kind not in (None, "", "static", "saved", "fuzzy"):
             raise invalid("The value for type is not valid.")
-        count = self._int_arg(request, "count", 10)
+        count = int_arg(request, "count", 10)
         if count > MAX_COUNT:
             raise invalid(f"The count parameter must be at most {MAX_COUNT}.")
-        offset = self._int_arg(request, "offset", 0)
+        offset = int_arg(request, "offset", 0)
         with audience.lock:
             rows = (
                 []
@@ -525,7 +441,7 @@ class MailchimpEmulator(EmulatorServer):
                 ]
             )
         payload = {"segments": rows[offset : offset + count], "list_id": audience.list_id, "total_items": len(rows)}
-        return self._ok(_select(payload, request.arg("fields"), request.arg("exclude_fields")))
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields")))
 
     def _merge_fields(self, request: Request) -> Response:
         audience = self._audience(request)
@@ -540,15 +456,15 @@ class MailchimpEmulator(EmulatorServer):
             }
             for i, tag in enumerate(audience.merge_tags)
         ]
-        return self._ok({"merge_fields": fields, "list_id": audience.list_id, "total_items": len(fields)})
+        return ok({"merge_fields": fields, "list_id": audience.list_id, "total_items": len(fields)})
 
     def _list_members(self, request: Request) -> Response:
         audience = self._audience(request)
         refused = sorted(self.refuse_params & set(request.query))
         if refused:  # a knob: play a server that lacks an optional parameter
             raise invalid(f"The parameter {refused[0]} is not supported.")
-        count = self._int_arg(request, "count", 10)
-        offset = self._int_arg(request, "offset", 0)
+        count = int_arg(request, "count", 10)
+        offset = int_arg(request, "offset", 0)
         if count > MAX_COUNT:
             raise invalid(f"The count parameter must be at most {MAX_COUNT}.")
         status = request.arg("status")
@@ -556,8 +472,8 @@ class MailchimpEmulator(EmulatorServer):
             raise invalid("The value for status is not valid.")
         since = request.arg("since_last_changed")
         before = request.arg("before_last_changed")
-        since_at = _parse_time(since, "since_last_changed") if since else None
-        before_at = _parse_time(before, "before_last_changed") if before else None
+        since_at = query_time(since, "since_last_changed") if since else None
+        before_at = query_time(before, "before_last_changed") if before else None
         sort_field = request.arg("sort_field")
         if sort_field and sort_field not in SORT_FIELDS:
             raise invalid("The value for sort_field is not valid.")
@@ -576,39 +492,26 @@ class MailchimpEmulator(EmulatorServer):
                 )
             page = [audience.member_json(m) for m in rows[offset : offset + count]]
         payload = {"members": page, "list_id": audience.list_id, "total_items": len(rows), "_links": []}
-        return self._ok(_select(payload, request.arg("fields"), request.arg("exclude_fields")))
-
-    @staticmethod
-    def _int_arg(request: Request, name: str, default: int) -> int:
-        raw = request.arg(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise invalid(f"The value for {name} must be an integer.") from None
-        if value < 0:
-            raise invalid(f"The value for {name} must be positive.")
-        return value
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields")))
 
     def _get_member(self, request: Request) -> Response:
         member = self._member(request)
-        return self._ok(
-            _select(self.audience.member_json(member), request.arg("fields"), request.arg("exclude_fields"))
+        return ok(
+            select_fields(self.audience.member_json(member), request.arg("fields"), request.arg("exclude_fields"))
         )
 
     def _create_member(self, request: Request) -> Response:
         audience = self._audience(request)
         body = self._body(request)
         email = check_email(body.get("email_address"))
-        status = self._status(body.get("status"), "status", required=True)
+        status = status_value(body.get("status"), "status", required=True)
         existing = audience.find(subscriber_hash(email))
         if existing is not None and existing.status != "archived":
             raise Problem(
                 400, "Member Exists", f"{email} is already a list member. Use PUT to insert or update list members."
             )
         member = self._add_or_revive(existing, email, status, body, tags=body.get("tags") or ())
-        return self._ok(audience.member_json(member))
+        return ok(audience.member_json(member))
 
     def _add_or_revive(
         self, existing: Member | None, email: str, status: str, body: Mapping[str, Any], *, tags: Iterable[str]
@@ -629,25 +532,6 @@ class MailchimpEmulator(EmulatorServer):
             existing.last_changed = audience.now()
         return existing
 
-    @staticmethod
-    def _status(value: Any, name: str, *, required: bool) -> str:
-        if value is None or value == "":
-            if required:
-                raise invalid(
-                    "The resource submitted could not be validated. For field-specific details, see the "
-                    "'errors' array.",
-                    field_name=name,
-                    message="This value should not be blank.",
-                )
-            return ""
-        if value not in WRITABLE_STATUSES:
-            raise invalid(
-                "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                field_name=name,
-                message="Status must be one of subscribed, unsubscribed, cleaned, pending, transactional.",
-            )
-        return str(value)
-
     def _put_member(self, request: Request) -> Response:
         audience = self._audience(request)
         assert request.match is not None
@@ -657,8 +541,8 @@ class MailchimpEmulator(EmulatorServer):
         email = check_email(body.get("email_address") or (existing.email if existing else None))
         if re.fullmatch(r"[0-9a-f]{32}", key) and key != subscriber_hash(email):
             raise invalid("The subscriber hash does not match the email address.")
-        status = self._status(body.get("status"), "status", required=False)
-        if_new = self._status(body.get("status_if_new"), "status_if_new", required=False)
+        status = status_value(body.get("status"), "status", required=False)
+        if_new = status_value(body.get("status_if_new"), "status_if_new", required=False)
         if existing is None or existing.status == "archived":
             if not (status or if_new):
                 raise invalid(
@@ -671,17 +555,17 @@ class MailchimpEmulator(EmulatorServer):
                 raise forgotten(email)
             member = self._add_or_revive(existing, email, status or if_new, body, tags=())
             self._notify("subscribe", member.email, source="api")
-            return self._ok(audience.member_json(member))
+            return ok(audience.member_json(member))
         if audience.update(
             existing, status=status or None, merge_fields=body.get("merge_fields"), interests=body.get("interests")
         ):
             self._notify("profile", existing.email, source="api")
-        return self._ok(audience.member_json(existing))
+        return ok(audience.member_json(existing))
 
     def _patch_member(self, request: Request) -> Response:
         member = self._member(request)
         body = self._body(request)
-        status = self._status(body.get("status"), "status", required=False)
+        status = status_value(body.get("status"), "status", required=False)
         email = check_email(body["email_address"]) if body.get("email_address") else None
         if member.status == "archived" and not status:
             raise not_found()
@@ -692,7 +576,7 @@ class MailchimpEmulator(EmulatorServer):
             merge_fields=body.get("merge_fields"),
             interests=body.get("interests"),
         )
-        return self._ok(self.audience.member_json(member))
+        return ok(self.audience.member_json(member))
 
     def _archive_member(self, request: Request) -> Response:
         member = self._member(request)
@@ -710,7 +594,7 @@ class MailchimpEmulator(EmulatorServer):
     def _get_tags(self, request: Request) -> Response:
         member = self._member(request)
         tags = [{"id": self.audience.tag_id(t), "name": t, "date_added": iso(member.last_changed)} for t in member.tags]
-        return self._ok({"tags": tags, "total_items": len(tags)})
+        return ok({"tags": tags, "total_items": len(tags)})
 
     def _post_tags(self, request: Request) -> Response:
         member = self._member(request)
@@ -762,8 +646,8 @@ class MailchimpEmulator(EmulatorServer):
                 )
         update_existing = bool(body.get("update_existing", False))
         sync_tags = bool(body.get("sync_tags", False))
-        skip_dupes = _bool_param(request, "skip_duplicate_check")
-        _bool_param(request, "skip_merge_validation")
+        skip_dupes = bool_param(request, "skip_duplicate_check")
+        bool_param(request, "skip_merge_validation")
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
@@ -779,18 +663,18 @@ class MailchimpEmulator(EmulatorServer):
                 seen.add(h)
                 outcome, member = self._batch_one(audience, item, update_existing=update_existing, sync_tags=sync_tags)
             except _Exists as exists:
-                errors.append(self._batch_error(raw_email, str(exists), "ERROR_CONTACT_EXISTS"))
+                errors.append(batch_error(raw_email, str(exists), "ERROR_CONTACT_EXISTS"))
                 continue
             except Problem as problem:
                 errors.append(
-                    self._batch_error(
+                    batch_error(
                         raw_email, problem.detail, "ERROR_GENERIC", problem.errors[0] if problem.errors else None
                     )
                 )
                 continue
             (created if outcome == "created" else updated).append(audience.member_json(member))
             self._notify("subscribe" if outcome == "created" else "profile", member.email, source="api")
-        return self._ok(
+        return ok(
             {
                 "new_members": created,
                 "updated_members": updated,
@@ -802,21 +686,11 @@ class MailchimpEmulator(EmulatorServer):
             }
         )
 
-    @staticmethod
-    def _batch_error(email: str, text: str, code: str, field: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {
-            "email_address": email,
-            "error": text,
-            "error_code": code,
-            "field": (field or {}).get("field", ""),
-            "field_message": (field or {}).get("message", ""),
-        }
-
     def _batch_one(
         self, audience: Audience, item: Mapping[str, Any], *, update_existing: bool, sync_tags: bool
     ) -> tuple[str, Member]:
         email = check_email(item.get("email_address"))
-        status = self._status(item.get("status"), "status", required=True)
+        status = status_value(item.get("status"), "status", required=True)
         tags = item.get("tags") or []
         if not isinstance(tags, list):
             raise invalid(
@@ -859,7 +733,7 @@ class MailchimpEmulator(EmulatorServer):
                 }
                 for w in audience.webhooks.values()
             ]
-        return self._ok({"webhooks": hooks, "list_id": audience.list_id, "total_items": len(hooks)})
+        return ok({"webhooks": hooks, "list_id": audience.list_id, "total_items": len(hooks)})
 
     def _create_webhook(self, request: Request) -> Response:
         audience = self._audience(request)
@@ -882,7 +756,7 @@ class MailchimpEmulator(EmulatorServer):
             audience.webhooks[hook_id] = Webhook(
                 id=hook_id, url=url, events=events, sources=sources, signing_secret=secret
             )
-        return self._ok(
+        return ok(
             {
                 "id": hook_id,
                 "url": url,
@@ -933,7 +807,7 @@ class MailchimpEmulator(EmulatorServer):
         submitted = iso(self.audience.now())
         results = [self._run_operation(op) for op in operations]
         errored = sum(1 for r in results if r["status_code"] >= 400)
-        self._batch_results[batch_id] = self._tarball(batch_id, results)
+        self._batch_results[batch_id] = tarball(batch_id, results)
         with self._lock:
             self._batches[batch_id] = {
                 "id": batch_id,
@@ -946,7 +820,7 @@ class MailchimpEmulator(EmulatorServer):
                 "response_body_url": f"{self.url}/_emulator/batch-results/{batch_id}.tar.gz",
                 "_polls": self.batch_polls_before_finished,
             }
-        return self._ok(
+        return ok(
             {
                 "id": batch_id,
                 "status": "pending",
@@ -977,25 +851,15 @@ class MailchimpEmulator(EmulatorServer):
                 try:
                     response = handler(inner)
                 except Problem as problem:
-                    response = self._problem(problem)
+                    response = problem_response(problem)
                 break
         if response is None:
-            response = self._problem(not_found())
+            response = problem_response(not_found())
         return {
             "status_code": response.status,
             "operation_id": op.get("operation_id"),
             "response": response.body.decode() or "{}",
         }
-
-    @staticmethod
-    def _tarball(batch_id: str, results: list[dict[str, Any]]) -> bytes:
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w") as tar:
-            data = json.dumps(results).encode()
-            info = tarfile.TarInfo(f"{batch_id}/{uuid.uuid4().hex}.json")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        return gzip.compress(raw.getvalue())
 
     def _get_batch(self, request: Request) -> Response:
         assert request.match is not None
@@ -1015,7 +879,7 @@ class MailchimpEmulator(EmulatorServer):
             else:
                 view = dict(batch)
         view.pop("_polls", None)
-        return self._ok(view)
+        return ok(view)
 
     def _batch_result(self, request: Request) -> Response:
         assert request.match is not None
