@@ -207,7 +207,7 @@ class WatchChannels:
                 "ids": list(ids),
                 "affected_fields": [{i: affected} for i in ids] if operation == "update" else [],
                 "operation": operation,
-                "channel_id": int(channel.channel_id),
+                "channel_id": channel.channel_id,
                 "token": channel.token,
                 "query_params": query_params(channel.notify_url),
             }
