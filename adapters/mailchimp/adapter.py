@@ -7,7 +7,9 @@ subscribe and ``/batches`` (``_writes.py``); ``forget`` is a permanent delete, o
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -97,7 +99,7 @@ class MailchimpAdapter:
             provider=PROVIDER,
             base_url=api_root(self._key, base_url),
             auth=self._auth,
-            limiter=RateLimiter.parse(rate_limit) if rate_limit else None,
+            limiter=_account_limiter(self._key, rate_limit),
             max_connections=MAX_CONNECTIONS,
             secrets=(self._key,),
             classify=classify,
@@ -470,7 +472,7 @@ class MailchimpAdapter:
             waited += pause
             pause = min(pause * 2, BATCH_POLL_MAX_S)
             job = self.transport.request("GET", f"/batches/{job['id']}").json()
-        if not job.get("errored_operations"):
+        if job.get("errored_operations") == 0:  # "finished" alone is not success [BULK]
             return {str(op["operation_id"]): (200, "") for op in ops}
         return w.read_results(self._download(str(job.get("response_body_url") or "")))
 
@@ -533,6 +535,20 @@ class MailchimpAdapter:
 
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LIMITERS: dict[tuple[str, str], RateLimiter] = {}
+_LIMITERS_LOCK: Final = threading.Lock()
+
+
+def _account_limiter(api_key: str, spec: str | None) -> RateLimiter | None:
+    """One limiter per Mailchimp account and spec, shared by every adapter on that account.
+
+    Mailchimp publishes no request rate, only the 10-connection cap, so there is none by default.
+    """
+    if not spec:
+        return None
+    account = hashlib.sha256(api_key.encode()).hexdigest()
+    with _LIMITERS_LOCK:
+        return _LIMITERS.setdefault((account, spec), RateLimiter.parse(spec))
 
 
 def _changed(member: Mapping[str, Any]) -> dt.datetime:

@@ -395,3 +395,14 @@ def test_a_server_without_optional_list_parameters_is_still_read_in_full(mailchi
     pages, records = read_all(adapter, pages[-1].next_cursor)
     assert ids[2] in {r.remote_id for r in records}
     assert pages[-1].next_cursor.page_token is None
+
+
+def test_adapters_on_one_account_share_a_configured_rate_limiter(mailchimp_emulator):
+    one = make(mailchimp_emulator, rate_limit="50/1s")
+    two = make(mailchimp_emulator, rate_limit="50/1s")
+    other = MailchimpAdapter(
+        api_key=Secret("aaaa1111-us2"), list_id="x", base_url=mailchimp_emulator.api_url, rate_limit="50/1s"
+    )
+    assert one.transport._limiter is two.transport._limiter is not None
+    assert other.transport._limiter is not one.transport._limiter
+    assert make(mailchimp_emulator).transport._limiter is None  # Mailchimp publishes no rate, only the cap
