@@ -151,6 +151,7 @@ class ZohoAdapter:
         self.page_size = page_size
         self._now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
         self.credits_remaining: int | None = None  # X-API-CREDITS-REMAINING, when Zoho last sent it
+        self._refused_domains: set[str] = set()
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -168,7 +169,8 @@ class ZohoAdapter:
         domain = token.api_domain
         if domain and domain_allowed(domain, data_center=self.data_center, base_url=None):
             return domain.rstrip("/")
-        if domain:
+        if domain and domain not in self._refused_domains:
+            self._refused_domains.add(domain)  # said once per domain, not on every call
             log.warning("zoho: ignoring an api_domain outside data centre %s", self.data_center)
         return self._default_api
 

@@ -153,11 +153,13 @@ def test_credits_header_and_exhaustion() -> None:
 
 
 def test_concurrency_cap_answers_429() -> None:
-    with ZohoEmulator(max_concurrency=1, work_s=0.2) as zoho:
+    with ZohoEmulator(max_concurrency=1, work_s=0.5) as zoho:
         auth = {"Authorization": f"Zoho-oauthtoken {token(zoho)['access_token']}"}
         statuses: list[int] = []
+        barrier = threading.Barrier(3)
 
         def call() -> None:
+            barrier.wait()
             statuses.append(
                 requests.get(
                     zoho.url + "/crm/v8/Contacts", params={"fields": "Email"}, headers=auth, timeout=5
