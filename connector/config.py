@@ -468,6 +468,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "notify_token": Option(_zoho_token, secret=True),
         "notify_url": Option(_url),
         "extra_fields": Option(_str_list),  # more Contacts field API names to read (v8 reads name their fields)
+        "max_connections": Option(_positive_int),  # concurrent calls (Zoho caps them per edition; default 5)
     },
     "activecampaign": {
         "api_url": _req(_url),

@@ -22,12 +22,13 @@ class StateTokenStore:
             return None
         data = json.loads(raw)
         return CachedToken(access_token=data["access_token"], expires_at=float(data["expires_at"]),
-                           api_domain=data.get("api_domain"))
+                           api_domain=data.get("api_domain"), lifetime_s=float(data.get("lifetime_s", 3600.0)))
 
     def save(self, token: CachedToken) -> None:
         self._store.set_meta(self._key, json.dumps({"access_token": token.access_token,
                                                     "expires_at": token.expires_at,
-                                                    "api_domain": token.api_domain}))
+                                                    "api_domain": token.api_domain,
+                                                    "lifetime_s": token.lifetime_s}))
 
     def lock(self) -> AbstractContextManager[None]:
         return self._store.named_lock(self._key)

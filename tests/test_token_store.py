@@ -13,11 +13,12 @@ from state.store import Store
 def test_the_token_survives_the_process_and_is_shared(state_url):
     first = Store(state_url)
     StateTokenStore(first, "zoho").save(CachedToken(access_token="tok-1", expires_at=time.time() + 3600,
-                                                    api_domain="https://www.zohoapis.eu"))
+                                                    api_domain="https://www.zohoapis.eu", lifetime_s=60.0))
     first.close()
     second = Store(state_url)
     token = StateTokenStore(second, "zoho").load()
     assert token is not None and token.access_token == "tok-1" and token.api_domain == "https://www.zohoapis.eu"
+    assert token.lifetime_s == 60.0
     assert StateTokenStore(second, "other").load() is None
     second.close()
 
