@@ -48,18 +48,23 @@ class Inbox:
 
     def store_events(self, provider: str, events: Sequence[WebhookEvent]) -> int:
         """Store the events in one transaction; returns how many were new (duplicates are stored once)."""
-        if not events:
-            return 0
+        return self.store_deliveries([(provider, events)])[0]
+
+    def store_deliveries(self, deliveries: Sequence[tuple[str, Sequence[WebhookEvent]]]) -> list[int]:
+        """Several deliveries in one transaction (group commit); per delivery, how many events were new."""
         now = utcnow()
-        stored = 0
+        counts = []
         with self.store.transaction() as conn:
-            for event in events:
-                statement = self._insert(INBOX).values(
-                    provider=provider, event_id=event.event_id[:200], received_at=now, payload=_payload(event),
-                    status=STATUS_NEW,
-                ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(INBOX.c.id)
-                stored += len(conn.execute(statement).all())  # rowcount is not reliable here on psycopg
-        return stored
+            for provider, events in deliveries:
+                stored = 0
+                for event in events:
+                    statement = self._insert(INBOX).values(
+                        provider=provider, event_id=event.event_id[:200], received_at=now, payload=_payload(event),
+                        status=STATUS_NEW,
+                    ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(INBOX.c.id)
+                    stored += len(conn.execute(statement).all())  # rowcount is not reliable here on psycopg
+                counts.append(stored)
+        return counts
 
     def has_ready(self, cutoff: dt.datetime) -> bool:
         """Is any new event older than ``cutoff`` (the debounce window)?"""

@@ -6,8 +6,9 @@ Verification sees the URL the provider signed: ``webhooks.public_url`` when the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import sqlalchemy as sa
@@ -18,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.base import SupportsWebhooks
+from adapters.base import SupportsWebhooks, WebhookEvent
 from adapters.errors import WebhookRejected
+from connector.daemon.inbox import Inbox
 from connector.daemon.worker import Daemon
 
 log = logging.getLogger("crmsync.webhooks")
@@ -33,8 +35,40 @@ def signed_url(request: Request, public_url: str | None) -> str:
     return public_url.rstrip("/") + request.url.path + query
 
 
+class GroupCommit:
+    """Deliveries that arrive while a commit runs share the next one; each 2xx still follows its own commit.
+
+    Runs on the event loop only, so the pending list needs no lock.
+    """
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        self._pending: list[tuple[str, Sequence[WebhookEvent], asyncio.Future[int]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def store(self, provider: str, events: Sequence[WebhookEvent]) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((provider, events, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                counts = await run_in_threadpool(self._inbox.store_deliveries, [(p, e) for p, e, _ in batch])
+            except Exception as exc:  # the whole commit failed: every delivery in it gets a 503 and is retried
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), count in zip(batch, counts, strict=True):
+                future.set_result(count)
+
+
 def create_app(daemon: Daemon) -> Starlette:
     runtimes = daemon.engine.runtimes
+    intake = GroupCommit(daemon.inbox)
     public_url = daemon.config.webhooks.public_url
 
     def _adapter(name: str) -> SupportsWebhooks | None:
@@ -62,7 +96,12 @@ def create_app(daemon: Daemon) -> Starlette:
             daemon.metrics.webhooks.labels(name, "unreadable").inc()
             log.warning("webhook unreadable", extra={"provider": name})
             return JSONResponse({"error": "unreadable body"}, status_code=400)
-        stored = await run_in_threadpool(daemon.inbox.store_events, name, events)
+        try:
+            stored = await intake.store(name, events)
+        except sa.exc.SQLAlchemyError as exc:
+            log.exception("webhook not stored: state store unavailable", extra={"provider": name,
+                                                                                "error": type(exc).__name__})
+            return JSONResponse({"error": "not stored, retry"}, status_code=503)
         daemon.metrics.webhooks.labels(name, "accepted").inc()
         log.info("webhook", extra={"provider": name, "events": len(events), "stored": stored,
                                    "duplicates": len(events) - stored})
