@@ -63,16 +63,25 @@ def _overridden_properties(overrides: MappingConfig | None) -> tuple[str, ...]:
     return tuple(path.split(".", 1)[1] for path in overrides.fields.values() if path.startswith("properties."))
 
 
+def _merge_field_overrides(provider: ProviderConfig) -> dict[str, str]:
+    """Mailchimp's ``merge_fields`` table (custom field = merge tag) as field overrides."""
+    if provider.type != "mailchimp":
+        return {}
+    table = provider.options.get("merge_fields") or {}
+    return {f"custom.{field}": f"merge_fields.{tag}" for field, tag in table.items()}
+
+
 def build_runtime(config: Config, name: str, store: Store | None = None) -> ProviderRuntime:
     provider = config.providers.get(name)
     if provider is None:
         known = ", ".join(config.providers) or "none"
         raise ConfigError(f"--provider {name}: no such provider in the config (configured: {known})")
     overrides = config.mapping.get(name)
+    field_overrides = {**_merge_field_overrides(provider), **(overrides.fields if overrides else {})}
     try:
         mapping = build_mapping(
             provider.type,
-            field_overrides=overrides.fields if overrides else {},
+            field_overrides=field_overrides,
             tag_overrides=overrides.tags if overrides else {},
             default_region=config.sync.default_region,
         )
