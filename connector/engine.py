@@ -8,11 +8,13 @@ checkpointed per page so that a rerun resumes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from adapters.base import (
@@ -48,6 +50,7 @@ from state.store import (
     MergeWrite,
     Pulled,
     PushCandidate,
+    Settled,
     Store,
     WriteFailed,
     WriteOk,
@@ -114,13 +117,17 @@ class Engine:
 
     def _pull(
         self, rt: ProviderRuntime, stream: str, report: RunReport, cursor: Cursor,
-        on_stored: Callable[[set[int], set[int]], None] | None = None,
+        on_stored: Callable[[set[int], set[int]], None] | None = None, *, single_source: bool = False,
     ) -> Cursor:
-        """Read from ``cursor`` to the end; each page is stored with its cursor. Returns the last cursor."""
+        """Read from ``cursor`` to the end; each page is stored with its cursor. Returns the last cursor.
+
+        ``single_source`` (a migration): people new to the hub are merged as they are stored.
+        """
         figures = report.figures(rt.name)
+        settle = partial(self._settle, rt.name, report) if single_source else None
         for page in rt.adapter.read_contacts(cursor):
             pulled = self._map_page(rt, page, report)
-            outcome = self.store.store_page(rt.name, stream, pulled, page.next_cursor)
+            outcome = self.store.store_page(rt.name, stream, pulled, page.next_cursor, settle=settle)
             figures.pulled += len(page.records)
             figures.deleted += outcome.deleted
             cursor = page.next_cursor
@@ -158,6 +165,19 @@ class Engine:
                 for c in merged.conflicts
             ],
             consent_events=[(e.provider, str(e.status), e.at, "explicit opt-in" if e.explicit_opt_in else "synced")
+                            for e in merged.consent_events],
+        )
+
+    def _settle(self, provider: str, report: RunReport, record: Pulled, suppressed_at: dt.datetime | None) -> Settled:
+        """A person only one source knows: the same merge as ``_merge_one``, against an empty hub."""
+        hub = Hub(fields={}, suppressed_at=suppressed_at)
+        side = Side(provider=provider, observed=record.fields, base=None, updated_at=record.updated_at)
+        merged = merge_contact(hub, [side], policy=self.settings.policy, priority=self.settings.priority,
+                               classify=self.settings.classify)
+        report.conflicts += len(merged.conflicts)
+        return Settled(
+            fields=merged.fields, sources=merged.sources, consent=str(merged.consent), consent_at=merged.consent_at,
+            consent_events=[(str(e.status), e.at, "explicit opt-in" if e.explicit_opt_in else "synced")
                             for e in merged.consent_events],
         )
 
@@ -338,7 +358,7 @@ class Engine:
             self._push(dst, report, only=seen, linked_to=source)
 
         def run() -> None:
-            last = self._pull(src, stream, report, cursor, on_stored=after_page)
+            last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
             self._reconcile_all(report)
             self._push(dst, report, linked_to=source)  # what a crash left pulled but not pushed
             self._finish(dst)

@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,20 @@ class Pulled:
     updated_at: dt.datetime | None
     merged_ids: tuple[str, ...] = ()
     deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settled:
+    """A person new to the hub, merged by the planner before it is stored."""
+
+    fields: Mapping[str, Any]
+    sources: Mapping[str, tuple[str, dt.datetime | None]]
+    consent: str
+    consent_at: dt.datetime | None
+    consent_events: Sequence[tuple[str, dt.datetime | None, str]] = ()  # status, at, evidence
+
+
+Settle = Callable[[Pulled, dt.datetime | None], Settled]  # (record, on the suppression list since) -> merged
 
 
 @dataclass(slots=True)
@@ -256,11 +270,13 @@ class Store:
 
     def store_page(
         self, provider: str, stream: str | None, records: Sequence[Pulled], cursor: Cursor | None, *,
-        done: bool = False,
+        done: bool = False, settle: Settle | None = None,
     ) -> PullOutcome:
         """Store a page's changes as observations and move its cursor, in one transaction.
 
         A targeted fetch (webhook hints) passes no stream and no cursor: it stores records, moves nothing.
+        With ``settle`` (a migration's single source), a person new to the hub is settled at once: the
+        contact is stored merged, its link agreed, and nothing waits for reconciliation.
         """
         outcome = PullOutcome()
         with self.transaction() as conn:
@@ -271,7 +287,7 @@ class Store:
                 outcome.forgotten = sum(1 for r in live if keys[r.remote_id] in forgotten)
                 live = [r for r in live if keys[r.remote_id] not in forgotten]
             self._store_deletions(conn, provider, [r for r in records if r.deleted], outcome)
-            self._store_live(conn, provider, live, outcome)
+            self._store_live(conn, provider, live, outcome, settle)
             if stream is not None and cursor is not None:
                 self._save_cursor(conn, provider, stream, cursor, done=done)
         return outcome
@@ -305,7 +321,10 @@ class Store:
             found.update({r.contact_id: r for r in rows})
         return found
 
-    def _store_live(self, conn: Connection, provider: str, records: Sequence[Pulled], outcome: PullOutcome) -> None:
+    def _store_live(
+        self, conn: Connection, provider: str, records: Sequence[Pulled], outcome: PullOutcome,
+        settle: Settle | None = None,
+    ) -> None:
         if not records:
             return
         by_remote = self._links_by_remote(conn, provider, [r.remote_id for r in records])
@@ -313,11 +332,11 @@ class Store:
         unlinked = [r for r in records if r.remote_id not in by_remote]
         by_email = self._contacts_by_email(conn, sorted({str(r.email) for r in unlinked}))
         new_emails = sorted({str(r.email) for r in unlinked} - by_email.keys())
+        settled: dict[str, Settled] = {}
         if new_emails:
-            stamp = now()
-            rows = [{"email": e, "fields": "{}", "sources": "{}", "consent": "unknown", "version": 0,
-                     "updated_at": stamp} for e in new_emails]
-            conn.execute(sa.insert(C), rows)
+            if settle is not None:
+                settled = self._settle_new(conn, unlinked, new_emails, settle)
+            self._insert_contacts(conn, provider, new_emails, settled)
             by_email.update(self._contacts_by_email(conn, new_emails))
         unlinked_ids = sorted({by_email[str(r.email)] for r in unlinked})
         existing_for_contact = self._links_by_contact(conn, provider, unlinked_ids)
@@ -333,9 +352,15 @@ class Store:
                 contact_id = link.contact_id
             outcome.seen_ids.add(contact_id)
             if contact_id in seen_contacts:
-                continue  # two records of one page for one person: the first is taken, the next page has the rest
+                continue  # a duplicate of one person within a page: the first record is taken
             seen_contacts.add(contact_id)
             observed = dump_fields(record.fields)
+            if link is None and str(record.email) in settled:  # new, already merged: the link agrees at once
+                outcome.stored += 1
+                inserts.append({"provider": provider, "contact_id": contact_id, "base": observed, "ack_hash": None,
+                                "acked_version": 0, "remote_id": record.remote_id, "observed": None,
+                                "observed_at": None, "has_observation": False})
+                continue
             if link is not None and link.base is not None and observed == link.base:
                 outcome.unchanged += 1
                 if link.remote_id != record.remote_id:
@@ -361,6 +386,44 @@ class Store:
             )
         if inserts:
             conn.execute(sa.insert(L), inserts)
+
+    def _settle_new(
+        self, conn: Connection, unlinked: Sequence[Pulled], new_emails: Sequence[str], settle: Settle
+    ) -> dict[str, Settled]:
+        first: dict[str, Pulled] = {}
+        for record in unlinked:
+            first.setdefault(str(record.email), record)
+        keys = {email: self.email_key(email) for email in new_emails}
+        since: dict[str, dt.datetime | None] = {}
+        for chunk in _chunks(list(keys.values())):
+            rows = conn.execute(sa.select(SUP.c.email_key, SUP.c.created_at).where(
+                SUP.c.email_key.in_(chunk), SUP.c.reason == "unsubscribed"))
+            since.update({r.email_key: utc(r.created_at) for r in rows})
+        return {email: settle(first[email], since.get(keys[email])) for email in new_emails}
+
+    def _insert_contacts(
+        self, conn: Connection, provider: str, emails: Sequence[str], settled: Mapping[str, Settled]
+    ) -> None:
+        stamp = now()
+        rows = []
+        for email in emails:
+            result = settled.get(email)
+            if result is None:  # merged later, with everything else that observed it
+                rows.append({"email": email, "fields": "{}", "sources": "{}", "consent": "unknown",
+                             "consent_at": None, "version": 0, "updated_at": stamp})
+            else:
+                rows.append({"email": email, "fields": dump_fields(result.fields),
+                             "sources": dump_sources(result.sources), "consent": result.consent,
+                             "consent_at": result.consent_at, "version": 1, "updated_at": stamp})
+        conn.execute(sa.insert(C), rows)
+        with_events = [email for email, result in settled.items() if result.consent_events]
+        if with_events:
+            ids = self._contacts_by_email(conn, with_events)
+            conn.execute(sa.insert(LEDGER), [
+                {"contact_id": ids[email], "email_key": self.email_key(email), "provider": provider,
+                 "status": status, "occurred_at": at, "recorded_at": stamp, "evidence": evidence}
+                for email in with_events for status, at, evidence in settled[email].consent_events
+            ])
 
     def _follow_merges(
         self, conn: Connection, provider: str, records: Sequence[Pulled], by_remote: dict[str, sa.Row[Any]]
