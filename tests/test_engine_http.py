@@ -53,3 +53,24 @@ def test_an_unsubscribe_in_one_provider_reaches_all_within_one_cycle_and_sticks(
     assert read_jsonl(tmp_path / "export.jsonl")["zoho-2@example.com"]["consent"] == "unsubscribed"
     assert read_jsonl(tmp_path / "export.jsonl")["zoho-2@example.com"]["last_name"] == "Edited"
     assert emulators["mailchimp"].member("zoho-2@example.com")["status"] == "unsubscribed"
+
+
+def test_a_hubspot_merge_moves_the_link_and_creates_no_duplicate(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    hubspot = emulators["hubspot"]
+    first, second = hubspot.find("zoho-0@example.com"), hubspot.find("zoho-1@example.com")
+    before = hubspot.count()
+    survivor = hubspot.merge(first["id"], second["id"])
+    hubspot.advance(5)
+    code, out = run(config, "sync")
+    assert code == 0, out
+    assert hubspot.count() == before - 1, "nothing re-created in HubSpot"
+    assert out["providers"]["hubspot"]["created"] == 0
+    code, again = run(config, "sync")
+    assert again["providers"]["hubspot"]["created"] == 0 and hubspot.count() == before - 1
+    status = run(config, "status")[1]
+    assert status["links"]["hubspot"] == before - 1
+    assert hubspot.get(survivor)["properties"]["email"] in ("zoho-0@example.com", "zoho-1@example.com")
+    exported = read_jsonl(tmp_path / "export.jsonl")
+    assert "zoho-0@example.com" in exported and "zoho-1@example.com" in exported  # still two people elsewhere
