@@ -134,7 +134,7 @@ def _drop(schema: str) -> None:
     engine.dispose()
 
 
-def cycles(seed: int = 1000) -> None:
+def cycles(seed: int = 500) -> None:
     for replicas in (1, 3):
         schema = _pg_schema()
         try:

@@ -87,3 +87,27 @@ def test_no_address_survives_a_log_line(local: str, domain: str, as_json: bool) 
     line = formatter.format(record)
     assert address not in line
     assert "email:kkkkkkkkkkkk" in line
+
+
+def test_a_heartbeat_notices_when_its_lease_went_elsewhere_and_the_engine_sink_stops(store: Store) -> None:
+    import threading
+
+    from connector.daemon.leases import Heartbeat
+    from connector.daemon.worker import LeaseLost, Stopping, StopSink
+
+    leases = Leases(store)
+    ttl = dt.timedelta(seconds=0.3)
+    lost, stopping = threading.Event(), threading.Event()
+    sink = StopSink(stopping, lost)
+    assert leases.acquire(WRITER, "a", ttl)
+    with Heartbeat(leases, WRITER, "a", ttl, lost=lost):
+        sink.advance("push x", 1)  # held: the cycle goes on
+        leases.release(WRITER, "a")  # as if "a" had missed its beats and "b" took over
+        assert leases.acquire(WRITER, "b", TTL)
+        assert lost.wait(5)
+        with pytest.raises(LeaseLost):
+            sink.advance("push x", 1)
+    lost.clear()
+    stopping.set()
+    with pytest.raises(Stopping):
+        sink.advance("pull y", 1)

@@ -64,6 +64,13 @@ def test_signed_deliveries_are_stored_once_and_forged_or_stale_ones_are_refused(
         assert daemon.post("/webhooks/zoho?key=other", zoho_body).status_code == 401
 
         assert daemon.post("/webhooks/nobody", b"{}").status_code == 404
+        def polled() -> dict[str, Any] | None:
+            health = daemon.get("/healthz").json()
+            names = {lease["name"] for lease in health.get("leases", ())}
+            return health if "poll:hubspot,mailchimp,zoho" in names else None
+
+        health = wait_until(polled, what="the first poll cycle's marker")
+        assert health["ok"] and health["state_store"] and health["scheduler"]
         assert sorted(inbox_rows(state_url)) == [("hubspot", "new"), ("mailchimp", "new"), ("zoho", "new")]
         metrics = daemon.get("/metrics").text
         assert "crmsync_inbox_depth 3.0" in metrics

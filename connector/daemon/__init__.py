@@ -42,12 +42,12 @@ def _bind(listen: str) -> socket.socket:
 def run_daemon(config: Config, options: DaemonOptions, *, announce: Callable[[dict[str, Any]], None]) -> int:
     """Run until a signal; 0 after a clean stop, 1 when the batch in hand outlived the shutdown timeout."""
     logs.configure(options.log_format)
-    stopping = threading.Event()
+    stopping, lease_lost = threading.Event(), threading.Event()
     with single_daemon_guard(config.state.url) as alone:
         sock = _bind(options.listen or config.webhooks.listen)
-        with open_engine(config, progress=StopSink(stopping)) as engine:
+        with open_engine(config, progress=StopSink(stopping, lease_lost)) as engine:
             logs.use_email_key(engine.store.email_key)
-            daemon = Daemon(config, engine, options, stopping)
+            daemon = Daemon(config, engine, options, stopping, lease_lost)
             if alone:
                 daemon.leases.clear_holders()
             server = uvicorn.Server(uvicorn.Config(create_app(daemon), log_config=None, access_log=False,

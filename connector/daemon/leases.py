@@ -127,10 +127,11 @@ class Leases:
 class Heartbeat:
     """Renews a held lease every ttl/3 until stopped; ``lost`` is set if the renewal found it gone."""
 
-    def __init__(self, leases: Leases, name: str, holder: str, ttl: dt.timedelta) -> None:
+    def __init__(self, leases: Leases, name: str, holder: str, ttl: dt.timedelta, *, lost: threading.Event) -> None:
         self._leases, self._name, self._holder, self._ttl = leases, name, holder, ttl
         self._stop = threading.Event()
-        self.lost = threading.Event()
+        self.lost = lost
+        lost.clear()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
 
     def __enter__(self) -> Heartbeat:

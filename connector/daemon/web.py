@@ -124,8 +124,10 @@ def create_app(daemon: Daemon) -> Starlette:
     async def healthz(request: Request) -> Response:
         store_ok = await run_in_threadpool(_store_ok)
         scheduler_ok = daemon.alive()
-        body = {"ok": store_ok and scheduler_ok, "state_store": store_ok, "scheduler": scheduler_ok,
-                "replica": daemon.holder}
+        body: dict[str, object] = {"ok": store_ok and scheduler_ok, "state_store": store_ok,
+                                   "scheduler": scheduler_ok, "replica": daemon.holder}
+        if store_ok:
+            body["leases"] = await run_in_threadpool(daemon.leases.snapshot)
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     async def metrics(request: Request) -> Response:

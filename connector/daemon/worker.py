@@ -38,13 +38,20 @@ class Stopping(Exception):
     """Raised between two batches once shutdown began: what is stored stays stored."""
 
 
+class LeaseLost(Stopping):
+    """The writer lease went to another replica (missed heartbeats): stop writing at once."""
+
+
 class StopSink:
     """The engine's progress sink: after each stored page and each written batch, a stop is honoured."""
 
-    def __init__(self, stopping: threading.Event) -> None:
+    def __init__(self, stopping: threading.Event, lease_lost: threading.Event) -> None:
         self._stopping = stopping
+        self._lease_lost = lease_lost
 
     def advance(self, label: str, count: int) -> None:
+        if self._lease_lost.is_set():
+            raise LeaseLost(label)
         if self._stopping.is_set():
             raise Stopping(label)
 
@@ -63,8 +70,10 @@ class DaemonOptions:
 
 
 class Daemon:
-    def __init__(self, config: Config, engine: Engine, options: DaemonOptions, stopping: threading.Event) -> None:
+    def __init__(self, config: Config, engine: Engine, options: DaemonOptions, stopping: threading.Event,
+                 lease_lost: threading.Event) -> None:
         self.config, self.engine, self.options, self.stopping = config, engine, options, stopping
+        self.lease_lost = lease_lost  # set by the writer lease's heartbeat; the engine's sink watches it
         self.holder = replica_id()
         self.leases = Leases(engine.store)
         self.inbox = Inbox(engine.store)
@@ -116,10 +125,13 @@ class Daemon:
                 yield False
                 return
             try:
-                with Heartbeat(self.leases, WRITER, self.holder, self.options.lease_ttl):
+                with Heartbeat(self.leases, WRITER, self.holder, self.options.lease_ttl, lost=self.lease_lost):
                     self._after_takeover()
                     try:
                         yield True
+                    except LeaseLost:
+                        log.warning("writer lease lost mid-cycle: stopped writing", extra={"replica": self.holder})
+                        raise
                     except Stopping:
                         self.inbox.close_interrupted_runs()  # ours: only the lease holder runs cycles
                         raise
@@ -202,8 +214,8 @@ class Daemon:
         """A job never kills the scheduler; its failure is one log line with no message text."""
         try:
             yield
-        except Stopping:
-            log.info("job interrupted by shutdown", extra={"job": job, "target": target})
+        except Stopping as exc:
+            log.info("job interrupted", extra={"job": job, "target": target, "why": type(exc).__name__})
         except ProviderError as exc:
             log.warning("job failed", extra={"job": job, "target": target, "error": str(exc)})
         except Exception as exc:  # any other failure: logged by type only, retried next tick
