@@ -127,14 +127,19 @@ def _merge_field(
 ) -> tuple[Any, Candidate | None, ConflictFound | None]:
     """(new value, the candidate that set it, a conflict) for one scalar field."""
     current = _norm(hub.fields.get(name))
-    changed = [
-        s for s in sides if name in s.observed and _norm(s.observed[name]) != _norm((s.base or {}).get(name))
-    ]
-    changed = [s for s in changed if s.base is not None or not is_blank(s.observed[name])]  # blank is not a value
-    if not changed:
+    proposals: list[Candidate] = []
+    hub_moved = False
+    for side in sides:
+        if name not in side.observed:
+            continue
+        seen = _norm(side.observed[name])
+        before = _norm(side.base.get(name)) if side.base is not None else None
+        if seen == before:
+            continue  # this side did not change it (and a blank on a new link is not a value)
+        proposals.append(Candidate(source=side.provider, value=seen, at=side.updated_at))
+        hub_moved = hub_moved or (current is not None and before != current)
+    if not proposals:
         return current, None, None
-    proposals = [Candidate(source=s.provider, value=_norm(s.observed[name]), at=s.updated_at) for s in changed]
-    hub_moved = current is not None and any(_norm((s.base or {}).get(name)) != current for s in changed)
     values = {p.value for p in proposals}
     if hub_moved and current not in values:
         who, when = hub.sources.get(name, (HUB, None))
