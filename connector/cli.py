@@ -16,7 +16,7 @@ from adapters.base import CursorError
 from adapters.errors import ProviderError
 from connector.app import open_engine, open_store
 from connector.config import Config, ConfigError, find_config_path, load_config, redacted_summary
-from connector.engine import UsageError
+from connector.engine import Engine, UsageError
 from connector.progress import progress_for_terminal
 from connector.render import print_report, print_status
 from connector.report import ExitCode, RunReport
@@ -212,11 +212,7 @@ def resolve(conflict_id: int, use_provider: str | None, value: str | None, confi
 @common_options
 def unsubscribe(email: str, config_path: str | None, as_json: bool) -> None:
     """Suppress an address in every provider."""
-    config = _load(config_path)
-    address = _email_argument(email)
-    with open_engine(config) as engine:
-        report = engine.unsubscribe(address)
-    _finish(report, as_json=as_json)
+    _for_one_person(Engine.unsubscribe, email, config_path, as_json=as_json)
 
 
 @main.command()
@@ -224,10 +220,16 @@ def unsubscribe(email: str, config_path: str | None, as_json: bool) -> None:
 @common_options
 def forget(email: str, config_path: str | None, as_json: bool) -> None:
     """Erase a person from every provider; only a keyed hash stays."""
+    _for_one_person(Engine.forget, email, config_path, as_json=as_json)
+
+
+def _for_one_person(
+    action: Callable[[Engine, str], RunReport], email: str, config_path: str | None, *, as_json: bool
+) -> None:
     config = _load(config_path)
     address = _email_argument(email)
     with open_engine(config) as engine:
-        report = engine.forget(address)
+        report = action(engine, address)
     _finish(report, as_json=as_json)
 
 
