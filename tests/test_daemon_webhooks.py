@@ -75,6 +75,7 @@ def test_signed_deliveries_are_stored_once_and_forged_or_stale_ones_are_refused(
         metrics = daemon.get("/metrics").text
         assert "crmsync_inbox_depth 3.0" in metrics
         assert 'crmsync_webhooks_total{outcome="rejected",provider="hubspot"} 3.0' in metrics
+        assert 'crmsync_rate_limited_total{provider="mailchimp"} 0.0' in metrics
         assert daemon.terminate() == 0
     finally:
         daemon.stop_quietly()

@@ -45,10 +45,19 @@ class _StateCollector(Collector):
         limited = CounterMetricFamily("crmsync_rate_limited", "HTTP 429 answers seen by this replica",
                                       labels=["provider"])
         for name, rt in self._runtimes.items():
-            count = getattr(getattr(rt.adapter, "stats", None), "rate_limited", None)
-            if isinstance(count, int):
-                limited.add_metric([name], count)
+            limited_count = _rate_limited(rt.adapter)
+            if limited_count is not None:
+                limited.add_metric([name], limited_count)
         yield limited
+
+
+def _rate_limited(adapter: object) -> int | None:
+    """The shared transport counts 429s (``stats.rate_limited``); adapters expose it directly or on ``transport``."""
+    for holder in (adapter, getattr(adapter, "transport", None)):
+        count = getattr(getattr(holder, "stats", None), "rate_limited", None)
+        if isinstance(count, int):
+            return count
+    return None
 
 
 def _watermark(value: str, saved_at: dt.datetime) -> dt.datetime:
