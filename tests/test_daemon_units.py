@@ -67,8 +67,10 @@ def test_the_inbox_stores_once_claims_gives_back_and_prunes(store: Store) -> Non
     assert inbox.reclaim_orphans("replica-b") == 3  # replica-a died holding three
     again = inbox.claim("replica-b")
     assert len(again) == 3
+    inbox.give_back([c.id for c in again], "replica-a")  # the dead replica's late give-back frees nothing
+    assert inbox.claim("replica-c") == []
     inbox.finish([c.id for c in again], "done")
-    inbox.give_back([claimed[0].id])  # already done: stays done
+    inbox.give_back([claimed[0].id], "replica-b")  # already done: stays done
     assert inbox.depth() == 1
     assert inbox.prune(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == (3, 0)
     stored = json.dumps([c.__repr__() for c in again])

@@ -100,12 +100,13 @@ class Inbox:
             conn.execute(sa.update(INBOX).where(INBOX.c.id.in_(list(ids)))
                          .values(status=status, processed_at=utcnow()))
 
-    def give_back(self, ids: Sequence[int]) -> None:
+    def give_back(self, ids: Sequence[int], holder: str) -> None:
         """Unprocessed claims go back to new (a shutdown, or an error before the cycle finished)."""
         if not ids:
             return
         with self.store.transaction() as conn:
-            conn.execute(sa.update(INBOX).where(INBOX.c.id.in_(list(ids)), INBOX.c.status == STATUS_CLAIMED)
+            conn.execute(sa.update(INBOX).where(INBOX.c.id.in_(list(ids)), INBOX.c.status == STATUS_CLAIMED,
+                                                INBOX.c.claimed_by == holder)
                          .values(status=STATUS_NEW, claimed_by=None, claimed_at=None))
 
     def reclaim_orphans(self, holder: str) -> int:

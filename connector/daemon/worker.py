@@ -175,7 +175,7 @@ class Daemon:
                     self._targeted(provider, rows)
                     pending = [i for i in pending if i not in {r.id for r in rows}]
             finally:
-                self.inbox.give_back(pending)
+                self.inbox.give_back(pending, self.holder)
 
     def _targeted(self, provider: str, rows: list[Claimed]) -> None:
         ids = list(dict.fromkeys(r.remote_id for r in rows if r.remote_id))
