@@ -67,6 +67,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
     path_pattern: str | None = None  # regex searched in the path
+    raw: bytes | None = None  # a body sent as is (malformed JSON, HTML error pages), instead of ``body``
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -169,6 +170,8 @@ class EmulatorServer:
                 if fault is not None:
                     if fault.status == DROP:
                         return None
+                    if fault.raw is not None:
+                        return Response(status=int(fault.status), body=fault.raw, headers=dict(fault.headers))
                     return Response.json(fault.body, int(fault.status), fault.headers)
                 if self.before_request is not None:
                     early = self.before_request(request)

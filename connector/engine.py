@@ -19,6 +19,7 @@ from typing import Any
 
 from adapters.base import (
     Cursor,
+    CursorError,
     Page,
     SupportsErase,
     SupportsFetchByIds,
@@ -291,6 +292,14 @@ class Engine:
             return False
         except OSError as exc:
             report.provider_errors[rt.name] = _safe(exc)
+            return False
+        except CursorError:
+            raise  # a stored cursor that cannot be read is surfaced (exit 2), never taken for a provider fault
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # A provider answered something its adapter could not read (malformed JSON, a missing field, a
+            # wrong type): this provider stops for this run, its cursor stays put, the others go on.
+            report.provider_errors[rt.name] = f"{rt.name}: unreadable answer ({type(exc).__name__})"
+            log.warning("provider %s stopped on an unreadable answer: %s", rt.name, type(exc).__name__)
             return False
         return True
 
