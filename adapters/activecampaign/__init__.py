@@ -1,0 +1,1 @@
+"""ActiveCampaign: adapter, webhooks and a local emulator (providers/activecampaign.md)."""
