@@ -37,6 +37,17 @@ def test_invalid_rows_are_reported_and_valid_rows_all_arrive(tmp_path: Path, sta
     assert got["good1@example.com"]["first_name"] == "Zoë"
 
 
+def test_a_stray_quote_costs_only_its_own_line(tmp_path, state_url):
+    (tmp_path / "in.csv").write_text('email,first_name\na@example.com,A\n"broken,x\nb@example.com,B\n'
+                                     'c@example.com,"C\nwith a multi-line note"\nd@example.com,D\n')
+    config = write_config(tmp_path, state_url, {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})
+    code, out = run(config, "migrate", "--from", "src", "--to", "dst")
+    assert code == 1 and [e["where"] for e in out["errors"]] == ["in.csv:3"]
+    got = read_jsonl(tmp_path / "out.jsonl")
+    assert set(got) == {"a@example.com", "b@example.com", "c@example.com", "d@example.com"}
+    assert got["c@example.com"]["first_name"] == "C\nwith a multi-line note"  # a real multi-line field stays one
+
+
 def test_a_second_run_of_a_migration_with_bad_rows_loses_nothing_and_adds_nothing(tmp_path, state_url):
     write_csv(tmp_path / "in.csv", [{"email": "a@example.com"}, {"email": "bad"}, {"email": "b@example.com"}])
     config = write_config(tmp_path, state_url, {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})

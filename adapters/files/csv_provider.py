@@ -8,7 +8,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
 from adapters.files.staging import MergePlan
@@ -70,6 +70,40 @@ class _Records:
             start, offset = lines.line + 1, lines.offset
 
 
+UNCLOSED_QUOTE: Final = "an unclosed quote: the line is skipped, the lines after it are read as rows"
+
+
+class _Restart(NamedTuple):
+    """Read again from here (after a line whose stray quote swallowed the lines below it)."""
+
+    offset: int
+    line: int
+
+
+def _line_end(handle: IO[bytes], offset: int) -> int:
+    """The offset after the physical line that starts at ``offset``; the handle's position is kept."""
+    position = handle.tell()
+    handle.seek(offset)
+    end = offset + len(handle.readline())
+    handle.seek(position)
+    return end
+
+
+def _swallowed_rows(handle: IO[bytes], start: int, end: int, email_at: int) -> bool:
+    """Whether a record spanning several lines swallowed lines that are rows of their own (an address
+    where the email column is), rather than holding a multi-line note.
+    """
+    position = handle.tell()
+    handle.seek(start)
+    chunk = handle.read(end - start)
+    handle.seek(position)
+    for raw in chunk.splitlines()[1:]:
+        cells = next(csv.reader([raw.decode("utf-8", "replace")]), [])
+        if len(cells) > email_at and email_key(cells[email_at]) and "@" in cells[email_at]:
+            return True
+    return False
+
+
 def _blank(cells: list[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
@@ -109,11 +143,30 @@ class CsvAdapter(FileAdapter):
         email_at, id_at, width = self.email_index(header), _index(header, ID_COLUMN), len(header)
         if offset < body_offset:
             offset, line = body_offset, body_line
-        records = _Records(handle, offset=offset, line=line)
+        records: _Records | None = _Records(handle, offset=offset, line=line)
+        while records is not None:
+            current, records = records, None
+            for row in self._rows(handle, current, header, email_at=email_at, id_at=id_at, width=width):
+                if isinstance(row, _Restart):
+                    records = _Records(handle, offset=row.offset, line=row.line)
+                    break
+                yield row
+
+    def _rows(
+        self, handle: IO[bytes], records: _Records, header: list[str], *, email_at: int, id_at: int | None,
+        width: int,
+    ) -> Iterator[Row | _Restart]:
         lines = records.lines
-        for start, _, cells, bad in records:
+        for start, start_offset, cells, bad in records:
             if _blank(cells):
                 continue
+            if lines.line > start and _swallowed_rows(handle, start_offset, lines.offset, email_at):
+                # A stray quote opened a field that ran over the rows below it: only its own line is
+                # refused, and reading starts again at the next line, so those rows are not lost.
+                next_offset = _line_end(handle, start_offset)
+                yield Row(start, next_offset, start, None, problem=UNCLOSED_QUOTE)
+                yield _Restart(next_offset, start)
+                return
             if bad:
                 yield Row(start, lines.offset, lines.line, None, problem=NOT_UTF8)
                 continue
