@@ -1,0 +1,1 @@
+"""GetResponse campaigns (lists): adapter, webhooks and a local emulator (providers/getresponse.md)."""
