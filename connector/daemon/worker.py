@@ -179,13 +179,15 @@ class Daemon:
 
     def _targeted(self, provider: str, rows: list[Claimed]) -> None:
         ids = list(dict.fromkeys(r.remote_id for r in rows if r.remote_id))
-        if provider not in self.engine.runtimes or not ids:
-            self.inbox.finish([r.id for r in rows], STATUS_DONE if ids or provider in self.engine.runtimes
-                              else STATUS_FAILED)
+        if provider not in self.engine.runtimes or not ids:  # a provider since removed from the config, or no id
+            self.inbox.finish([r.id for r in rows], STATUS_FAILED if provider not in self.engine.runtimes
+                              else STATUS_DONE)
             return
         started = time.monotonic()
         report = self.engine.sync_records(provider, ids)
-        self.inbox.finish([r.id for r in rows], STATUS_FAILED if report.provider_errors else STATUS_DONE)
+        # Failed: the records could not be fetched (the next poll reads them). A push that failed elsewhere
+        # stays a pending write of that provider, retried by later cycles.
+        self.inbox.finish([r.id for r in rows], STATUS_FAILED if provider in report.provider_errors else STATUS_DONE)
         self._record(report, "webhook", [provider], started, events=len(rows), records=len(ids))
 
     def renew_channels(self) -> None:
