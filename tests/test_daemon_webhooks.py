@@ -126,3 +126,32 @@ def test_each_providers_webhooks_become_targeted_cycles_that_reach_the_others(
         assert daemon.terminate() == 0
     finally:
         daemon.stop_quietly()
+
+
+def test_a_burst_of_events_for_one_contact_becomes_one_targeted_cycle(
+    tmp_path: Path, state_url: str, emulators: dict[str, Any]
+) -> None:
+    import sqlalchemy as sa
+
+    hubspot, mailchimp = emulators["hubspot"], emulators["mailchimp"]
+    config = write_config(tmp_path, state_url, emulators)
+    daemon = DaemonProcess(config, "--debounce", "1", log=tmp_path / "daemon.log")
+    try:
+        wait_until(lambda: len(mailchimp.members()) == 9, what="the first poll cycle")
+        contact = hubspot.find("hubspot-0@example.com")
+        for n, name in enumerate(("Ada", "Adah", "Adele")):  # three edits in a row, three deliveries
+            hubspot.edit(contact["id"], firstname=name)
+            headers, body = hubspot_delivery(hubspot.client_secret, daemon.url + "/webhooks/hubspot",
+                                             [property_change(contact["id"], event_id=50 + n, value=name)])
+            assert daemon.post("/webhooks/hubspot", body, headers).status_code == 200
+        wait_until(lambda: inbox_rows(state_url) == [("hubspot", "done")] * 3, what="the burst to be processed")
+        member = mailchimp.member(subscriber_hash("hubspot-0@example.com"))
+        assert member is not None and member["merge_fields"]["FNAME"] == "Adele"
+        engine = sa.create_engine(state_url)
+        with engine.connect() as conn:
+            webhook_runs = conn.execute(sa.text("SELECT count(*) FROM run WHERE kind = 'webhook'")).scalar_one()
+        engine.dispose()
+        assert webhook_runs == 1
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop_quietly()
