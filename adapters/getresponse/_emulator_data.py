@@ -16,7 +16,9 @@ from typing import Any, Final
 from adapters.getresponse._wire import format_time
 
 ALPHABET: Final = string.ascii_letters + string.digits
-PREDEFINED_FIELDS: Final = (  # GetResponse's predefined custom fields (text): names as the API lists them
+# An account's custom fields at start: GetResponse's predefined ones (text) the crmsync table reads, plus
+# job_title, industry and lifecycle, which an account creates itself (they are not predefined).
+DEFAULT_FIELDS: Final = (
     "company",
     "phone",
     "city",

@@ -28,7 +28,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from adapters._emulator import EmulatorServer, Request, Response
-from adapters.getresponse._emulator_data import PREDEFINED_FIELDS, Contact, Ids, seed_profile
+from adapters.getresponse._emulator_data import DEFAULT_FIELDS, Contact, Ids, seed_profile
 from adapters.getresponse._wire import (
     CODE_AUTH,
     CODE_EXISTS,
@@ -105,7 +105,7 @@ class GetResponseEmulator(EmulatorServer):
         self._fields: dict[str, dict[str, Any]] = {}  # customFieldId -> definition
         self._hits: deque[float] = deque()  # monotonic times of accepted calls, for the limits
         self.add_campaign("crmsync_list", campaign_id=campaign_id)
-        for name in PREDEFINED_FIELDS:
+        for name in DEFAULT_FIELDS:
             self.add_custom_field(name)
         self.before_request = self._gate
         self._routes_v3()
