@@ -74,3 +74,22 @@ def test_a_hubspot_merge_moves_the_link_and_creates_no_duplicate(three, tmp_path
     assert hubspot.get(survivor)["properties"]["email"] in ("zoho-0@example.com", "zoho-1@example.com")
     exported = read_jsonl(tmp_path / "export.jsonl")
     assert "zoho-0@example.com" in exported and "zoho-1@example.com" in exported  # still two people elsewhere
+
+
+def test_a_refused_write_is_retried_next_cycle_and_nothing_is_lost(three, tmp_path):
+    from adapters._emulator import Fault
+
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    emulators["mailchimp"].subscribe("late@example.com", FNAME="Late")
+    hubspot = emulators["hubspot"]
+    hubspot.inject(Fault(401, body={"status": "error", "message": "expired", "category": "INVALID_AUTHENTICATION"},
+                         method="POST", path_pattern=r"batch"))  # a token revoked mid-cycle: the write call fails
+    code, out = run(config, "sync")
+    assert code == 3 and "hubspot" in out["provider_errors"], out
+    assert hubspot.find("late@example.com") is None
+    assert "late@example.com" in read_jsonl(tmp_path / "export.jsonl")  # the others went on
+    code, out = run(config, "sync")
+    assert code == 0, out
+    assert hubspot.find("late@example.com") is not None
+    assert out["providers"]["hubspot"]["created"] == 1
