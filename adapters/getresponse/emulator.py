@@ -6,8 +6,8 @@ as 100, ``TotalCount``/``TotalPages``/``CurrentPage`` headers, unknown ``query[.
 ``POST /contacts`` answers 202 with no body and no id and makes the contact visible ``create_delay_s``
 later (an email already in the campaign, or queued for it, -> 409 code 1008); ``POST /contacts/{id}``
 updates and replaces whole ``tags``/``customFieldValues`` arrays; the additive tag and custom-field
-calls; ``DELETE /contacts/{id}`` removes (with ``messageId``: unsubscribes); Search Contacts finds
-unsubscribed ones. Limits: 80 calls/s and 30,000 per 10 minutes -> 429 code 1015 with
+calls; ``DELETE /contacts/{id}`` removes (with ``messageId``: unsubscribes); Search Contacts type ``removed``
+finds unsubscribed and removed ones. Limits: 80 calls/s and 30,000 per 10 minutes -> 429 code 1015 with
 ``context.timeToReset``; ``X-RateLimit-*`` headers on every answer.
 
 Unconfirmed choices (the fact sheet is silent): unsubscribed/removed contacts answer 404 by id; a
@@ -56,7 +56,8 @@ LIST_QUERIES: Final = frozenset(
     }
 )
 SORT_KEYS: Final = {"changedOn", "createdOn", "email", "name", "campaignId"}
-SUBSCRIBER_TYPES: Final = {"subscribed", "unsubscribed", "undelivered", "removed", "unconfirmed"}
+# Search Contacts types; "removed" holds unsubscribed contacts as well as those taken off the list.
+SUBSCRIBER_TYPES: Final = {"subscribed", "undelivered", "removed", "unconfirmed"}
 MAX_CONDITIONS: Final = 8  # per Search Contacts section
 TAG_NAME: Final = re.compile(r"[_a-zA-Z0-9]{2,64}\Z")
 FIELD_NAME: Final = re.compile(r"[a-z0-9_]{1,32}\Z")
@@ -625,8 +626,8 @@ class GetResponseEmulator(EmulatorServer):
             if len(section.get("conditions") or []) > MAX_CONDITIONS:
                 return _error(400, CODE_VALIDATION, "Validation error", {"conditions": "at most 8 per section"})
             campaigns.update(str(c) for c in section["campaignIdsList"])
-        states = {"subscribed": "active", "unconfirmed": "queued"}
-        wanted = {states.get(t, t) for t in types}
+        states = {"subscribed": {"active"}, "unconfirmed": {"queued"}, "removed": {"unsubscribed", "removed"}}
+        wanted = {state for t in types for state in states.get(t, set())}
         with self._data:
             rows = [c for c in self._contacts.values() if c.state in wanted and c.campaign_id in campaigns]
             rows.sort(key=lambda c: (c.changed, c.contact_id))

@@ -225,17 +225,24 @@ def test_delete_with_message_id_is_an_unsubscribe(gr_http: requests.Session, gr_
     assert [c["state"] for c in gr_emulator.contacts(state=None)] == ["unsubscribed", "removed"]
 
 
-def test_search_contacts_finds_unsubscribed_ones(gr_http: requests.Session, gr_emulator: GetResponseEmulator) -> None:
-    gr_emulator.seed(3)
+def test_search_contacts_finds_unsubscribed_and_removed_ones(
+    gr_http: requests.Session, gr_emulator: GetResponseEmulator
+) -> None:
+    ids = gr_emulator.seed(3)
     gr_emulator.unsubscribe("contact1@example.com")
+    gr_emulator.delete(ids[2])
     body = {
-        "subscribersType": ["unsubscribed"],
+        "subscribersType": ["removed"],
         "sectionLogicOperator": "or",
         "section": [{"campaignIdsList": [gr_emulator.campaign_id], "logicOperator": "or", "conditions": []}],
     }
     answer = _post(gr_http, gr_emulator, "/search-contacts/contacts", body)
     assert answer.status_code == 200
-    assert [r["email"] for r in answer.json()] == ["contact1@example.com"]
+    assert {r["email"] for r in answer.json()} == {"contact1@example.com", "contact2@example.com"}
+    assert (
+        _post(gr_http, gr_emulator, "/search-contacts/contacts", {**body, "subscribersType": ["gone"]}).status_code
+        == 400
+    )
     body["section"][0]["conditions"] = [{}] * 9  # type: ignore[index]
     assert _post(gr_http, gr_emulator, "/search-contacts/contacts", body).status_code == 400
 
