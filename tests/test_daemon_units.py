@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -84,11 +85,12 @@ def test_no_address_survives_a_log_line(local: str, domain: str, as_json: bool) 
     formatter = logs._Redacting(as_json=as_json)
     formatter.email_key = lambda email: "k" * 32
     address = f"{local}@{domain}"
-    record = logging.makeLogRecord({"msg": "refused %s", "args": (address,), "levelname": "INFO",
-                                    "name": "t", "who": address})
+    encoded = quote(address, safe="")
+    record = logging.makeLogRecord({"msg": "refused %s (GET /contacts/%s)", "args": (address, encoded),
+                                    "levelname": "INFO", "name": "t", "who": address})
     line = formatter.format(record)
-    assert address not in line
-    assert "email:kkkkkkkkkkkk" in line
+    assert address not in line and encoded not in line and local + "%40" not in line
+    assert line.count("email:kkkkkkkkkkkk") >= 2
 
 
 def test_a_heartbeat_notices_when_its_lease_went_elsewhere_and_the_engine_sink_stops(store: Store) -> None:

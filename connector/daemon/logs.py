@@ -9,8 +9,10 @@ import re
 import sys
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import unquote
 
-_EMAIL: Final = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Addresses as written, or percent-encoded in a logged URL path or query ("%40").
+_EMAIL: Final = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
 _STANDARD: Final = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -22,7 +24,7 @@ class _Redacting(logging.Formatter):
 
     def _clean(self, text: str) -> str:
         key = self.email_key
-        return _EMAIL.sub(lambda m: f"email:{key(m.group(0).lower())[:12]}" if key else "email:***", text)
+        return _EMAIL.sub(lambda m: f"email:{key(unquote(m.group(0)).lower())[:12]}" if key else "email:***", text)
 
     def format(self, record: logging.LogRecord) -> str:
         message = self._clean(record.getMessage())
