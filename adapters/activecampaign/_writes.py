@@ -4,9 +4,9 @@ The rule, per write batch (providers/activecampaign.md, "bulk import"):
 
 - requests without a ``remote_id`` (creates, or upserts by email) go to ``POST /import/bulk_import`` in one
   call when there are at least ``BULK_MIN`` (10) of them, as AC suggests; the import is asynchronous, so it
-  is polled at ``/import/info`` and the new ids are read back by an ``updated_after`` id scan (an address
-  the scan misses is looked up by email). Imports add tags but never remove one, fire no webhooks and never
-  re-subscribe a person who unsubscribed.
+  is polled at ``/import/info`` and the new ids are read back by an id scan above the newest id before the
+  import (an address that was already a contact is looked up by email). Imports add tags but never remove
+  one, fire no webhooks and never re-subscribe a person who unsubscribed.
 - every other request is one ``POST /contact/sync`` (create-or-update by email, the only idempotent
   write), or ``PUT /contacts/{id}`` when ``previous_email`` says the address changed (sync would create a
   second contact). Then the list status (``POST /contactLists``) when consent is set, and the tags when
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters._http import Transport
-from adapters.activecampaign._wire import PROVIDER, ContactRefused, format_time
+from adapters.activecampaign._wire import PROVIDER, ContactRefused
 from adapters.base import WriteRequest, WriteResult
 from adapters.errors import FatalProviderError, RetryableError
 
@@ -227,7 +227,7 @@ class Writer:
 
     # -- bulk import --------------------------------------------------------------------------------
     def _import(self, plans: list[Plan]) -> None:
-        started = self._clock()
+        top = self._top_id()
         rows = [self._import_row(p) for p in plans]
         answer = self.transport.request("POST", "/import/bulk_import", json={"contacts": rows}).json()
         flags = {str(k).lower(): v for k, v in answer.items()} if isinstance(answer, dict) else {}
@@ -238,7 +238,13 @@ class Writer:
             if 0 <= index < len(plans):
                 plans[index].done(ok=False, error=f"import_failed: {reason}")
         waiting = {p.request.email.strip().lower(): p for p in plans if p.result is None}
-        self._resolve_ids(waiting, started)
+        self._resolve_ids(waiting, top)
+
+    def _top_id(self) -> int:
+        """The newest contact id before an import: every contact it creates gets a higher one."""
+        params = {"orders[id]": "DESC", "limit": 1}
+        contacts = self.transport.request("GET", "/contacts", params=params).json().get("contacts") or []
+        return max((int(c["id"]) for c in contacts if str(c.get("id", "")).isdigit()), default=0)
 
     def _import_row(self, p: Plan) -> dict[str, Any]:
         row: dict[str, Any] = {"email": p.contact["email"]}
@@ -272,12 +278,11 @@ class Writer:
                 out[int(item["index"])] = str(item.get("reason") or "refused")[:80]
         return out
 
-    def _resolve_ids(self, waiting: dict[str, Plan], started: dt.datetime) -> None:
-        """The imported contacts' ids: one id scan of what changed since the import began, then by email."""
-        after = 0
-        since = format_time(started - dt.timedelta(minutes=2))
+    def _resolve_ids(self, waiting: dict[str, Plan], top: int) -> None:
+        """The imported contacts' ids: new ones by an id scan above ``top``, existing ones by email."""
+        after = top
         while waiting:
-            params = [("limit", 100), ("orders[id]", "ASC"), ("id_greater", after), ("filters[updated_after]", since)]
+            params = [("limit", 100), ("orders[id]", "ASC"), ("id_greater", after)]
             contacts = self.transport.request("GET", "/contacts", params=params).json().get("contacts") or []
             for c in contacts:
                 p = waiting.pop(str(c.get("email", "")).strip().lower(), None)
@@ -286,7 +291,7 @@ class Writer:
                 after = max(after, int(c["id"]))
             if len(contacts) < 100:
                 break
-        for email, p in list(waiting.items()):  # an import that left udate alone: look it up
+        for email, p in list(waiting.items()):  # an address that was already a contact: look it up
             found = self.transport.request("GET", "/contacts", params={"email": email}).json().get("contacts") or []
             if found:
                 p.done(remote_id=str(found[0]["id"]))
