@@ -2,7 +2,7 @@
 
 Facts: /work/shared/providers/getresponse.md ("Errors", "Rate limits"). Errors come as
 ``{"httpStatus", "code", "codeDescription", "message", "moreInfo", "context", "uuid"}``; a 429 says when
-the window resets in ``Retry-After`` or ``X-RateLimit-Reset`` or ``context.timeToReset`` ("100 seconds").
+the window resets in ``Retry-After``, ``context.timeToReset`` ("100 seconds") or ``X-RateLimit-Reset``.
 """
 
 from __future__ import annotations
@@ -81,10 +81,12 @@ def error_code(response: requests.Response) -> int | None:
 
 
 def retry_after(response: requests.Response) -> float | None:
-    """``Retry-After`` ‖ ``X-RateLimit-Reset`` ‖ ``context.timeToReset`` (the fact sheet's conflict)."""
+    """``Retry-After`` ‖ ``context.timeToReset`` ‖ ``X-RateLimit-Reset`` (the fact sheet's conflict).
+
+    The body comes before the header: ``X-RateLimit-Reset`` counts down the 10-minute window on every
+    answer, while ``context.timeToReset`` belongs to the limit that was hit (80/s resets in a second).
+    """
     wait = parse_retry_after(response.headers.get("Retry-After"))
-    if wait is None:
-        wait = parse_seconds(response.headers.get("X-RateLimit-Reset"))
     if wait is None:
         try:
             body = response.json()
@@ -92,6 +94,8 @@ def retry_after(response: requests.Response) -> float | None:
             body = None
         context = body.get("context") if isinstance(body, dict) else None
         wait = parse_seconds(context.get("timeToReset")) if isinstance(context, dict) else None
+    if wait is None:
+        wait = parse_seconds(response.headers.get("X-RateLimit-Reset"))
     return wait
 
 

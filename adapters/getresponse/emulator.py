@@ -346,13 +346,12 @@ class GetResponseEmulator(EmulatorServer):
             with self._data:
                 used = len(self._hits)
                 reset = int(self._hits[0] + self.window_s - time.monotonic()) if self._hits else int(self.window_s)
-            response.headers.update(
-                {
-                    "X-RateLimit-Limit": str(self.per_window),
-                    "X-RateLimit-Remaining": str(max(self.per_window - used, 0)),
-                    "X-RateLimit-Reset": f"{max(reset, 0)} seconds",
-                }
-            )
+            for key, value in (
+                ("X-RateLimit-Limit", str(self.per_window)),
+                ("X-RateLimit-Remaining", str(max(self.per_window - used, 0))),
+                ("X-RateLimit-Reset", f"{max(reset, 0)} seconds"),
+            ):
+                response.headers.setdefault(key, value)  # an injected fault may set its own
         return response
 
     def _routes_v3(self) -> None:
