@@ -85,6 +85,10 @@ class DaemonProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def interrupt(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=10)

@@ -71,6 +71,9 @@ def test_signed_deliveries_are_stored_once_and_forged_or_stale_ones_are_refused(
 
         health = wait_until(polled, what="the first poll cycle's marker")
         assert health["ok"] and health["state_store"] and health["scheduler"]
+        metrics = daemon.get("/metrics").text
+        assert 'crmsync_cycles_total{kind="poll",provider="hubspot",status=' in metrics
+        assert 'crmsync_records_pulled_total{provider="mailchimp"} 3.0' in metrics
         assert sorted(inbox_rows(state_url)) == [("hubspot", "new"), ("mailchimp", "new"), ("zoho", "new")]
         metrics = daemon.get("/metrics").text
         assert "crmsync_inbox_depth 3.0" in metrics
