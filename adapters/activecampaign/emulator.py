@@ -104,6 +104,13 @@ class ActiveCampaignEmulator(EmulatorServer):
             "list_id": self.list_id,
         }
 
+    def start(self) -> ActiveCampaignEmulator:
+        super().start()
+        return self
+
+    def __enter__(self) -> ActiveCampaignEmulator:
+        return self.start()
+
     def read_calls(self) -> int:
         return self.call_count("GET")
 
