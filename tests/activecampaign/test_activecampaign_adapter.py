@@ -279,3 +279,23 @@ def test_the_default_limiter_keeps_under_five_a_second(ac_emulator, clock):
     adapter = make(ac_emulator, clock, page_size=4, rate_limit=None)  # the default
     _, records = read_all(adapter)
     assert len(records) == 30 and ac_emulator.rate_limited == 0
+
+
+def test_a_full_import_batch_costs_one_import_and_a_few_reads(ac_emulator, clock):
+    adapter = make(ac_emulator, clock)
+    results = adapter.write_contacts([req(i, f"p{i}@example.com", listStatus="1") for i in range(250)])
+    assert all(r.ok for r in results) and len({r.remote_id for r in results}) == 250
+    assert ac_emulator.write_calls() == 1
+    # the newest id before, one /import/info poll, three pages of new ids above it (no field values: no /fields)
+    assert ac_emulator.read_calls() == 5
+
+
+def test_a_backfill_does_not_report_old_gaps_as_deletions(ac_emulator, clock):
+    ids = ac_emulator.seed(6)
+    ac_emulator.delete(ids[2])
+    adapter = make(ac_emulator, clock, page_size=4)
+    pages, records = read_all(adapter)
+    assert not any(r.deleted for r in records)
+    clock.advance(25 * 3600)
+    _, later = read_all(adapter, pages[-1].next_cursor)
+    assert not any(r.deleted for r in later)  # deleted before crmsync ever saw it: not news
