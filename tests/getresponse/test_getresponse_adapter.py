@@ -69,7 +69,7 @@ def test_create_adapter_reads_the_config_table(gr_emulator: GetResponseEmulator)
 def test_one_limiter_per_account_with_both_published_windows() -> None:
     first, second = account_limiter("key-a", None), account_limiter("key-a", None)
     assert first is second and account_limiter("key-b", None) is not first
-    assert repr(first) == "RateLimiter(80/1s)+RateLimiter(30000/600s)"
+    assert repr(first) == "RateLimiter(72/1s)+RateLimiter(30000/600s)"
     assert repr(account_limiter("key-a", "10/s")) == "RateLimiter(10/1s)"
 
 
