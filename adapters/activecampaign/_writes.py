@@ -172,6 +172,7 @@ class Writer:
         self._sleep = sleep
         self._poll_s = poll_s
         self._clock = clock
+        self._top: int | None = None  # the newest contact id seen: ids only grow, so a stale one is safe
 
     def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         plans = [plan(r, self.catalog) for r in requests]
@@ -227,7 +228,7 @@ class Writer:
 
     # -- bulk import --------------------------------------------------------------------------------
     def _import(self, plans: list[Plan]) -> None:
-        top = self._top_id()
+        top = self._top if self._top is not None else self._top_id()
         rows = [self._import_row(p) for p in plans]
         answer = self.transport.request("POST", "/import/bulk_import", json={"contacts": rows}).json()
         flags = {str(k).lower(): v for k, v in answer.items()} if isinstance(answer, dict) else {}
@@ -241,7 +242,11 @@ class Writer:
         self._resolve_ids(waiting, top)
 
     def _top_id(self) -> int:
-        """The newest contact id before an import: every contact it creates gets a higher one."""
+        """The newest contact id before the first import: every contact an import creates gets a higher one.
+
+        Later imports start from the highest id the last one read back; one that is out of date only
+        makes the scan read a few more contacts.
+        """
         params = {"orders[id]": "DESC", "limit": 1}
         contacts = self.transport.request("GET", "/contacts", params=params).json().get("contacts") or []
         return max((int(c["id"]) for c in contacts if str(c.get("id", "")).isdigit()), default=0)
@@ -291,6 +296,7 @@ class Writer:
                 after = max(after, int(c["id"]))
             if len(contacts) < 100:
                 break
+        self._top = after
         for email, p in list(waiting.items()):  # an address that was already a contact: look it up
             found = self.transport.request("GET", "/contacts", params={"email": email}).json().get("contacts") or []
             if found:
