@@ -1,8 +1,9 @@
 """crmsync daemon through the emulators: webhook-to-provider latency, webhook intake rate, cycle throughput.
 
-Run: python benchmarks/daemon_webhooks.py [latency|intake|cycles|all]
+Run: python benchmarks/daemon_webhooks.py [latency|intake|intake-pg|cycles|all]
   latency  HubSpot edit + signed webhook -> the change visible in Mailchimp and Zoho (p50, p95), debounce 0.5 s
   intake   signed HubSpot deliveries accepted and stored per second (32 keep-alive connections, nothing drained)
+  intake-pg  the same with the state on the PostgreSQL at 127.0.0.1
   cycles   contacts per second for a first full cycle with 1 and with 3 replicas on PostgreSQL
 """
 
@@ -100,10 +101,19 @@ async def _blast(host: str, port: int, requests_raw: list[bytes], connections: i
     return statuses
 
 
-def intake(total: int = 6000, connections: int = 32) -> None:
+def intake(total: int = 6000, connections: int = 32, *, postgres: bool = False) -> None:
+    schema = _pg_schema() if postgres else ""
+    try:
+        _intake(total, connections, schema)
+    finally:
+        if schema:
+            _drop(schema)
+
+
+def _intake(total: int, connections: int, schema: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=5) as emulators:
         folder = Path(tmp)
-        state_url = f"sqlite:///{folder / 'state.db'}"
+        state_url = f"{PG_URL}?options=-csearch_path%3D{schema}" if schema else f"sqlite:///{folder / 'state.db'}"
         config = write_config(folder, state_url, emulators)
         daemon = DaemonProcess(config, "--debounce", "3600", log=folder / "daemon.log")
         secret = emulators["hubspot"].client_secret
@@ -121,7 +131,7 @@ def intake(total: int = 6000, connections: int = 32) -> None:
             elapsed = time.perf_counter() - started
             stored = len(inbox_rows(state_url))
             assert statuses == [200] * total and stored == total, (set(statuses), stored)
-            print(f"webhook intake (SQLite, {connections} keep-alive connections from one asyncio client on this "
+            print(f"webhook intake ({'PostgreSQL' if schema else 'SQLite'}, {connections} keep-alive connections from one asyncio client on this "
                   f"machine): {total} signed HubSpot deliveries in {elapsed:.2f} s = {total / elapsed:.0f} events/s "
                   "accepted and stored")
             daemon.terminate()
@@ -177,6 +187,7 @@ def cycles(seed: int = 500) -> None:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    for name, bench in (("latency", latency), ("intake", intake), ("cycles", cycles)):
+    for name, bench in (("latency", latency), ("intake", intake), ("intake-pg", lambda: intake(postgres=True)),
+                        ("cycles", cycles)):
         if which in (name, "all"):
             bench()

@@ -55,6 +55,15 @@ def _event(n: int) -> WebhookEvent:
     return WebhookEvent(event_id=f"e{n}", kind="updated", remote_id=str(1000 + n), email=f"p{n}@example.com")
 
 
+def test_a_group_commit_counts_each_event_once_for_its_first_delivery(store: Store) -> None:
+    inbox = Inbox(store)
+    batch = [("hubspot", [_event(1), _event(2)]), ("hubspot", [_event(2), _event(3)]), ("zoho", [_event(1)]),
+             ("hubspot", [_event(1)])]
+    assert inbox.store_deliveries(batch) == [2, 1, 1, 0]
+    assert inbox.store_deliveries(batch) == [0, 0, 0, 0]
+    assert inbox.depth() == 4
+
+
 def test_the_inbox_stores_once_claims_gives_back_and_prunes(store: Store) -> None:
     inbox = Inbox(store)
     assert inbox.store_events("hubspot", [_event(1), _event(2)]) == 2
