@@ -362,14 +362,22 @@ class Engine:
         report.figures(source)
         report.figures(target)
 
+        waiting: set[int] = set()  # stored, not yet pushed: pushed once they fill the target's biggest batch
+
         def after_page(changed: set[int], seen: set[int]) -> None:
             self._reconcile_ids(sorted(changed), report)
-            self._push(dst, report, only=seen, linked_to=source)
+            waiting.update(seen)
+            if len(waiting) >= dst.adapter.max_batch:
+                self._push(dst, report, only=waiting, linked_to=source)
+                waiting.clear()
 
         def run() -> None:
             last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
             self._reconcile_all(report)
-            self._push(dst, report, linked_to=source)  # what a crash left pulled but not pushed
+            if waiting:
+                self._push(dst, report, only=waiting, linked_to=source)
+            if saved is not None:  # a resumed run: what a crash left stored but not pushed
+                self._push(dst, report, linked_to=source)
             self._finish(dst)
             self.store.save_cursor(source, stream, last, done=True)
 

@@ -1,0 +1,183 @@
+"""One command, one table: crmsync measured against its limits, side by side in one run (issue 7).
+
+    python benchmarks/run.py [--contacts 100000] [--small 10000] [--rate-bound 20000] [--skip-webhooks]
+
+Rows:
+  migrate N HubSpot -> Mailchimp   wall, contacts/s, API calls vs the minimum (list pages + batch calls), peak RSS
+  floor                             the same copy by a script that makes only the minimum calls, no state, no mapping
+  incremental (1% changed)          a sync cycle after 1% of the contacts changed in HubSpot, vs the full migrate
+  peak RSS at the small size        the same migrate at --small contacts, to see memory stay flat
+  rate-bound HubSpot -> JSONL       HubSpot's real limits (100 / 10 s): wall vs calls / allowed rate, 429s drawn
+  webhook latency p50 / p95         from benchmarks/daemon_webhooks.py latency (a daemon through the emulators)
+crmsync runs as a separate process (as a user runs it); the emulators run in this one and count the calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from adapters.hubspot.emulator import HubSpotEmulator  # noqa: E402
+from adapters.mailchimp.emulator import MailchimpEmulator  # noqa: E402
+
+FAST = "1000000/10s"
+LONG_AGO = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)  # seeded lists were edited long before the run
+
+
+def crmsync(folder: Path, *args: str) -> tuple[float, float, dict[str, Any]]:
+    """Run the CLI; (wall seconds, peak RSS MB of that process, its --json document)."""
+    out = folder / "out.json"
+    with out.open("w") as handle:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "connector", *args, "--json", "--config",
+                                 str(folder / "crmsync.toml")], stdout=handle, stderr=subprocess.DEVNULL, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    document = json.loads(out.read_text() or "{}")
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"crmsync {' '.join(args)} failed: {document}")
+    return wall, usage.ru_maxrss / 1024, document
+
+
+def write_config(folder: Path, hubspot: HubSpotEmulator, mailchimp: MailchimpEmulator | None, *,
+                 hubspot_rate: str | None) -> None:
+    lines = [f'[state]\nurl = "sqlite:///{folder / "state.db"}"\n', "[providers.hubspot]"]
+    options = hubspot.sandbox_options()
+    if hubspot_rate:
+        options["rate_limit"] = hubspot_rate
+    else:
+        options.pop("rate_limit", None)
+    lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
+    if mailchimp is not None:
+        lines += ["", "[providers.mailchimp]"] + [f"{k} = {json.dumps(v)}" for k, v in mailchimp.sandbox_options().items()]
+    lines += ["", "[providers.export]", 'type = "jsonl"', f'path = "{folder / "export.jsonl"}"']
+    (folder / "crmsync.toml").write_text("\n".join(lines) + "\n")
+
+
+def floor_copy(hubspot: HubSpotEmulator, mailchimp: MailchimpEmulator) -> float:
+    """The minimum calls, nothing else: list pages of 100 from HubSpot, batches of 500 into Mailchimp."""
+    options, mc = hubspot.sandbox_options(), mailchimp.sandbox_options()
+    session = requests.Session()
+    started = time.perf_counter()
+    after, batch = None, []
+
+    def flush() -> None:
+        response = session.post(f"{mc['base_url']}/lists/{mc['list_id']}", auth=("any", mc["api_key"]),
+                                json={"members": batch, "update_existing": True}, timeout=60)
+        response.raise_for_status()
+        batch.clear()
+
+    while True:
+        params = {"limit": 100, "properties": "email,firstname,lastname"}
+        if after:
+            params["after"] = after
+        page = session.get(f"{options['base_url']}/crm/v3/objects/contacts", params=params, timeout=60,
+                           headers={"Authorization": f"Bearer {options['access_token']}"}).json()
+        for contact in page["results"]:
+            props = contact["properties"]
+            batch.append({"email_address": props["email"], "status": "subscribed",
+                          "merge_fields": {"FNAME": props.get("firstname") or "", "LNAME": props.get("lastname") or ""}})
+            if len(batch) == 500:
+                flush()
+        after = page.get("paging", {}).get("next", {}).get("after")
+        if not after:
+            break
+    if batch:
+        flush()
+    return time.perf_counter() - started
+
+
+def migrate_row(n: int, base: Path) -> dict[str, Any]:
+    folder = base / f"migrate-{n}"
+    folder.mkdir(parents=True)
+    with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator() as mailchimp:
+        hubspot.seed(n, prefix="person", modified_at=LONG_AGO)
+        write_config(folder, hubspot, mailchimp, hubspot_rate=FAST)
+        hubspot.reset_counters()
+        wall, rss, report = crmsync(folder, "migrate", "--from", "hubspot", "--to", "mailchimp")
+        calls = hubspot.reads() + mailchimp.call_count()
+        minimum = math.ceil(n / 100) + math.ceil(n / 500)
+        row = {"n": n, "wall": wall, "rate": n / wall, "calls": calls, "minimum": minimum, "rss": rss,
+               "created": report["providers"]["mailchimp"]["created"]}
+        # settle the cursors once, then change 1% in HubSpot and time one incremental cycle
+        crmsync(folder, "sync")
+        changed = max(1, n // 100)
+        for contact_id in [c.id for c in hubspot.portal.live()][:changed]:
+            hubspot.edit(contact_id, firstname="Changed")
+        hubspot.advance(2)
+        row["incremental"], _, inc = crmsync(folder, "sync")
+        row["incremental_updates"] = inc["providers"]["mailchimp"]["updated"]
+    with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator() as mailchimp:
+        hubspot.seed(n, prefix="person")
+        row["floor"] = floor_copy(hubspot, mailchimp)
+    return row
+
+
+def rate_bound_row(n: int, base: Path) -> dict[str, Any]:
+    folder = base / f"rate-{n}"
+    folder.mkdir(parents=True)
+    with HubSpotEmulator() as hubspot:  # HubSpot's real limits: 100 requests / 10 s
+        hubspot.seed(n, prefix="person")
+        write_config(folder, hubspot, None, hubspot_rate=None)
+        hubspot.reset_counters()
+        wall, _, _ = crmsync(folder, "migrate", "--from", "hubspot", "--to", "export")
+        calls = hubspot.server.call_count()
+        refused = sum(1 for _, _, status in hubspot.server.log if status == 429)
+    return {"n": n, "wall": wall, "calls": calls, "floor": calls / 10.0, "429s": refused}
+
+
+def webhook_row() -> str:
+    done = subprocess.run([sys.executable, "benchmarks/daemon_webhooks.py", "latency"], cwd=ROOT,
+                          capture_output=True, text=True, check=False, timeout=900)
+    found = re.findall(r"p50[^0-9]*([0-9.]+)\s*s.*?p95[^0-9]*([0-9.]+)\s*s", done.stdout, re.S)
+    return f"p50 {found[0][0]} s / p95 {found[0][1]} s" if found else "not measured (see daemon_webhooks.py)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--rate-bound", type=int, default=20_000)
+    parser.add_argument("--skip-webhooks", action="store_true")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+    small, big = migrate_row(args.small, base), migrate_row(args.contacts, base)
+    bound = rate_bound_row(args.rate_bound, base)
+    webhooks = "skipped" if args.skip_webhooks else webhook_row()
+    rows = [
+        ("migrate HubSpot -> Mailchimp", f"{big['n']:,} contacts in {big['wall']:.1f} s = {big['rate']:,.0f}/s",
+         f"calls {big['calls']} / minimum {big['minimum']} = {big['calls'] / big['minimum']:.3f}", "<= 1.05"),
+        ("  vs floor script", f"floor {big['floor']:.1f} s", f"ratio {big['wall'] / big['floor']:.2f}", "<= 1.5"),
+        ("incremental, 1% changed", f"{big['incremental']:.1f} s ({big['incremental_updates']} updates)",
+         f"{100 * big['incremental'] / big['wall']:.1f}% of the full run", "<= 5%"),
+        ("peak RSS", f"{small['n']:,}: {small['rss']:.0f} MB; {big['n']:,}: {big['rss']:.0f} MB",
+         f"ratio {big['rss'] / small['rss']:.2f}", "<= 1.3"),
+        ("rate-bound HubSpot -> JSONL", f"{bound['n']:,} contacts, {bound['calls']} calls in {bound['wall']:.1f} s",
+         f"floor {bound['floor']:.1f} s, ratio {bound['wall'] / bound['floor']:.2f}, 429s {bound['429s']}",
+         "<= 1.1, 0 429s"),
+        ("webhook -> provider latency", webhooks, "", "p95 <= 2 s"),
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(" | ".join(h.ljust(w) for h, w in zip(("measure", "figure", "against", "goal"), width, strict=True)))
+    print("-+-".join("-" * w for w in width))
+    for row in rows:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, width, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
