@@ -1,9 +1,9 @@
 """The ActiveCampaign adapter: one account's contacts and one list's opt-in, over the shared transport.
 
 Reads page ``GET /contacts`` by id within an ``updated_after`` window, with the configured list's status,
-tags and field values sideloaded (``_scan.py``), and end with a periodic id sweep that reports deleted
-contacts; writes go through ``contact/sync`` or bulk import (``_writes.py``). Facts:
-/work/shared/providers/activecampaign.md.
+tags and field values sideloaded (``_scan.py``), and end with a periodic full sweep by id that reports
+deleted contacts and changes that left ``udate`` alone; writes go through ``contact/sync`` or bulk import
+(``_writes.py``). Facts: /work/shared/providers/activecampaign.md.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ class ActiveCampaignAdapter:
 
         A backfill (``Cursor()``) reads every contact and notes the id gaps it passes (never-reported
         deletions are not news); an incremental read takes ``updated_after`` minus ``lookback``. When the
-        last id sweep is older than ``reconcile_every``, an incremental read ends with one, whose pages
-        carry only ``deleted=True`` records.
+        last sweep is older than ``reconcile_every``, an incremental read ends with one: every contact read
+        again as it is now, plus ``deleted=True`` records for ids that went missing.
         """
         token = _token(cursor)
         if token.get("mode") == "sweep":
@@ -192,23 +192,25 @@ class ActiveCampaignAdapter:
         return not swept or self._clock() - parse_time(swept) >= self.reconcile_every
 
     def _sweep(self, cursor: Cursor, token: Mapping[str, Any]) -> Iterator[Page]:
-        """Every id, 100 a page and nothing else: ids missing since the last sweep come back deleted."""
+        """Re-read every contact by id: ids missing since the last sweep come back deleted, and every record
+        comes back as it is now, so changes that may leave ``udate`` alone (list status, tags, field values;
+        pitfall 3) are caught at least once a ``reconcile_every``.
+        """
         after = int(token.get("after") or 0)
         known = s.parse_ranges(token.get("gaps"))
         top = int(cursor.extra.get("top") or 0)
         while True:
-            params = [("limit", PAGE_SIZE), ("orders[id]", "ASC"), ("id_greater", after)]
-            answer = self.transport.request("GET", "/contacts", params=params).json()
-            contacts = _contacts_of(answer)
+            contacts, body = self._contacts_page(after, None)
             ids = [int(c["id"]) for c in contacts]
             found = list(s.gaps(after, ids))
             after = max([after, *ids])
-            last = len(contacts) < PAGE_SIZE
+            last = len(contacts) < self.page_size
             if last and top > after:
                 found.append((after + 1, top))  # the newest contacts were deleted: no later id marks the gap
             gone = [i for lo, hi in found for i in s.new_ids(lo, hi, known)]
             known.extend(found)
             records = [ProviderRecord(remote_id=str(i), data={}, deleted=True) for i in gone]
+            records += [self._record(c, body, _udate(c)) for c in contacts]
             if not last:
                 state = {**token, "after": after, "gaps": s.format_ranges(known)}
                 yield Page(records=records, next_cursor=replace(cursor, page_token=s.dump(state)))

@@ -180,10 +180,16 @@ class ActiveCampaignEmulator(EmulatorServer):
         self._notify("update", contact, source="admin")
         return snapshot
 
-    def unsubscribe(self, email: str, *, list_id: str | None = None) -> None:
-        """The person clicks "unsubscribe": list status 2 (``udate`` is left alone, as is unconfirmed)."""
+    def unsubscribe(self, email: str, *, list_id: str | None = None, touch: bool = True) -> None:
+        """The person clicks "unsubscribe": list status 2, an ``unsubscribe`` webhook from ``public``.
+
+        Whether AC bumps the contact's ``udate`` then is unconfirmed (pitfall 3): ``touch=False`` models the
+        case where it does not, so only webhooks and the adapter's periodic sweep can see the change.
+        """
         contact = self._need_email(email)
         self.account.set_status(contact, list_id or self.list_id, UNSUBSCRIBED, reason="clicked unsubscribe")
+        if touch:
+            self.account.update(contact, {})
         self._notify("unsubscribe", contact, source="public", extra={"unsubscribe[reason]": "clicked unsubscribe"})
 
     def subscribe(self, email: str, **props: Any) -> str:

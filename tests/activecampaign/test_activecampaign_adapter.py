@@ -299,3 +299,27 @@ def test_a_backfill_does_not_report_old_gaps_as_deletions(ac_emulator, clock):
     clock.advance(25 * 3600)
     _, later = read_all(adapter, pages[-1].next_cursor)
     assert not any(r.deleted for r in later)  # deleted before crmsync ever saw it: not news
+
+
+def test_an_opt_out_that_leaves_udate_alone_is_caught_by_the_daily_sweep(ac_emulator, clock):
+    ac_emulator.seed(3)
+    adapter = make(ac_emulator, clock)
+    cursor = read_all(adapter)[0][-1].next_cursor
+    clock.advance(600)
+    ac_emulator.unsubscribe("contact1@example.com", touch=False)
+    pages, records = read_all(adapter, cursor)
+    assert records == []  # polling cannot see it
+    clock.advance(24 * 3600)
+    _, swept = read_all(adapter, pages[-1].next_cursor)
+    statuses = {r.data["email"]: r.data["listStatus"] for r in swept if not r.deleted}
+    assert statuses["contact1@example.com"] == "2"
+
+
+def test_an_opt_out_that_bumps_udate_is_read_by_the_next_poll(ac_emulator, clock):
+    ac_emulator.seed(3)
+    adapter = make(ac_emulator, clock)
+    cursor = read_all(adapter)[0][-1].next_cursor
+    clock.advance(600)
+    ac_emulator.unsubscribe("contact1@example.com")
+    _, records = read_all(adapter, cursor)
+    assert [(r.data["email"], r.data["listStatus"]) for r in records] == [("contact1@example.com", "2")]
