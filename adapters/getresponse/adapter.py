@@ -282,6 +282,7 @@ class GetResponseAdapter:
             result = self._update(request, contact_id, body)
             if result is not None:
                 return result
+            self._forget_optouts()  # gone since it was linked: perhaps an unsubscribe the cached list predates
         if body.opts_out:  # never create an opted-out person
             return WriteResult(ref=request.ref, ok=False, error="opted out: not created", suppressed=True)
         if request.email.strip().lower() in self._opted_out():

@@ -144,18 +144,18 @@ def test_a_configured_rate_limit_keeps_within_the_account_limit(
     gr_emulator: GetResponseEmulator, clock: ManualClock
 ) -> None:
     gr_emulator.per_second = 10
-    gr_emulator.seed(12)
+    gr_emulator.seed(6)
+    gr_emulator.api_key = "limited-" + gr_emulator.api_key  # an account of its own: its own limiter
     built = GetResponseAdapter(
-        api_key=Secret("limited-" + gr_emulator.api_key),
+        api_key=Secret(gr_emulator.api_key),
         campaign_id=gr_emulator.campaign_id,
         base_url=gr_emulator.api_url,
-        rate_limit="8/1s",  # below the server's 10: arrival times jitter
+        rate_limit="5/1s",  # well below the server's 10: arrival times jitter
         sleep=lambda s: None,  # retries would not wait: a 429 here would fail the read
         attempts=1,
         clock=clock,
     )
-    gr_emulator.api_key = "limited-" + gr_emulator.api_key
-    assert len(ids_of(read(built))) == 12  # 14 calls at 8 a second: the limiter waited, the server never refused
+    assert len(ids_of(read(built))) == 6  # 8 calls at 5 a second: the limiter waited, the server never refused
     assert built.transport.stats.rate_limited == 0
 
 
@@ -314,3 +314,15 @@ def test_erase_removes_the_contact(gr_emulator: GetResponseEmulator, adapter: Ge
     adapter.erase_contact(remote_id=None, email="contact0@example.com")
     assert (gr_emulator.contact(cid) or {})["state"] == "removed"
     adapter.erase_contact(remote_id=cid, email="contact0@example.com")  # already gone: no error
+
+
+def test_a_linked_contact_that_just_unsubscribed_is_not_re_added(
+    gr_emulator: GetResponseEmulator, adapter: GetResponseAdapter
+) -> None:
+    ids = gr_emulator.seed(2)
+    assert adapter.write_contacts([write("fresh@example.com", nameParts={"first": "A"})])[0].ok  # reads the list
+    assert ids[1]
+    gr_emulator.unsubscribe("contact0@example.com")  # after the adapter read the opted-out list
+    (result,) = adapter.write_contacts([write("contact0@example.com", remote_id=ids[0], nameParts={"first": "B"})])
+    assert not result.ok and result.suppressed
+    assert (gr_emulator.find("contact0@example.com") or {})["state"] == "unsubscribed"
