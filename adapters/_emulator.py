@@ -9,6 +9,8 @@ connection) consumed by the next matching requests.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import json
 import re
 import socket
@@ -89,6 +91,7 @@ class EmulatorServer:
         self.calls: Counter[str] = Counter()  # "METHOD /route-pattern" -> count
         self.log: deque[tuple[str, str, int]] = deque(maxlen=10_000)  # (method, path, status)
         self.before_request: Callable[[Request], Response | None] | None = None
+        self.clock: Callable[[], dt.datetime] | None = None  # the Date header's clock (an emulator's own time)
         self._server = ThreadingHTTPServer((host, port), self._make_handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -191,6 +194,11 @@ class EmulatorServer:
                 super().setup()
                 # headers and body leave in two writes: without NODELAY each answer waits ~40 ms for a delayed ACK
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                if server.clock is None or timestamp is not None:
+                    return super().date_time_string(timestamp)
+                return email.utils.formatdate(server.clock().timestamp(), usegmt=True)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: emulators serve tests and benchmarks

@@ -7,6 +7,7 @@ subscribe and ``/batches`` (``_writes.py``); ``forget`` is a permanent delete, o
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import json
 import threading
@@ -109,6 +110,7 @@ class MailchimpAdapter:
         )
         self._merge_tags: frozenset[str] | None = None
         self._tags: set[str] | None = None
+        self._read_started: dt.datetime | None = None  # Mailchimp's clock when the current read began
         self._degraded = 0  # 1: the server refused sorting/field selection; 2: also since_last_changed
         self._results = requests.Session()  # /batches results live on a storage host: never send the key there
 
@@ -149,6 +151,7 @@ class MailchimpAdapter:
         over members archived in the same window, which come back ``deleted=True`` (the members listing
         leaves archived members out).
         """
+        self._read_started = None
         token = self._token(cursor)
         if token.get("pass") == "archived":
             yield from self._archived_pass(token, Cursor.from_json(str(token["final"])))
@@ -168,7 +171,7 @@ class MailchimpAdapter:
             if not last:
                 yield Page(records=records, next_cursor=after.cursor(phase=cursor.phase, extra=extra))
                 continue
-            final = self._final(after, prior)
+            final = self._final(after, prior, started=self._read_started)
             if prior[0] is None:  # a backfill: archived members are not contacts to copy
                 yield Page(records=records, next_cursor=final)
                 return
@@ -247,8 +250,22 @@ class MailchimpAdapter:
         return {"prior": format_time(after), "prior_ids": sorted(ids)} if after else {}
 
     @staticmethod
-    def _final(scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
-        """The incremental cursor after a scan: the newest ``last_changed`` read, never going backwards."""
+    def _final(
+        scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]], *, started: dt.datetime | None = None
+    ) -> Cursor:
+        """The incremental cursor after a scan: the newest ``last_changed`` read, never going backwards.
+
+        When Mailchimp's own clock (the ``Date`` of the read's first page) is later than anything read,
+        the cursor moves there instead: the listing was read to its end, so nothing changed in between,
+        and an idle list is then not read again and again within ``lookback`` of its last change.
+        """
+        cursor = MailchimpAdapter._final_from_scan(scan, prior)
+        if started is not None and (cursor.updated_after is None or started > cursor.updated_after):
+            return Cursor(phase="incremental", updated_after=started)
+        return cursor
+
+    @staticmethod
+    def _final_from_scan(scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:
         after, ids = prior
         newest = scan.newest or scan.floor
         if newest is None or (after is not None and newest < after):
@@ -267,7 +284,10 @@ class MailchimpAdapter:
         if not self._degraded:
             params.update(sort_field="last_changed", sort_dir="ASC", fields=MEMBER_FIELDS)
         try:
-            answer = self.transport.request("GET", f"/lists/{self.list_id}/members", params=params).json()
+            response = self.transport.request("GET", f"/lists/{self.list_id}/members", params=params)
+            if self._read_started is None and status is None:
+                self._read_started = _server_time(response)
+            answer = response.json()
         except FatalProviderError as exc:
             # A server that refuses an optional parameter (sorting, field selection, then the time
             # filter) still gets read: unsorted pages are paged by plain offset (see Scan.advance).
@@ -582,3 +602,12 @@ def create_adapter(name: str, options: Mapping[str, Any]) -> MailchimpAdapter:
         rate_limit=options.get("rate_limit"),
         merge_fields={str(k): str(v) for k, v in merge_fields.items()},
     )
+
+
+def _server_time(response: requests.Response) -> dt.datetime | None:
+    """Mailchimp's clock from a response's ``Date`` header (UTC, whole seconds), if it sent one."""
+    try:
+        stamp = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return stamp.astimezone(dt.UTC) if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)

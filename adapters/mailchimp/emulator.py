@@ -93,6 +93,7 @@ class MailchimpEmulator(EmulatorServer):
         self.audience = Audience(
             list_id=list_id, clock=clock or (lambda: dt.datetime.now(dt.UTC)), merge_fields=merge_fields
         )
+        self.clock = self.audience.now  # the Date header tells Mailchimp's own time, as member timestamps do
         self.batch_polls_before_finished = 0  # GET /batches/{id} answers "started" this many times first
         self.refuse_params: set[str] = set()  # GET members answers 400 when one of these is sent
         self.webhook_log: list[tuple[str, str, int]] = []  # (event, source, HTTP status; 0 = unreachable)
