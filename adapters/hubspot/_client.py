@@ -10,6 +10,8 @@ any other transport error. Messages name the call and HubSpot's error code, neve
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
 import re
 import threading
@@ -215,6 +217,7 @@ class HubSpotClient:
         self._max_wait_s = max_wait_s
         self._sleep = sleep
         self.calls: Counter[str] = Counter()
+        self.server_time: dt.datetime | None = None  # HubSpot's clock at the last answer (its Date header)
         self._lock = threading.Lock()
 
     def call(
@@ -240,6 +243,7 @@ class HubSpotClient:
                     response = fn(*args, _request_timeout=self._timeout, _preload_content=False, **kwargs)
                 except Exception as exc:  # every SDK and urllib3 failure is classified here
                     raise _translate(exc, method=method, path=path) from None
+                self.server_time = _http_date(response.headers.get("Date")) or self.server_time
                 data = response.data
                 return response.status, (json.loads(data) if data else None)
         raise AssertionError("unreachable: retrying() reraises")  # pragma: no cover
@@ -270,3 +274,14 @@ class HubSpotClient:
             )
 
         return self.call(method, path, send)
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    """HubSpot's clock from a ``Date`` header (aware UTC), or None."""
+    if not value:
+        return None
+    try:
+        stamp = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return stamp.astimezone(dt.UTC) if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)

@@ -94,6 +94,17 @@ class _Scan:
     def cursor(self) -> Cursor:
         return Cursor(phase="incremental", updated_after=self.mark, boundary_ids=frozenset(self.mark_ids))
 
+    def final(self, started: dt.datetime) -> Cursor:
+        """After the last page: the read's own start when it is later than every change read.
+
+        The next read starts ``lookback`` before it, as after a backfill, so records changed within the
+        lookback are read once more and then no longer; a mark left at the newest change would make every
+        idle cycle read that last window again.
+        """
+        if self.mark is None or started > self.mark:
+            return Cursor(phase="incremental", updated_after=started)
+        return self.cursor()
+
 
 class Reader:
     def __init__(
@@ -146,13 +157,17 @@ class Reader:
     # -- incremental -------------------------------------------------------------------------
     def _incremental(self, cursor: Cursor) -> Iterator[Page]:
         scan = _Scan(cursor)
+        started: dt.datetime | None = None  # HubSpot's own clock when this read began
         start = to_ms(cursor.updated_after - self._lookback) if cursor.updated_after else 0
         operator = "GTE"
         while True:
             results = self._search([{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED)
+            started = started or self._client.server_time
             records = [to_record(r) for r in results]
-            yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
-            if len(results) < self._search_page:
+            last = len(results) < self._search_page
+            taken = self._enrich([r for r in records if scan.take(r)])
+            yield Page(records=taken, next_cursor=scan.final(started) if last and started else scan.cursor())
+            if last:
                 return
             if scan.pos is None or to_ms(scan.pos) <= start:
                 if operator == "GT" or scan.pos is None:  # a full page that moved nothing: never spin on it

@@ -111,6 +111,8 @@ class HubSpotEmulator:
         self.server = EmulatorServer(port=port, latency_s=latency_s)
         _no_delay(self.server)
         self.portal = Portal()
+        # the Date header tells the portal's clock (which `advance` moves), as lastmodifieddate does
+        self.server.clock = lambda: dt.datetime.fromtimestamp(self.portal.now_ms() / 1000, dt.UTC)
         self._initial: dict[str, float] = {
             "burst": burst, "interval_s": interval_s, "daily": daily, "search_per_s": search_per_s,
         }  # fmt: skip
