@@ -105,7 +105,16 @@ def floor_copy(hubspot: HubSpotEmulator, mailchimp: MailchimpEmulator) -> float:
 def migrate_row(n: int, base: Path) -> dict[str, Any]:
     folder = base / f"migrate-{n}"
     folder.mkdir(parents=True)
-    with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator() as mailchimp:
+    offset = [dt.timedelta(0)]  # Mailchimp's clock, moved like HubSpot's: cycles run minutes apart
+
+    def mailchimp_clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + offset[0]
+
+    def interval() -> None:  # the daemon's poll interval passes
+        offset[0] += dt.timedelta(minutes=10)
+        hubspot.advance(600)
+
+    with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator(clock=mailchimp_clock) as mailchimp:
         hubspot.seed(n, prefix="person", modified_at=LONG_AGO)
         write_config(folder, hubspot, mailchimp, hubspot_rate=FAST)
         hubspot.reset_counters()
@@ -115,11 +124,13 @@ def migrate_row(n: int, base: Path) -> dict[str, Any]:
         row = {"n": n, "wall": wall, "rate": n / wall, "calls": calls, "minimum": minimum, "rss": rss,
                "created": report["providers"]["mailchimp"]["created"]}
         # settle the cursors once, then change 1% in HubSpot and time one incremental cycle
+        interval()
         crmsync(folder, "sync")
+        interval()
         changed = max(1, n // 100)
         for contact_id in [c.id for c in hubspot.portal.live()][:changed]:
             hubspot.edit(contact_id, firstname="Changed")
-        hubspot.advance(2)
+        interval()
         row["incremental"], _, inc = crmsync(folder, "sync")
         row["incremental_updates"] = inc["providers"]["mailchimp"]["updated"]
     with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator() as mailchimp:
