@@ -1,0 +1,52 @@
+"""The state schema: created by Alembic on first use, concurrent first starts are safe, the file is private."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import stat
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from state.db import current_revision, head_revision, open_engine
+from state.store import Store
+
+
+def test_concurrent_first_starts_all_succeed(state_url):
+    def start(_: int) -> str | None:
+        store = Store(state_url)
+        try:
+            return current_revision(store.engine)
+        finally:
+            store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        revisions = list(pool.map(start, range(6)))
+    assert revisions == [head_revision()] * 6
+    engine = open_engine(state_url)
+    with engine.connect() as conn:
+        keys = conn.execute(sa.text("SELECT count(*) FROM crmsync_meta WHERE key = 'hash_key'")).scalar_one()
+    engine.dispose()
+    assert keys == 1  # one install key, whoever started first
+
+
+def test_a_new_sqlite_file_is_private(tmp_path: Path):
+    path = tmp_path / "state.db"
+    Store(f"sqlite:///{path}").close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with sa.create_engine(f"sqlite:///{path}").connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+
+
+def test_the_keyed_hash_is_stable_and_keyed(state_url):
+    first = Store(state_url)
+    again = Store(state_url)
+    other_key = Store(state_url, hash_key="another-install-key-0123456789")
+    try:
+        assert first.email_key("a@example.com") == again.email_key("a@example.com")
+        assert first.email_key("a@example.com") != other_key.email_key("a@example.com")
+        assert "a@example.com" not in first.email_key("a@example.com")
+    finally:
+        for store in (first, again, other_key):
+            store.close()
