@@ -2,7 +2,7 @@
 
 The emulator enforces ActiveCampaign's 5 requests a second (429 + Retry-After above it), so the times are
 what a real account allows. Adapter level: create N contacts (bulk import, 250 a call), back-fill them
-(100 a page), an idle incremental read, then update M linked contacts (contact/sync + list status + tags).
+(100 a page), idle incremental reads (at once, and once the overlap has passed), then update M linked contacts (contact/sync + list status + tags).
 End to end (``--migrate``): ``crmsync migrate`` of N contacts from a JSONL file into the emulator, twice.
 Minimums: ceil(N/250) import calls to create, ceil(N/100) pages to read, one sync per update; the time
 floor is minimum calls / 5 per second. Usage: python benchmarks/activecampaign_calls.py [N] [--migrate]
@@ -10,6 +10,7 @@ floor is minimum calls / 5 per second. Usage: python benchmarks/activecampaign_c
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -90,8 +91,29 @@ def main(n: int) -> None:
 
         emulator.reset_counters()
         t = time.perf_counter()
-        idle = sum(len(p.records) for p in adapter.read_contacts(pages[-1].next_cursor))
-        line(f"idle incremental ({idle} records)", emulator, 1, time.perf_counter() - t)
+        idle_pages = list(adapter.read_contacts(pages[-1].next_cursor))
+        idle = sum(len(p.records) for p in idle_pages)
+        line(
+            f"idle incremental at once ({idle} records; all {n} changed inside the overlap)",
+            emulator,
+            1,
+            time.perf_counter() - t,
+        )
+
+        # A later idle cycle: the same account read by an adapter whose clock is 3 minutes on, i.e. once the
+        # last change is older than the 2-minute overlap.
+        later = ActiveCampaignAdapter(
+            api_url=emulator.url,
+            api_token=Secret(emulator.api_token),
+            list_id="1",
+            clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3),
+        )
+        cursor = list(later.read_contacts(idle_pages[-1].next_cursor))[-1].next_cursor
+        emulator.reset_counters()
+        t = time.perf_counter()
+        idle = sum(len(p.records) for p in later.read_contacts(cursor))
+        line(f"idle incremental 3 min after the last change ({idle} records)", emulator, 1, time.perf_counter() - t)
+        later.close()
 
         m = min(UPDATES, n)
         emulator.reset_counters()
