@@ -64,6 +64,7 @@ def test_signed_deliveries_are_stored_once_and_forged_or_stale_ones_are_refused(
         assert daemon.post("/webhooks/zoho?key=other", zoho_body).status_code == 401
 
         assert daemon.post("/webhooks/nobody", b"{}").status_code == 404
+        assert daemon.post("/webhooks/hubspot", b"[" + b" " * (2 << 20) + b"]", headers).status_code == 413
         def polled() -> dict[str, Any] | None:
             health = daemon.get("/healthz").json()
             names = {lease["name"] for lease in health.get("leases", ())}

@@ -43,6 +43,8 @@ def run_daemon(config: Config, options: DaemonOptions, *, announce: Callable[[di
     """Run until a signal; 0 after a clean stop, 1 when the batch in hand outlived the shutdown timeout."""
     logs.configure(options.log_format)
     stopping, lease_lost = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first thing: a signal during start-up is a clean stop too
+        signal.signal(sig, lambda *_: stopping.set())
     with single_daemon_guard(config.state.url) as alone:
         sock = _bind(options.listen or config.webhooks.listen)
         with open_engine(config, progress=StopSink(stopping, lease_lost)) as engine:
@@ -52,8 +54,6 @@ def run_daemon(config: Config, options: DaemonOptions, *, announce: Callable[[di
                 daemon.leases.clear_holders()
             server = uvicorn.Server(uvicorn.Config(create_app(daemon), log_config=None, access_log=False,
                                                    lifespan="off", timeout_graceful_shutdown=5))
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stopping.set())
             daemon.start()
             web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="webhooks", daemon=True)
             web.start()

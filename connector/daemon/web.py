@@ -66,6 +66,19 @@ class GroupCommit:
                 future.set_result(count)
 
 
+async def _bounded_body(request: Request) -> bytes | None:
+    """The body, or None past MAX_BODY (read no further: a declared or streamed giant stays on the wire)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
 def create_app(daemon: Daemon) -> Starlette:
     runtimes = daemon.engine.runtimes
     intake = GroupCommit(daemon.inbox)
@@ -80,8 +93,8 @@ def create_app(daemon: Daemon) -> Starlette:
         adapter = _adapter(name)
         if adapter is None:
             return JSONResponse({"error": "no webhook provider by this name"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _bounded_body(request)
+        if body is None:
             return JSONResponse({"error": "body too large"}, status_code=413)
         headers: Mapping[str, str] = dict(request.headers)
         try:
