@@ -254,14 +254,18 @@ def test_an_address_change_updates_the_same_contact(ac_emulator, clock):
         Fault(429, {"message": "slow down"}, {"Retry-After": "0"}, method="POST"),
         Fault(503, None, method="POST"),
         Fault(400, {"success": 0, "message": "Rate limit exceeded.", "failureReasons": []}, path_pattern="bulk_import"),
+        Fault(DROP, path_pattern="/contactLists"),  # after the first contact's sync
+        Fault(503, {"message": "unavailable"}, path_pattern="/import/info"),  # while polling the import
     ],
 )
 def test_faults_mid_batch_are_retried(ac_emulator, clock, fault):
     adapter = make(ac_emulator, clock)
-    small = [req(i, f"s{i}@example.com") for i in range(3)]
+    small = [req(i, f"s{i}@example.com", listStatus="1") for i in range(3)]
     ac_emulator.inject(fault)
     results = adapter.write_contacts(small) + adapter.write_contacts([req(i, f"b{i}@example.com") for i in range(10)])
     assert all(r.ok for r in results) and ac_emulator.count() == 13
+    assert all(ac_emulator.find(f"s{i}@example.com")["listStatus"] == "1" for i in range(3))
+    assert sum(status >= 400 or status == 0 for _, _, status in ac_emulator.log) <= 1 and not ac_emulator._faults
 
 
 def test_forget_deletes_the_contact(ac_emulator, clock):
