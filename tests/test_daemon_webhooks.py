@@ -139,9 +139,11 @@ def test_a_burst_of_events_for_one_contact_becomes_one_targeted_cycle(
 
     hubspot, mailchimp = emulators["hubspot"], emulators["mailchimp"]
     config = write_config(tmp_path, state_url, emulators)
-    daemon = DaemonProcess(config, "--debounce", "1", log=tmp_path / "daemon.log")
+    daemon = DaemonProcess(config, "--debounce", "2", log=tmp_path / "daemon.log")
     try:
-        wait_until(lambda: len(mailchimp.members()) == 9, what="the first poll cycle")
+        wait_until(lambda: any(lease["name"].startswith("poll:") and lease["last_done_at"]
+                               for lease in daemon.get("/healthz").json().get("leases", ())),
+                   what="the first poll cycle to finish")
         contact = hubspot.find("hubspot-0@example.com")
         for n, name in enumerate(("Ada", "Adah", "Adele")):  # three edits in a row, three deliveries
             hubspot.edit(contact["id"], firstname=name)
