@@ -36,7 +36,7 @@ def write_config(folder: Path, state_url: str, emulators: dict[str, Any], *, int
     return config
 
 
-def wait_until(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_until(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
