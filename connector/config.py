@@ -474,6 +474,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "api_url": _req(_url),
         "api_token": Option(_secret, required=True, secret=True),
         "list_id": _req(_ident),
+        "webhook_token": Option(_secret, secret=True),  # ?token= in the webhook URL: ActiveCampaign signs nothing
     },
     "getresponse": {
         "api_key": Option(_secret, required=True, secret=True),

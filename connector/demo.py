@@ -76,7 +76,7 @@ def run_demo(folder: Path, *, as_json: bool, console: Console, keep_running: boo
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    with running_emulators(seed=0) as emulators:
+    with running_emulators(seed=0, kinds=("hubspot", "zoho", "mailchimp")) as emulators:
         story = _seed(emulators)
         config = load_config(_write_config(folder, emulators))
         with open_engine(config) as engine:

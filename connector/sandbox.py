@@ -14,18 +14,21 @@ EMULATORS: Final = (  # provider type -> "module:Class"
     ("hubspot", "adapters.hubspot.emulator:HubSpotEmulator"),
     ("mailchimp", "adapters.mailchimp.emulator:MailchimpEmulator"),
     ("zoho", "adapters.zoho.emulator:ZohoEmulator"),
+    ("activecampaign", "adapters.activecampaign.emulator:ActiveCampaignEmulator"),
 )
 _ADDRESS_KEYS: Final = ("type", "base_url", "accounts_url")
 
 
 @contextlib.contextmanager
-def running_emulators(*, seed: int = 0) -> Iterator[dict[str, Any]]:
+def running_emulators(*, seed: int = 0, kinds: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
     """Start every emulator this build has, each seeded with ``seed`` contacts of its own
     (``<type>-<i>@example.com``); yield type -> emulator.
     """
     started: dict[str, Any] = {}
     try:
         for kind, target in EMULATORS:
+            if kinds is not None and kind not in kinds:
+                continue
             module_name, class_name = target.split(":")
             try:
                 emulator_class = getattr(importlib.import_module(module_name), class_name)
