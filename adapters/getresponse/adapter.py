@@ -119,8 +119,9 @@ class GetResponseAdapter:
     def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
         """Pages in ``changedOn`` order, then (when due) the opted-out pass; every page cursor resumes.
 
-        A backfill ends incremental at the newest ``changedOn`` read; an incremental read starts
-        ``lookback`` before its cursor and drops the ids its cursor already took at that second.
+        A read ends at the newest ``changedOn`` it saw (or its own start minus ``lookback``, if later);
+        an incremental read starts ``lookback`` before its cursor and drops the ids its cursor already
+        took at that second.
         """
         token = read_token(cursor.page_token)
         if token.get("pass") == "optouts":
@@ -154,9 +155,15 @@ class GetResponseAdapter:
             return
 
     def _final(self, scan: Scan, cursor: Cursor, started: str) -> Cursor:
+        """The newest ``changedOn`` read, or when this read began minus ``lookback`` if that is later.
+
+        The second keeps idle cycles cheap: without it a quiet campaign would re-read (and fetch the
+        details of) whatever changed in the ``lookback`` before its last change, every cycle.
+        """
         after, ids = scan.boundary()
-        if after is None:  # nothing ever read: start incremental from when this read began
-            after, ids = parse_time(started) - self.lookback, frozenset()
+        floor = parse_time(started) - self.lookback
+        if after is None or after < floor:
+            after, ids = floor, frozenset()
         return Cursor(phase="incremental", updated_after=after, boundary_ids=ids, extra=dict(cursor.extra))
 
     def _reconcile_due(self, cursor: Cursor) -> bool:
@@ -269,15 +276,16 @@ class GetResponseAdapter:
         if len(requests) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} requests per write call")
         batch = list(requests)
-        return list(self._pool.map(w.each(batch, self._write_one), range(len(batch))))
+        wanted = [e for r in batch if r.remote_id is None for e in (r.previous_email, r.email) if e]
+        known = self._lookup(wanted)
+        return list(self._pool.map(w.each(batch, lambda r: self._write_one(r, known)), range(len(batch))))
 
-    def _write_one(self, request: WriteRequest) -> WriteResult:
+    def _write_one(self, request: WriteRequest, known: Mapping[str, str] | None = None) -> WriteResult:
         body = w.body_of(request)
         contact_id = request.remote_id
-        if request.previous_email and contact_id is None:
-            contact_id = self.find_id(request.previous_email)
-        if contact_id is None:
-            contact_id = self.find_id(request.email)
+        for email in (request.previous_email, request.email):
+            if contact_id is None and email:
+                contact_id = self.find_id(email) if known is None else known.get(email.strip().lower())
         if contact_id is not None:
             result = self._update(request, contact_id, body)
             if result is not None:
@@ -334,6 +342,40 @@ class GetResponseAdapter:
             if contact_id is not None:
                 return self._update(request, contact_id, body) or WriteResult(ref=request.ref, ok=True)
         return WriteResult(ref=request.ref, ok=True, remote_id=None)  # 202: the next read resolves the id
+
+    def _lookup(self, emails: Sequence[str]) -> dict[str, str] | None:
+        """Email -> contactId for many addresses at once, or None to find them one by one.
+
+        One exact-match find costs a call per address; listing the campaign costs a call per 1000
+        contacts. A batch (a migration, mostly) lists when that is cheaper. A contact the listing misses
+        (removed meanwhile, or still queued) is caught by the create's 409 and updated after all.
+        """
+        if len(emails) < 3:
+            return None
+        head = self.transport.request(
+            "GET", "/contacts", params={"query[campaignId]": self.campaign_id, "perPage": 1, "fields": "contactId"}
+        )
+        try:
+            pages = -(-int(head.headers.get("TotalCount", "")) // PAGE_SIZE)
+        except ValueError:
+            return None
+        if pages + 1 >= len(emails):
+            return None
+        wanted = {e.strip().lower() for e in emails}
+        found: dict[str, str] = {}
+        for page in range(1, pages + 1):
+            params = [
+                ("query[campaignId]", self.campaign_id),
+                ("sort[createdOn]", "ASC"),  # edits do not move a contact between pages
+                ("fields", "contactId,email"),
+                ("perPage", str(PAGE_SIZE)),
+                ("page", str(page)),
+            ]
+            for row in _rows(self.transport.request("GET", "/contacts", params=params).json(), "GET /contacts"):
+                email = str(row.get("email", "")).lower()
+                if email in wanted and row.get("contactId"):
+                    found[email] = str(row["contactId"])
+        return found
 
     def find_id(self, email: str) -> str | None:
         """The contactId of ``email`` in the campaign (exact match), or None (absent, queued or opted out)."""

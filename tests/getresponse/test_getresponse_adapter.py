@@ -326,3 +326,32 @@ def test_a_linked_contact_that_just_unsubscribed_is_not_re_added(
     (result,) = adapter.write_contacts([write("contact0@example.com", remote_id=ids[0], nameParts={"first": "B"})])
     assert not result.ok and result.suppressed
     assert (gr_emulator.find("contact0@example.com") or {})["state"] == "unsubscribed"
+
+
+def test_a_batch_finds_existing_addresses_by_listing_the_campaign(
+    gr_emulator: GetResponseEmulator, adapter: GetResponseAdapter
+) -> None:
+    ids = gr_emulator.seed(3)
+    gr_emulator.create_delay_s = 30
+    assert adapter.write_contacts([write("queued@example.com")])[0].ok  # accepted, not listed yet
+    gr_emulator.reset_counters()
+    emails = ["contact0@example.com", "contact1@example.com", "contact2@example.com", "new@example.com"]
+    requests = [write(e, ref=str(i), nameParts={"first": "Z"}) for i, e in enumerate(emails)]
+    results = adapter.write_contacts([*requests, write("queued@example.com", ref="q")])
+    assert [r.remote_id for r in results] == [*ids, None, None] and all(r.ok for r in results)
+    assert gr_emulator.call_count("GET", r"/v3/contacts\Z") == 3  # the count, one page, the queued one's find
+    assert gr_emulator.call_count("POST", r"/v3/contacts\Z") == 2  # new, and queued (409: never twice)
+    assert len(gr_emulator.contacts(state=None)) == 5
+
+
+def test_a_quiet_campaign_costs_one_call_per_cycle(
+    gr_emulator: GetResponseEmulator, adapter: GetResponseAdapter, clock: ManualClock
+) -> None:
+    gr_emulator.seed(5)
+    cursor = read(adapter)[-1].next_cursor
+    clock.advance(600)
+    cursor = read(adapter, cursor)[-1].next_cursor  # the lookback before the last change, once
+    clock.advance(600)
+    gr_emulator.reset_counters()
+    assert ids_of(read(adapter, cursor)) == []
+    assert sum(gr_emulator.calls.values()) == 1

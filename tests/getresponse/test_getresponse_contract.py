@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from adapter_contract import AdapterContract, ids_of
+from conftest import ManualClock
 
 from adapters._emulator import Fault
 from adapters.base import ProviderAdapter, ProviderRecord, WriteRequest
@@ -29,13 +30,14 @@ class TestGetResponseContract(AdapterContract):
         return gr_emulator
 
     @pytest.fixture
-    def adapter(self, emulator: GetResponseEmulator) -> GetResponseAdapter:
+    def adapter(self, emulator: GetResponseEmulator, clock: ManualClock) -> GetResponseAdapter:
         return GetResponseAdapter(
             api_key=Secret(emulator.api_key),
             campaign_id=emulator.campaign_id,
             base_url=emulator.api_url,
             page_size=self.page_size,
             sleep=lambda s: None,
+            clock=clock,  # GetResponse's clock: the watermark after a read comes from it
         )
 
     @pytest.fixture
