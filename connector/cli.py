@@ -241,7 +241,7 @@ def sandbox(seed: int, config_path: str | None, as_json: bool) -> None:
     from connector.sandbox import announcement, config_text, running_emulators, wait_for_termination
 
     _ = config_path  # the sandbox needs no config: it prints one
-    with running_emulators(seed=seed) as emulators:
+    with running_emulators(seed=seed, kinds=None) as emulators:
         if as_json:
             click.echo(json.dumps(announcement(emulators)))
         else:

@@ -16,13 +16,14 @@ EMULATORS: Final = (  # provider type -> "module:Class"
     ("zoho", "adapters.zoho.emulator:ZohoEmulator"),
     ("activecampaign", "adapters.activecampaign.emulator:ActiveCampaignEmulator"),
 )
+CORE_KINDS: Final = ("hubspot", "mailchimp", "zoho")
 _ADDRESS_KEYS: Final = ("type", "base_url", "accounts_url")
 
 
 @contextlib.contextmanager
-def running_emulators(*, seed: int = 0, kinds: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
-    """Start every emulator this build has, each seeded with ``seed`` contacts of its own
-    (``<type>-<i>@example.com``); yield type -> emulator.
+def running_emulators(*, seed: int = 0, kinds: tuple[str, ...] | None = CORE_KINDS) -> Iterator[dict[str, Any]]:
+    """Start the emulators of ``kinds`` (the three core providers by default; None: every one this build
+    has), each seeded with ``seed`` contacts of its own (``<type>-<i>@example.com``); yield type -> emulator.
     """
     started: dict[str, Any] = {}
     try:

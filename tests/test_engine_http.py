@@ -15,7 +15,7 @@ from connector.sandbox import announcement, running_emulators
 
 @pytest.fixture
 def three(tmp_path: Path, state_url: str):
-    with running_emulators(seed=4) as emulators:
+    with running_emulators(seed=4, kinds=("hubspot", "mailchimp", "zoho")) as emulators:
         config = _config_from(announcement(emulators), tmp_path, state_url)
         yield emulators, config
 
