@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_daemon_support import (  # noqa: E402
+    CORE,
     DaemonProcess,
     hubspot_delivery,
     inbox_rows,
@@ -43,7 +44,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def latency(rounds: int = 40) -> None:
-    with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=50) as emulators:
+    with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=50, kinds=CORE) as emulators:
         folder = Path(tmp)
         config = write_config(folder, f"sqlite:///{folder / 'state.db'}", emulators)
         daemon = DaemonProcess(config, log=folder / "daemon.log")
@@ -111,7 +112,7 @@ def intake(total: int = 6000, connections: int = 32, *, postgres: bool = False) 
 
 
 def _intake(total: int, connections: int, schema: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=5) as emulators:
+    with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=5, kinds=CORE) as emulators:
         folder = Path(tmp)
         state_url = f"{PG_URL}?options=-csearch_path%3D{schema}" if schema else f"sqlite:///{folder / 'state.db'}"
         config = write_config(folder, state_url, emulators)
@@ -159,7 +160,7 @@ def cycles(seed: int = 500) -> None:
     for replicas in (1, 3):
         schema = _pg_schema()
         try:
-            with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=0) as emulators:
+            with tempfile.TemporaryDirectory() as tmp, running_emulators(seed=0, kinds=CORE) as emulators:
                 folder = Path(tmp)
                 config = write_config(folder, f"{PG_URL}?options=-csearch_path%3D{schema}", emulators, interval="2s")
                 daemons = [DaemonProcess(config, "--lease-ttl", "5", log=folder / f"d{i}.log") for i in range(replicas)]

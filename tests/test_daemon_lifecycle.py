@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from test_daemon_support import (
+    CORE,
     ROOT,
     DaemonProcess,
     hubspot_delivery,
@@ -28,7 +29,7 @@ from connector.sandbox import running_emulators
 
 @pytest.fixture
 def emulators() -> Iterator[dict[str, Any]]:
-    with running_emulators(seed=3) as started:
+    with running_emulators(seed=3, kinds=CORE) as started:
         yield started
 
 
@@ -71,7 +72,7 @@ def test_an_event_answered_2xx_survives_kill_9_and_is_processed_after_restart(
 def test_sigterm_mid_cycle_stops_between_batches_exits_0_and_a_restart_converges(
     tmp_path: Path, state_url: str
 ) -> None:
-    with running_emulators(seed=400) as emulators:
+    with running_emulators(seed=400, kinds=CORE) as emulators:
         for emulator in emulators.values():
             getattr(emulator, "server", emulator).latency_s = 0.02  # cycles long enough to be interrupted
         config = write_config(tmp_path, state_url, emulators)
@@ -98,7 +99,7 @@ def test_sigterm_mid_cycle_stops_between_batches_exits_0_and_a_restart_converges
 
 
 def test_a_second_daemon_on_one_sqlite_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    with running_emulators() as emulators:
+    with running_emulators(kinds=CORE) as emulators:
         config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", emulators)
         first = DaemonProcess(config, log=tmp_path / "first.log")
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from test_daemon_support import (
+    CORE,
     DaemonProcess,
     hubspot_delivery,
     inbox_rows,
@@ -61,7 +62,7 @@ def _emails(emulators: dict[str, Any]) -> dict[str, list[str]]:
 def test_three_replicas_one_killed_mid_cycle_converge_without_duplicates_or_lost_webhooks(
     tmp_path: Path, pg_url: str
 ) -> None:
-    with running_emulators(seed=60) as emulators:
+    with running_emulators(seed=60, kinds=CORE) as emulators:
         for emulator in emulators.values():
             getattr(emulator, "server", emulator).latency_s = 0.01
         config = write_config(tmp_path, pg_url, emulators, interval="2s")

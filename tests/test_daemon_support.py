@@ -20,6 +20,7 @@ from adapters.hubspot.webhooks import sign_v3
 from connector.sandbox import announcement
 
 ROOT = Path(__file__).resolve().parents[1]
+CORE = ("hubspot", "mailchimp", "zoho")  # the emulators these tests configure (running_emulators(kinds=CORE))
 
 
 def write_config(folder: Path, state_url: str, emulators: dict[str, Any], *, interval: str = "1h",

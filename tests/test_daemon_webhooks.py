@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from test_daemon_support import (
+    CORE,
     DaemonProcess,
     add_mailchimp_hook,
     free_port,
@@ -27,7 +28,7 @@ ZOHO_TOKEN = "zoho-channel-token-1"
 
 @pytest.fixture
 def emulators() -> Iterator[dict[str, Any]]:
-    with running_emulators(seed=3) as started:
+    with running_emulators(seed=3, kinds=CORE) as started:
         yield started
 
 
