@@ -260,9 +260,14 @@ class MailchimpAdapter:
         and an idle list is then not read again and again within ``lookback`` of its last change.
         """
         cursor = MailchimpAdapter._final_from_scan(scan, prior)
-        if started is not None and (cursor.updated_after is None or started > cursor.updated_after):
+        if started is None or cursor.updated_after is None:
+            return cursor if started is None else Cursor(phase="incremental", updated_after=started)
+        if started > cursor.updated_after:
             return Cursor(phase="incremental", updated_after=started)
-        return cursor
+        # The read began within the second of the newest change: that second is still open, and a later
+        # edit in it keeps the same whole-second ``last_changed``. Members taken there are read again
+        # next time rather than skipped as "already taken" (the engine drops what did not change).
+        return replace(cursor, boundary_ids=frozenset())
 
     @staticmethod
     def _final_from_scan(scan: Scan, prior: tuple[dt.datetime | None, frozenset[str]]) -> Cursor:

@@ -122,19 +122,24 @@ def test_backfill_reads_1000_a_page_and_many_share_a_timestamp(mailchimp_emulato
 def test_incremental_reads_only_changes_and_never_skips_at_a_shared_second(mailchimp_emulator, clock):
     ids = mailchimp_emulator.seed(12)
     adapter = make(mailchimp_emulator, page_size=4)
+    clock.advance(600)  # the list was filled well before crmsync first reads it
     pages, _ = read_all(adapter)
     cursor = pages[-1].next_cursor
     clock.advance(600)
     for i in range(9):  # nine edits in the same second, more than two pages
         mailchimp_emulator.edit(ids[i], FNAME=f"E{i}")
+    clock.advance(1)  # the read comes a second later: a read within that second re-delivers its members
     pages, records = read_all(adapter, cursor)
     assert {r.remote_id for r in records} == set(ids[:9])
     assert all(r.data["merge_fields"]["FNAME"].startswith("E") for r in records)
-    # an idle cycle: nothing new (an overlap of what was read is allowed)
-    again = [r.remote_id for p in adapter.read_contacts(pages[-1].next_cursor) for r in p.records]
-    assert set(again) <= set(ids[:9])
+    # an idle cycle: nothing new (an overlap of what was read is allowed), and the next one reads nothing
+    idle = list(adapter.read_contacts(pages[-1].next_cursor))
+    assert {r.remote_id for p in idle for r in p.records} <= set(ids[:9])
     clock.advance(600)
-    assert [r for p in adapter.read_contacts(pages[-1].next_cursor) for r in p.records] == []
+    later = list(adapter.read_contacts(idle[-1].next_cursor))  # its cursor was taken inside the lookback
+    assert {r.remote_id for p in later for r in p.records} <= set(ids[:9])
+    clock.advance(600)
+    assert [r for p in adapter.read_contacts(later[-1].next_cursor) for r in p.records] == []
 
 
 def test_edits_during_a_backfill_skip_no_one(mailchimp_emulator, clock):
@@ -151,6 +156,7 @@ def test_edits_during_a_backfill_skip_no_one(mailchimp_emulator, clock):
 def test_members_archived_since_the_cursor_come_back_deleted(mailchimp_emulator, clock):
     ids = mailchimp_emulator.seed(6)
     adapter = make(mailchimp_emulator, page_size=2)
+    clock.advance(600)  # the list was filled well before crmsync first reads it
     pages, _ = read_all(adapter)
     clock.advance(600)
     for member_id in ids[:3]:

@@ -29,3 +29,16 @@ def test_an_idle_cycle_reads_nothing_after_a_mass_import(mailchimp_emulator, clo
     mailchimp_emulator.edit("contact7@example.com", FNAME="Changed")
     changed, _ = _read(adapter, cursor)
     assert [r.data["email_address"] for r in changed] == ["contact7@example.com"]
+
+
+def test_a_second_edit_within_the_second_of_a_read_is_not_lost(mailchimp_emulator, clock):
+    mailchimp_emulator.seed(3)
+    adapter = make(mailchimp_emulator)
+    clock.advance(600)
+    mailchimp_emulator.edit("contact1@example.com", FNAME="First")
+    records, cursor = _read(adapter, Cursor(phase="incremental", updated_after=clock.now))  # same second
+    assert [r.data["merge_fields"]["FNAME"] for r in records] == ["First"]
+    mailchimp_emulator.edit("contact1@example.com", FNAME="Second")  # still the same whole second
+    clock.advance(60)
+    records, _ = _read(adapter, cursor)
+    assert [r.data["merge_fields"]["FNAME"] for r in records] == ["Second"]
