@@ -479,6 +479,8 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
     "getresponse": {
         "api_key": Option(_secret, required=True, secret=True),
         "campaign_id": _req(_ident),
+        "webhook_secret": Option(_secret, secret=True),  # ?secret= in the webhook URL: GetResponse signs nothing
+        "domain": Option(_text),  # X-Domain for GetResponse MAX accounts
     },
     "csv": {"path": _req(_path)},
     "jsonl": {"path": _req(_path)},

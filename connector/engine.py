@@ -250,14 +250,16 @@ class Engine:
                                    base=planned.projection, ack_hash=stable_hash(planned.projection),
                                    version=cand.version))
                 continue
-            figures.failed += 1
             error = result.error if result is not None and result.error else "no result for this record"
-            status = "retry"
             if result is not None and result.suppressed:
-                status = "suppressed"
+                # The provider keeps this person suppressed (compliance state, a forgotten or opted-out
+                # address): recorded in the ledger and never retried, and not a failure of the run.
                 suppressed.append(cand.contact_id)
-            elif result is not None and not result.retryable:
-                status = "rejected"
+                failures.append(WriteFailed(contact_id=cand.contact_id, version=cand.version, status="suppressed",
+                                            error=error))
+                continue
+            figures.failed += 1
+            status = "retry" if result is None or result.retryable else "rejected"
             failures.append(WriteFailed(contact_id=cand.contact_id, version=cand.version, status=status, error=error))
             report.record_error(rt.name, error, email=cand.email)
         self.store.record_writes(rt.name, oks, failures)

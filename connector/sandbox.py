@@ -15,6 +15,7 @@ EMULATORS: Final = (  # provider type -> "module:Class"
     ("mailchimp", "adapters.mailchimp.emulator:MailchimpEmulator"),
     ("zoho", "adapters.zoho.emulator:ZohoEmulator"),
     ("activecampaign", "adapters.activecampaign.emulator:ActiveCampaignEmulator"),
+    ("getresponse", "adapters.getresponse.emulator:GetResponseEmulator"),
 )
 CORE_KINDS: Final = ("hubspot", "mailchimp", "zoho")
 _ADDRESS_KEYS: Final = ("type", "base_url", "accounts_url")
