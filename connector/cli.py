@@ -143,10 +143,13 @@ def migrate(source: str, target: str, dry_run: bool, resume: bool, config_path: 
 @common_options
 def status(config_path: str | None, as_json: bool) -> None:
     """Cursors, last runs, pending retries, open conflicts and suppressions."""
+    from connector.daemon.leases import Leases
+
     config = _load(config_path)
     store = open_store(config)
     try:
         state = store.status()
+        state["leases"] = Leases(store).snapshot()  # which daemon replica runs which cycle
     finally:
         store.close()
     if as_json:

@@ -8,6 +8,7 @@ checkpointed per page so that a rerun resumes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -309,17 +310,26 @@ class Engine:
         """One cycle over the named providers (all by default)."""
         selected = [self.runtimes[n] for n in (names or self.runtimes)]
         report = self._new_report("sync")
-        pulled_ok: list[ProviderRuntime] = []
-        for rt in selected:
-            report.figures(rt.name)
-            saved = self.store.load_cursor(rt.name, SYNC_STREAM)
-            cursor = saved[0] if saved else Cursor()
-            if self._guard(rt, report, self._pull, rt, SYNC_STREAM, report, cursor):
-                pulled_ok.append(rt)
-        self._reconcile_all(report)
-        for rt in pulled_ok:
-            self._guard(rt, report, self._push_and_finish, rt, report)
+        try:
+            pulled_ok: list[ProviderRuntime] = []
+            for rt in selected:
+                report.figures(rt.name)
+                saved = self.store.load_cursor(rt.name, SYNC_STREAM)
+                cursor = saved[0] if saved else Cursor()
+                if self._guard(rt, report, self._pull, rt, SYNC_STREAM, report, cursor):
+                    pulled_ok.append(rt)
+            self._reconcile_all(report)
+            for rt in pulled_ok:
+                self._guard(rt, report, self._push_and_finish, rt, report)
+        except BaseException:
+            self._interrupted(report)
+            raise
         return self._close_report(report)
+
+    def _interrupted(self, report: RunReport) -> None:
+        """A run stopped by something other than a provider (a stop signal, a bug): its row says so."""
+        with contextlib.suppress(Exception):
+            self.store.finish_run(report.run_id, "interrupted", report.to_json())
 
     def sync_records(self, provider: str, remote_ids: Sequence[str]) -> RunReport:
         """A targeted cycle for webhook hints: fetch these records by id, reconcile, push only their contacts.

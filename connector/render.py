@@ -53,5 +53,9 @@ def print_status(state: dict[str, Any], console: Console) -> None:
         runs.add_row(run["id"][:8], run["kind"] + (" (dry)" if run["dry_run"] else ""), run["status"],
                      str(run["started_at"]), str(run["finished_at"] or ""))
     console.print(runs)
-    if state.get("inbox"):
-        console.print("Webhook inbox: " + ", ".join(f"{n} {s}" for s, n in state["inbox"].items()))
+    if state.get("leases"):
+        leases = Table("lease", "held by", "until", "last done")
+        for lease in state["leases"]:
+            leases.add_row(*(lease[key] or "-" for key in ("name", "holder", "expires_at", "last_done_at")))
+        console.print(leases)
+    console.print("Webhook inbox: " + (", ".join(f"{n} {s}" for s, n in state["inbox"].items()) or "empty"))

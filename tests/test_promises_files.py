@@ -54,6 +54,7 @@ def test_dry_run_writes_nothing_not_even_cursors(tmp_path, two_files):
     assert before == ((tmp_path / "crm.csv").read_bytes(), (tmp_path / "mail.jsonl").read_bytes())
     code, status = run(config, "status")
     assert status["cursors"] == [] and status["contacts"] == 0
+    assert status["leases"] == [] and status["inbox"] == {}  # no daemon has run on this state
 
 
 def test_consent_is_sticky_across_providers_and_later_edits(tmp_path, two_files):
