@@ -93,3 +93,68 @@ def test_a_refused_write_is_retried_next_cycle_and_nothing_is_lost(three, tmp_pa
     assert code == 0, out
     assert hubspot.find("late@example.com") is not None
     assert out["providers"]["hubspot"]["created"] == 1
+
+
+def test_forget_erases_from_all_three_and_no_later_import_brings_them_back(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    email = "hubspot-1@example.com"
+    code, out = run(config, "forget", email)
+    assert code == 0, out
+    assert emulators["hubspot"].find(email) is None
+    assert emulators["zoho"].find(email) is None
+    member = emulators["mailchimp"].member(email)
+    assert member is None or member["status"] == "archived"
+    assert email not in read_jsonl(tmp_path / "export.jsonl")
+    # the person comes back in an import file: crmsync drops them, everywhere
+    rows = read_jsonl(tmp_path / "export.jsonl")
+    rows[email] = {"email": email, "first_name": "Back", "consent": "subscribed"}
+    (tmp_path / "export.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows.values()))
+    assert run(config, "sync")[0] == 0
+    assert emulators["hubspot"].find(email) is None and emulators["zoho"].find(email) is None
+
+
+def test_an_email_change_in_one_provider_follows_the_person_everywhere(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    zoho = emulators["zoho"]
+    record = zoho.find("zoho-3@example.com")
+    zoho.edit(record["id"], Email="zoho-3.new@example.com")
+    code, out = run(config, "sync")
+    assert code == 0, out
+    assert emulators["hubspot"].find("zoho-3.new@example.com") is not None
+    assert emulators["mailchimp"].member("zoho-3.new@example.com") is not None
+    exported = read_jsonl(tmp_path / "export.jsonl")
+    assert "zoho-3.new@example.com" in exported and "zoho-3@example.com" not in exported
+    hub_old = emulators["hubspot"].find("zoho-3@example.com")
+    assert hub_old is None or hub_old["id"] == emulators["hubspot"].find("zoho-3.new@example.com")["id"]
+    assert run(config, "status")[1]["contacts"] == 12  # nobody doubled
+
+
+@pytest.mark.parametrize("policy", ["newest", "priority", "manual"])
+def test_a_conflict_between_two_crms_under_each_policy(three, tmp_path, policy):
+    import datetime as dt
+
+    emulators, config = three
+    text = config.read_text()
+    config.write_text(text.replace("[state]", f'[sync]\nconflict_policy = "{policy}"\n'
+                                              'priority = ["hubspot", "zoho", "mailchimp", "export"]\n\n[state]', 1))
+    assert run(config, "sync")[0] == 0
+    email = "hubspot-2@example.com"
+    hubspot, zoho = emulators["hubspot"], emulators["zoho"]
+    hubspot.edit(hubspot.find(email)["id"], firstname="FromHubSpot",
+                 at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    zoho.edit(zoho.find(email)["id"], First_Name="FromZoho")  # the later edit
+    code, out = run(config, "sync")
+    assert code == 0 and out["conflicts"] == 1, out
+    names = {hubspot.find(email)["properties"]["firstname"], zoho.find(email)["First_Name"],
+             emulators["mailchimp"].member(email)["merge_fields"]["FNAME"]}
+    if policy == "newest":
+        assert names == {"FromZoho"}
+    elif policy == "priority":
+        assert names == {"FromHubSpot"}
+    else:
+        assert hubspot.find(email)["properties"]["firstname"] == "FromHubSpot"
+        assert zoho.find(email)["First_Name"] == "FromZoho"  # nothing overwritten
+        [conflict] = run(config, "conflicts")[1]["conflicts"]
+        assert conflict["field"] == "first_name"
