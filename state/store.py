@@ -292,16 +292,22 @@ class Store:
                 self._save_cursor(conn, provider, stream, cursor, done=done)
         return outcome
 
-    def _links_by_remote(self, conn: Connection, provider: str, ids: Sequence[str]) -> dict[str, sa.Row[Any]]:
-        found: dict[str, sa.Row[Any]] = {}
-        for chunk in _chunks(ids):
+    def _links_by(
+        self, conn: Connection, provider: str, column: sa.Column[Any], values: Sequence[Any]
+    ) -> dict[Any, sa.Row[Any]]:
+        """Links of one provider whose ``column`` is one of ``values``, keyed by that value."""
+        found: dict[Any, sa.Row[Any]] = {}
+        for chunk in _chunks(values):
             rows = conn.execute(
                 sa.select(L.c.id, L.c.remote_id, L.c.contact_id, L.c.base).where(
-                    L.c.provider == provider, L.c.remote_id.in_(chunk)
+                    L.c.provider == provider, column.in_(chunk)
                 )
             )
-            found.update({r.remote_id: r for r in rows})
+            found.update({getattr(r, column.name): r for r in rows})
         return found
+
+    def _links_by_remote(self, conn: Connection, provider: str, ids: Sequence[str]) -> dict[str, sa.Row[Any]]:
+        return self._links_by(conn, provider, L.c.remote_id, ids)
 
     def _contacts_by_email(self, conn: Connection, emails: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -311,15 +317,7 @@ class Store:
         return found
 
     def _links_by_contact(self, conn: Connection, provider: str, contact_ids: Sequence[int]) -> dict[int, sa.Row[Any]]:
-        found: dict[int, sa.Row[Any]] = {}
-        for chunk in _chunks(contact_ids):
-            rows = conn.execute(
-                sa.select(L.c.id, L.c.remote_id, L.c.contact_id, L.c.base).where(
-                    L.c.provider == provider, L.c.contact_id.in_(chunk)
-                )
-            )
-            found.update({r.contact_id: r for r in rows})
-        return found
+        return self._links_by(conn, provider, L.c.contact_id, contact_ids)
 
     def _store_live(
         self, conn: Connection, provider: str, records: Sequence[Pulled], outcome: PullOutcome,
