@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ ADDRESS_KEYS: Final = ("addr1", "addr2", "city", "state", "zip", "country")
 
 COMPLIANCE_TITLE: Final = "Member In Compliance State"
 FORGOTTEN_TITLE: Final = "Forgotten Email Not Subscribed"
+
+
+_SUBSCRIBER_HASH: Final = re.compile(r"[0-9a-f]{32}")
 
 
 def subscriber_hash(email: str) -> str:
@@ -159,6 +163,8 @@ class Audience:
             if "@" in key:
                 # The raw address is accepted as given: the API lower-cases it itself.
                 return self.members.get(subscriber_hash(key))
+            if _SUBSCRIBER_HASH.fullmatch(key):
+                return None  # a hash of nobody here (not a contact_id): no scan of the whole audience
             return next((m for m in self.members.values() if m.contact_id == key), None)
 
     def now(self) -> dt.datetime:
