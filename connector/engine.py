@@ -279,7 +279,7 @@ class Engine:
         return report
 
     def _close_report(self, report: RunReport) -> RunReport:
-        self.store.finish_run(report.run_id, report.status, report.to_json())
+        self.store.finish_run(report.run_id, report.status, report.figures_to_keep())
         return report
 
     def _push_and_finish(self, rt: ProviderRuntime, report: RunReport, only: Iterable[int] | None = None) -> None:
@@ -329,7 +329,7 @@ class Engine:
     def _interrupted(self, report: RunReport) -> None:
         """A run stopped by something other than a provider (a stop signal, a bug): its row says so."""
         with contextlib.suppress(Exception):
-            self.store.finish_run(report.run_id, "interrupted", report.to_json())
+            self.store.finish_run(report.run_id, "interrupted", report.figures_to_keep())
 
     def sync_records(self, provider: str, remote_ids: Sequence[str]) -> RunReport:
         """A targeted cycle for webhook hints: fetch these records by id, reconcile, push only their contacts.

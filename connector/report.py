@@ -57,6 +57,15 @@ class RunReport:
     def status(self) -> str:
         return {ExitCode.OK: "ok", ExitCode.RECORDS_FAILED: "partial"}.get(self.exit_code, "failed")
 
+    def figures_to_keep(self) -> dict[str, Any]:
+        """What the run row keeps: figures and counts, no address (``forget`` must leave only a keyed hash)."""
+        return {
+            "providers": {name: asdict(f) for name, f in self.providers.items()},
+            "conflicts": self.conflicts,
+            "errors": len(self.errors),
+            "provider_errors": self.provider_errors,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

@@ -41,6 +41,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; one writer at a time
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9 (not power loss of the last txn)
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")  # a forgotten person's rows are zeroed, not left in free pages
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 

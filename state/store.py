@@ -724,6 +724,9 @@ class Store:
             conn.execute(sa.insert(LEDGER).values(contact_id=None, email_key=key, provider="crmsync",
                                                   status="forgotten", occurred_at=stamp, recorded_at=stamp,
                                                   evidence="crmsync forget"))
+        if self.engine.dialect.name == "sqlite" and not self.dry_run:
+            with self.engine.connect() as conn:  # old copies of the pages leave the write-ahead log too
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def open_conflicts(self) -> list[dict[str, Any]]:
         with self.transaction() as conn:
