@@ -9,8 +9,9 @@ and ``country`` are GetResponse's predefined fields; ``job_title``, ``industry``
 created in the account (a value for a field the account lacks is not written). Any other custom field
 maps through ``[mapping.<name>.fields]`` (``custom.tier = "customFields.tier"``).
 
-Consent: a listed contact is an active subscriber; the adapter sets ``status`` (``subscribed`` for listed
-contacts, ``unsubscribed`` for those its reconciliation or a webhook found opted out). Writing
+Consent: the adapter sets ``status`` (``subscribed`` for listed contacts, ``unsubscribed`` for those its
+reconciliation or a webhook found opted out). Only the opt-out is read as consent: a listed contact may be
+one crmsync created itself, so being listed is no evidence of an opt-in (it reads as unknown). Writing
 ``unsubscribed`` removes the contact from the campaign and never creates one; ``None`` (unknown, pending)
 lets the campaign's own opt-in setting decide.
 """
@@ -24,7 +25,9 @@ from mappings.contact import Consent
 from mappings.fieldmap import FieldMapping, ProviderTable
 
 CONSENT_IN: Final = {
-    "subscribed": Consent.SUBSCRIBED,
+    # Being listed is all GetResponse says, and crmsync's own creates are listed too: read as "subscribed",
+    # every contact crmsync created here would come back as an opt-in and spread to every provider.
+    "subscribed": Consent.UNKNOWN,
     "unsubscribed": Consent.UNSUBSCRIBED,
     "removed": Consent.UNKNOWN,  # taken off the list by a user: says nothing about marketing consent
 }

@@ -84,7 +84,7 @@ def test_records_carry_tags_custom_fields_and_name_parts(
     assert fields["first_name"] == "Ana" and fields["last_name"] == "Silva"
     assert fields["company"] == "Acme" and fields["city"] == "Gdansk"
     assert fields["tags"] == frozenset({"vip", "customer"})
-    assert fields["consent"] is Consent.SUBSCRIBED
+    assert fields["consent"] is Consent.UNKNOWN  # listed: no evidence of an opt-in (crmsync lists people too)
 
 
 def test_incremental_read_on_changed_on_brings_only_changes(
