@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from mappings.contact import Consent
 from mappings.fieldmap import FieldMapping, ProviderTable
+from mappings.providers._shared import consent_word, sorted_tags, tag_names
 
 SUBSCRIBED: Final = "1"
 UNSUBSCRIBED: Final = "2"
@@ -42,22 +43,16 @@ def consent_in(status: Any) -> Consent:
 
 
 def consent_out(consent: Any) -> str | None:
-    try:
-        return CONSENT_OUT.get(Consent(str(consent)))
-    except ValueError:
-        return None
+    return consent_word(consent, CONSENT_OUT)
 
 
 def tags_in(tags: Any) -> frozenset[str]:
     """Tag names; ``{"tag": "vip"}`` rows (as ``/tags`` shows them) are accepted too."""
-    if not isinstance(tags, Iterable) or isinstance(tags, str | bytes):
-        return frozenset()
-    names = (t.get("tag") if isinstance(t, dict) else t for t in tags)
-    return frozenset(str(n).strip() for n in names if n is not None and str(n).strip())
+    return tag_names(tags, key="tag")
 
 
 def tags_out(tags: Iterable[str]) -> list[str]:
-    return sorted(tags)
+    return sorted_tags(tags)
 
 
 TABLE: Final = ProviderTable(

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from mappings.contact import Consent
 from mappings.fieldmap import FieldMapping, ProviderTable
+from mappings.providers._shared import consent_word, sorted_tags, tag_names
 
 CONSENT_IN: Final = {
     # Being listed is all GetResponse says, and crmsync's own creates are listed too: read as "subscribed",
@@ -44,23 +45,17 @@ def consent_in(status: Any) -> Consent:
 
 def consent_out(consent: Any) -> str | None:
     """``subscribed`` / ``unsubscribed``, or None (pending, unknown): the campaign's opt-in decides."""
-    try:
-        return CONSENT_OUT.get(Consent(str(consent)))
-    except ValueError:
-        return None
+    return consent_word(consent, CONSENT_OUT)
 
 
 def tags_in(tags: Any) -> frozenset[str]:
     """Contacts carry ``tags: [{"tagId": "aB3", "name": "vip"}]``; plain names are accepted too."""
-    if not isinstance(tags, Iterable) or isinstance(tags, str | bytes):
-        return frozenset()
-    names = (t.get("name") if isinstance(t, dict) else t for t in tags)
-    return frozenset(str(n).strip() for n in names if n is not None and str(n).strip())
+    return tag_names(tags)
 
 
 def tags_out(tags: Iterable[str]) -> list[str]:
     """Tag names; the adapter turns them into ``tagId``s (creating missing tags)."""
-    return sorted(tags)
+    return sorted_tags(tags)
 
 
 TABLE: Final = ProviderTable(

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from mappings.contact import OPT_IN_AT, Consent
 from mappings.fieldmap import FieldMapping, ProviderTable
+from mappings.providers._shared import consent_word, sorted_tags, tag_names
 
 CONSENT_IN: Final = {
     "subscribed": Consent.SUBSCRIBED,
@@ -43,23 +44,17 @@ def consent_in(status: Any) -> Consent:
 
 def consent_out(consent: Any) -> str | None:
     """A Mailchimp status, or None for unknown: the adapter then applies ``new_member_status``."""
-    try:
-        return CONSENT_OUT.get(Consent(str(consent)))
-    except ValueError:
-        return None
+    return consent_word(consent, CONSENT_OUT)
 
 
 def tags_in(tags: Any) -> frozenset[str]:
     """Members carry ``tags: [{"id": 1, "name": "vip"}]``; plain names are accepted too."""
-    if not isinstance(tags, Iterable) or isinstance(tags, str | bytes):
-        return frozenset()
-    names = (t.get("name") if isinstance(t, dict) else t for t in tags)
-    return frozenset(str(n).strip() for n in names if n is not None and str(n).strip())
+    return tag_names(tags)
 
 
 def tags_out(tags: Iterable[str]) -> list[str]:
     """Batch subscribe takes tag names as a list of strings."""
-    return sorted(tags)
+    return sorted_tags(tags)
 
 
 def opt_in_in(value: Any) -> str | None:
