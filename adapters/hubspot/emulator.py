@@ -565,7 +565,8 @@ class HubSpotEmulator:
         self.portal.update(existing, props)
         return existing, False
 
-    def _batch_update(self, request: Request) -> Response:
+    def _checked_inputs(self, request: Request) -> list[dict[str, Any]] | Response:
+        """A batch's inputs with every property name checked, or the 400 HubSpot answers for the whole call."""
         try:
             inputs = self._inputs(request)
             for item in inputs:
@@ -574,6 +575,12 @@ class HubSpotEmulator:
             return error(400, str(exc), "VALIDATION_ERROR")
         except PropertyError as exc:
             return _property_error(exc)
+        return inputs
+
+    def _batch_update(self, request: Request) -> Response:
+        inputs = self._checked_inputs(request)
+        if isinstance(inputs, Response):
+            return inputs
         started = self.portal.now_ms()
         results, errors, missing = [], [], []
         with self.portal.lock:
@@ -609,14 +616,9 @@ class HubSpotEmulator:
         return self._batch_body(results, errors, started)
 
     def _batch_create(self, request: Request) -> Response:
-        try:
-            inputs = self._inputs(request)
-            for item in inputs:
-                Portal.check_names(item.get("properties") or {})
-        except search.SearchError as exc:
-            return error(400, str(exc), "VALIDATION_ERROR")
-        except PropertyError as exc:
-            return _property_error(exc)
+        inputs = self._checked_inputs(request)
+        if isinstance(inputs, Response):
+            return inputs
         started = self.portal.now_ms()
         results, errors = [], []
         with self.portal.lock:
