@@ -37,6 +37,7 @@ from connector.planner import (
     Side,
     WriteKind,
     merge_contact,
+    merge_new,
     plan_write,
     project,
     stable_hash,
@@ -172,11 +173,8 @@ class Engine:
 
     def _settle(self, provider: str, report: RunReport, record: Pulled, suppressed_at: dt.datetime | None) -> Settled:
         """A person only one source knows: the same merge as ``_merge_one``, against an empty hub."""
-        hub = Hub(fields={}, suppressed_at=suppressed_at)
         side = Side(provider=provider, observed=record.fields, base=None, updated_at=record.updated_at)
-        merged = merge_contact(hub, [side], policy=self.settings.policy, priority=self.settings.priority,
-                               classify=self.settings.classify)
-        report.conflicts += len(merged.conflicts)
+        merged = merge_new(side, suppressed_at=suppressed_at, classify=self.settings.classify)
         return Settled(
             fields=merged.fields, sources=merged.sources, consent=str(merged.consent), consent_at=merged.consent_at,
             consent_events=[(str(e.status), e.at, "explicit opt-in" if e.explicit_opt_in else "synced")

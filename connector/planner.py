@@ -257,6 +257,48 @@ def merge_contact(
     )
 
 
+_NOT_SCALAR: Final = frozenset({"consent", "tags", OPT_IN_AT})
+
+
+def merge_new(
+    side: Side,
+    *,
+    suppressed_at: dt.datetime | None = None,
+    classify: Callable[[Mapping[str, Any]], Fields] | None = None,
+) -> Merged:
+    """``merge_contact`` of a person only one side knows, against an empty hub: the same result.
+
+    A migration settles every person new to the hub this way, so it skips the conflict machinery, which has
+    nothing to weigh here: each filled field is taken from the side, blanks are not values, tags are the
+    side's, and consent goes through the same sticky rules (the suppression list included).
+    """
+    fields: Fields = {}
+    sources: dict[str, tuple[str, dt.datetime | None]] = {}
+    origin = (side.provider, side.updated_at)
+    for name, value in side.observed.items():
+        if name in _NOT_SCALAR or value is None or value == "" or value == frozenset():
+            continue
+        fields[name] = value
+        sources[name] = origin
+    tags = frozenset(side.observed.get("tags") or ())
+    if tags:
+        fields["tags"] = tags
+    if classify is not None:
+        fields = {k: v for k, v in classify(fields).items() if not is_blank(v)}
+    hub = Hub(fields={}, suppressed_at=suppressed_at)
+    events = consent_events((side,))
+    consent, consent_at = merge_consent(hub, events)
+    return Merged(
+        fields=fields,
+        consent=consent,
+        consent_at=consent_at,
+        sources=sources,
+        conflicts=(),
+        consent_events=events,
+        changed=bool(fields) or consent != Consent.UNKNOWN or consent_at is not None,
+    )
+
+
 def project(
     fields: Mapping[str, Any],
     consent: Consent,
@@ -289,6 +331,9 @@ def project(
     return out
 
 
+_HASH_ENCODER: Final = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)  # built once, not per call
+
+
 def stable_hash(values: Mapping[str, Any]) -> str:
     """A hash of a projection that ignores blanks and the order of tags."""
     clean = {
@@ -296,7 +341,7 @@ def stable_hash(values: Mapping[str, Any]) -> str:
         for k, v in values.items()
         if not is_blank(v) and not k.startswith("_")
     }
-    text = json.dumps(clean, sort_keys=True, default=str, ensure_ascii=False)
+    text = _HASH_ENCODER.encode(clean)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

@@ -18,9 +18,13 @@ def _encode(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+# Built once: ``json.dumps`` with options builds a new encoder per call, and this runs for every contact.
+_FIELDS_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_encode)
+
+
 def dump_fields(fields: Mapping[str, Any]) -> str:
     """Canonical fields as JSON text: tags sorted, times ISO, consent as its word (a StrEnum is a str)."""
-    return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=_encode)
+    return _FIELDS_ENCODER.encode(fields)
 
 
 def load_fields(text: str | None) -> dict[str, Any]:
@@ -42,7 +46,15 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def dump_sources(sources: Mapping[str, tuple[str, dt.datetime | None]]) -> str:
-    return json.dumps({k: [who, when.isoformat() if when else None] for k, (who, when) in sources.items()})
+    out: dict[str, list[str | None]] = {}
+    last: tuple[str, dt.datetime | None] | None = None
+    pair: list[str | None] = []
+    for name, origin in sources.items():
+        if origin != last:  # most fields of a contact share one origin: its time is written out once
+            who, when = origin
+            pair, last = [who, when.isoformat() if when else None], origin
+        out[name] = pair
+    return json.dumps(out)
 
 
 def load_sources(text: str | None) -> dict[str, tuple[str, dt.datetime | None]]:

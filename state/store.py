@@ -163,6 +163,7 @@ class Store:
             self._dry_conn = self.engine.connect()
             self._dry_conn.begin()
         self._hash_key = (hash_key or self._install_key()).encode()
+        self._keyed = hmac.new(self._hash_key, digestmod=hashlib.sha256)
         self._thread_locks: dict[str, threading.Lock] = {}
 
     def close(self) -> None:
@@ -230,7 +231,9 @@ class Store:
 
     def email_key(self, email: str) -> str:
         """A keyed hash of an address: what stays of a forgotten person, and what logs may show."""
-        return hmac.new(self._hash_key, email.encode(), hashlib.sha256).hexdigest()[:32]
+        keyed = self._keyed.copy()  # the key's pads are computed once, in __init__
+        keyed.update(email.encode())
+        return keyed.hexdigest()[:32]
 
     # -- cursors ---------------------------------------------------------------------------------
     def load_cursor(self, provider: str, stream: str) -> tuple[Cursor, bool] | None:

@@ -13,10 +13,11 @@ from connector.planner import (
     Hub,
     Side,
     merge_contact,
+    merge_new,
     plan_write,
     project,
 )
-from mappings.contact import Consent
+from mappings.contact import OPT_IN_AT, Consent
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROVIDERS = ("crm", "mail", "zoho")
@@ -176,3 +177,23 @@ def test_tags_merge_by_element():
     b = Side(provider="mail", observed={"tags": frozenset()}, base={"tags": frozenset({"trial"})})
     merged = merge_contact(hub, [a, b], policy=ConflictPolicy.NEWEST, priority=())
     assert merged.fields["tags"] == frozenset({"vip"})
+
+
+def _vip_when_acme(fields):
+    out = dict(fields)
+    if out.get("company") == "Acme":
+        out["tags"] = frozenset(out.get("tags") or ()) | {"vip"}
+        out["lifecycle"] = "vip"
+    return out
+
+
+@settings(max_examples=300)
+@given(observed=fields(), at=times, suppressed_at=times, opt_in=times, provider=st.sampled_from(PROVIDERS),
+       classify=st.sampled_from([None, _vip_when_acme]))
+def test_merge_new_is_merge_contact_against_an_empty_hub(observed, at, suppressed_at, opt_in, provider, classify):
+    if opt_in is not None:
+        observed = {**observed, OPT_IN_AT: opt_in.isoformat()}
+    side = Side(provider=provider, observed=observed, base=None, updated_at=at)
+    slow = merge_contact(Hub(fields={}, suppressed_at=suppressed_at), [side], policy=ConflictPolicy.MANUAL,
+                         priority=PROVIDERS, classify=classify)
+    assert merge_new(side, suppressed_at=suppressed_at, classify=classify) == slow
