@@ -276,7 +276,7 @@ def merge_new(
     sources: dict[str, tuple[str, dt.datetime | None]] = {}
     origin = (side.provider, side.updated_at)
     for name, value in side.observed.items():
-        if name in _NOT_SCALAR or value is None or value == "" or value == frozenset():
+        if name in _NOT_SCALAR or is_blank(value):
             continue
         fields[name] = value
         sources[name] = origin
