@@ -337,9 +337,10 @@ class Store:
         if new_emails:
             if settle is not None:
                 settled = self._settle_new(conn, unlinked, new_emails, settle)
-            self._insert_contacts(conn, provider, new_emails, settled)
-            by_email.update(self._contacts_by_email(conn, new_emails))
-        unlinked_ids = sorted({by_email[str(r.email)] for r in unlinked})
+            by_email.update(self._insert_contacts(conn, provider, new_emails, settled))
+        # a contact created just now has no link anywhere yet: only the others are looked up
+        fresh = set(new_emails)
+        unlinked_ids = sorted({by_email[str(r.email)] for r in unlinked if r.email not in fresh})
         existing_for_contact = self._links_by_contact(conn, provider, unlinked_ids)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -404,7 +405,8 @@ class Store:
 
     def _insert_contacts(
         self, conn: Connection, provider: str, emails: Sequence[str], settled: Mapping[str, Settled]
-    ) -> None:
+    ) -> dict[str, int]:
+        """Insert new hub contacts (settled ones with their consent events); their ids by email."""
         stamp = now()
         rows = []
         for email in emails:
@@ -417,14 +419,15 @@ class Store:
                              "sources": dump_sources(result.sources), "consent": result.consent,
                              "consent_at": result.consent_at, "version": 1, "updated_at": stamp})
         conn.execute(sa.insert(C), rows)
+        ids = self._contacts_by_email(conn, emails)
         with_events = [email for email, result in settled.items() if result.consent_events]
         if with_events:
-            ids = self._contacts_by_email(conn, with_events)
             conn.execute(sa.insert(LEDGER), [
                 {"contact_id": ids[email], "email_key": self.email_key(email), "provider": provider,
                  "status": status, "occurred_at": at, "recorded_at": stamp, "evidence": evidence}
                 for email in with_events for status, at, evidence in settled[email].consent_events
             ])
+        return ids
 
     def _follow_merges(
         self, conn: Connection, provider: str, records: Sequence[Pulled], by_remote: dict[str, sa.Row[Any]]
