@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from mappings.contact import OPT_IN_AT, Consent
+from state.codec import json_text
 
 OPTED_OUT: Final = frozenset({Consent.UNSUBSCRIBED, Consent.CLEANED})
 HUB: Final = "hub"  # the candidate that stands for the hub's current value in a conflict
@@ -331,9 +331,6 @@ def project(
     return out
 
 
-_HASH_ENCODER: Final = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)  # built once, not per call
-
-
 def stable_hash(values: Mapping[str, Any]) -> str:
     """A hash of a projection that ignores blanks and the order of tags."""
     clean = {
@@ -341,7 +338,7 @@ def stable_hash(values: Mapping[str, Any]) -> str:
         for k, v in values.items()
         if not is_blank(v) and not k.startswith("_")
     }
-    text = _HASH_ENCODER.encode(clean)
+    text = json_text(clean, default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
