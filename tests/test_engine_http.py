@@ -158,3 +158,17 @@ def test_a_conflict_between_two_crms_under_each_policy(three, tmp_path, policy):
         assert zoho.find(email)["First_Name"] == "FromZoho"  # nothing overwritten
         [conflict] = run(config, "conflicts")[1]["conflicts"]
         assert conflict["field"] == "first_name"
+
+
+def test_zohos_placeholder_last_name_never_spreads_and_the_next_cycle_is_quiet(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    emulators["hubspot"].create(email="solo@example.com", firstname="Solo")
+    assert run(config, "sync")[0] == 0
+    assert emulators["zoho"].find("solo@example.com")["Last_Name"] == "solo"  # Zoho requires one
+    code, out = run(config, "sync")
+    assert code == 0, out
+    assert all(f["created"] + f["updated"] == 0 for f in out["providers"].values()), out
+    assert "last_name" not in read_jsonl(tmp_path / "export.jsonl")["solo@example.com"]
+    assert not emulators["hubspot"].find("solo@example.com")["properties"].get("lastname")
+    assert not emulators["mailchimp"].member("solo@example.com")["merge_fields"].get("LNAME")

@@ -10,11 +10,29 @@ from adapters.base import Cursor, ProviderRecord
 from adapters.zoho._wire import format_zoho_time, parse_zoho_time
 
 
+def placeholder_last_name(email: str) -> str:
+    """The Last_Name crmsync gives a new contact with none: Zoho requires one (providers/zoho.md pitfall 6)."""
+    return email.split("@", 1)[0]
+
+
+def _without_placeholder(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with a placeholder Last_Name left out, so that it never spreads to other providers as a name.
+
+    A Last_Name that is exactly the local part of the record's own Email is read as that placeholder (also when a
+    person typed it so: it is the same convention).
+    """
+    data = dict(item)
+    email, last = data.get("Email"), data.get("Last_Name")
+    if isinstance(email, str) and isinstance(last, str) and last and last == placeholder_last_name(email):
+        del data["Last_Name"]
+    return data
+
+
 def record(item: Mapping[str, Any]) -> ProviderRecord:
     modified = item.get("Modified_Time")
     return ProviderRecord(
         remote_id=str(item["id"]),
-        data=dict(item),
+        data=_without_placeholder(item),
         updated_at=parse_zoho_time(modified) if isinstance(modified, str) and modified else None,
     )
 

@@ -20,7 +20,15 @@ from adapters.errors import AuthError, FatalProviderError, ProviderError, QuotaE
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
 from adapters.zoho import notifications
-from adapters.zoho._cursor import advance, already_taken, backfill_start, deleted_record, record, settle
+from adapters.zoho._cursor import (
+    advance,
+    already_taken,
+    backfill_start,
+    deleted_record,
+    placeholder_last_name,
+    record,
+    settle,
+)
 from adapters.zoho._wire import IDS_MAX, PAGE_PARAM_ROW_CAP, PER_PAGE_MAX, UPSERT_MAX, format_zoho_time, parse_zoho_time
 from adapters.zoho.auth import DATA_CENTERS, CachedToken, TokenManager, TokenStore, classify_accounts, domain_allowed
 
@@ -434,7 +442,7 @@ class ZohoAdapter:
         answers = _padded(self._send_records("POST", CONTACTS + "/upsert", items), len(items))
         missing = [k for k, a in enumerate(answers) if _is_missing_last_name(a) and not items[k].get("Last_Name")]
         if missing:  # Last_Name is mandatory for a new contact (pitfall 6): name it by its address
-            retry = [{**items[k], "Last_Name": requests[indexes[k]].email.split("@", 1)[0]} for k in missing]
+            retry = [{**items[k], "Last_Name": placeholder_last_name(requests[indexes[k]].email)} for k in missing]
             for k, answer in zip(
                 missing, _padded(self._send_records("POST", CONTACTS + "/upsert", retry), len(retry)), strict=True
             ):
