@@ -258,6 +258,7 @@ def merge_contact(
 
 
 _NOT_SCALAR: Final = frozenset({"consent", "tags", OPT_IN_AT})
+_EMPTY_HUB: Final = Hub(fields={})
 
 
 def merge_new(
@@ -285,7 +286,7 @@ def merge_new(
         fields["tags"] = tags
     if classify is not None:
         fields = {k: v for k, v in classify(fields).items() if not is_blank(v)}
-    hub = Hub(fields={}, suppressed_at=suppressed_at)
+    hub = _EMPTY_HUB if suppressed_at is None else Hub(fields={}, suppressed_at=suppressed_at)
     events = consent_events((side,))
     consent, consent_at = merge_consent(hub, events)
     return Merged(
