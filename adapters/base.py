@@ -28,6 +28,7 @@ class ProviderRecord:
     updated_at: dt.datetime | None = None  # aware UTC, the provider's own modification time
     deleted: bool = False
     merged_ids: tuple[str, ...] = ()  # ids this record absorbed (HubSpot merges)
+    where: str | None = None  # where it was read, for errors: a file and line (an API record's id says it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +90,9 @@ class Page:
     records: Sequence[ProviderRecord]
     next_cursor: Cursor
     rejected: Sequence[RejectedRecord] = ()
+    # earlier rows of one person in the page, replaced by a later row (the last row wins): read only to report
+    # those that are invalid, so that every bad line is named
+    superseded: Sequence[ProviderRecord] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

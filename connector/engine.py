@@ -104,6 +104,11 @@ class Engine:
         pulled: list[Pulled] = []
         for rejected in page.rejected:
             report.record_error(rt.name, rejected.message, email=rejected.email, where=rejected.where)
+        for earlier in page.superseded:  # replaced by a later row of the same person: only its errors count
+            try:
+                rt.mapping.to_canonical(earlier.data)
+            except InvalidRecord as exc:
+                report.record_error(rt.name, str(exc), where=earlier.where or f"{rt.name}:{earlier.remote_id}")
         for record in page.records:
             if record.deleted:
                 pulled.append(Pulled(remote_id=record.remote_id, email=None, fields={}, updated_at=record.updated_at,
@@ -112,7 +117,7 @@ class Engine:
             try:
                 fields = rt.mapping.to_canonical(record.data)
             except InvalidRecord as exc:
-                report.record_error(rt.name, str(exc), where=f"{rt.name}:{record.remote_id}")
+                report.record_error(rt.name, str(exc), where=record.where or f"{rt.name}:{record.remote_id}")
                 continue
             pulled.append(Pulled(remote_id=record.remote_id, email=str(fields["email"]), fields=fields,
                                  updated_at=record.updated_at, merged_ids=record.merged_ids))

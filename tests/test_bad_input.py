@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,17 @@ def test_missing_config_and_unknown_provider_flag_exit_2(tmp_path, state_url):
     assert code == 2 and "zzz" in out["stderr"]
     code, out = run(config, "migrate", "--from", "a", "--to", "a")
     assert code == 2
+
+
+def test_every_invalid_line_is_named_by_file_and_line_never_by_its_value(tmp_path, state_url):
+    rows = [{"email": "secret-name"}, {"email": "a@example.com"}, {"email": "secret-name"}, {"email": "SECRET-NAME"},
+            {"email": "b@example.com"}, {"email": "b@example.com", "first_name": "Last"}]
+    write_csv(tmp_path / "in.csv", rows)
+    config = write_config(tmp_path, state_url, {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})
+    code, out = run(config, "migrate", "--from", "src", "--to", "dst")
+    assert code == 1, out
+    assert sorted(e["where"] for e in out["errors"]) == ["in.csv:2", "in.csv:4", "in.csv:5"]
+    assert "secret" not in json.dumps(out).lower()
+    got = read_jsonl(tmp_path / "out.jsonl")
+    assert set(got) == {"a@example.com", "b@example.com"}
+    assert got["b@example.com"]["first_name"] == "Last"  # a valid duplicate: the last row wins, no error

@@ -194,14 +194,18 @@ class FileAdapter:
     ) -> Iterator[Page]:
         records: dict[str, ProviderRecord] = {}
         rejected: list[RejectedRecord] = []
+        superseded: list[ProviderRecord] = []
         for row in self.scan(handle, offset=offset, line=line):
             remote_id = row.remote_id
+            where = f"{self.path.name}:{row.line}"
             if row.data is None or remote_id is None:
-                where = f"{self.path.name}:{row.line}"
                 rejected.append(RejectedRecord(where=where, message=row.problem or NO_EMAIL))
             else:
-                records.pop(remote_id, None)  # the same contact twice: the last row wins
-                records[remote_id] = ProviderRecord(remote_id=remote_id, data=row.data, updated_at=updated_at)
+                earlier = records.pop(remote_id, None)  # the same contact twice: the last row wins
+                if earlier is not None:
+                    superseded.append(earlier)
+                records[remote_id] = ProviderRecord(remote_id=remote_id, data=row.data, updated_at=updated_at,
+                                                    where=where)
             if len(records) + len(rejected) < self.page_size:
                 continue
             if row.end >= current.size:
@@ -210,10 +214,11 @@ class FileAdapter:
                 return  # rewritten in place while read: the stored token makes the next read restart
             token = f"{row.end}:{row.end_line}"
             next_cursor = Cursor(phase="backfill", page_token=token, extra=current.extra())
-            yield Page(records=list(records.values()), next_cursor=next_cursor, rejected=rejected)
-            records, rejected = {}, []
+            yield Page(records=list(records.values()), next_cursor=next_cursor, rejected=rejected,
+                       superseded=superseded)
+            records, rejected, superseded = {}, [], []
         final = Cursor(phase="incremental", extra=current.extra())
-        yield Page(records=list(records.values()), next_cursor=final, rejected=rejected)
+        yield Page(records=list(records.values()), next_cursor=final, rejected=rejected, superseded=superseded)
 
     def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         entries: list[tuple[str, str, str | None, Mapping[str, Any]]] = []
