@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import unquote
@@ -129,6 +130,7 @@ class HubSpotEmulator:
         self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
+        self.refusals: Counter[str] = Counter()  # address -> batch writes still to refuse ([refuse_writes])
         self._event_ids = 0
 
     def reset(self) -> None:
@@ -174,6 +176,22 @@ class HubSpotEmulator:
 
     def call_count(self, method: str | None = None, pattern: str | None = None) -> int:
         return self.server.call_count(method, pattern)
+
+    def refuse_writes(self, email: str, times: int = 1) -> None:
+        """A partial batch failure: the next ``times`` batch writes of this address fail record by record (a
+        207 item error of a category worth retrying) while the rest of each batch goes through.
+        """
+        with self.portal.lock:
+            self.refusals[email.strip().lower()] += times
+
+    def _refused(self, email: str, context: dict[str, list[str]]) -> dict[str, Any] | None:
+        key = email.strip().lower()
+        with self.portal.lock:
+            if self.refusals[key] <= 0:
+                return None
+            self.refusals[key] -= 1
+        return {"status": "error", "category": "INTERNAL_ERROR", "message": "The record is busy; try again later",
+                "context": context}  # fmt: skip
 
     def reads(self) -> int:
         """Calls that read contacts: list pages, searches, batch reads, gets."""
@@ -530,6 +548,10 @@ class HubSpotEmulator:
                 context = {"ids": [key]}
                 if item.get("objectWriteTraceId"):
                     context["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
+                refused = self._refused(key, context)
+                if refused is not None:
+                    errors.append(refused)
+                    continue
                 try:
                     contact, new = self._upsert_one(key, props)
                 except PropertyError as exc:
@@ -593,6 +615,10 @@ class HubSpotEmulator:
                     continue
                 if contact.id != key and not item.get("idProperty"):
                     continue  # a merged-away id is left out of results silently (3P, RudderStack)
+                refused = self._refused(str(contact.props.get("email") or ""), {"ids": [key]})
+                if refused is not None:
+                    errors.append(refused)
+                    continue
                 try:
                     self.portal.update(contact, props)
                 except PropertyError as exc:
@@ -625,6 +651,14 @@ class HubSpotEmulator:
             for item in inputs:
                 props = dict(item.get("properties") or {})
                 trace = item.get("objectWriteTraceId")
+                refused = (
+                    self._refused(str(props.get("email") or ""), {"objectWriteTraceId": [str(trace)]})
+                    if trace
+                    else None
+                )
+                if refused is not None:
+                    errors.append(refused)
+                    continue
                 try:
                     contact = self.portal.create(props)
                 except PropertyError as exc:

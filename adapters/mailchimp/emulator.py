@@ -10,6 +10,7 @@ addresses and the 10-simultaneous-connections limit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
@@ -96,6 +98,7 @@ class MailchimpEmulator(EmulatorServer):
         self.clock = self.audience.now  # the Date header tells Mailchimp's own time, as member timestamps do
         self.batch_polls_before_finished = 0  # GET /batches/{id} answers "started" this many times first
         self.refuse_params: set[str] = set()  # GET members answers 400 when one of these is sent
+        self.refusals: Counter[str] = Counter()  # address -> batch writes still to refuse ([refuse_writes])
         self.webhook_log: list[tuple[str, str, int]] = []  # (event, source, HTTP status; 0 = unreachable)
         self.inflight = 0
         self.peak_inflight = 0
@@ -201,6 +204,21 @@ class MailchimpEmulator(EmulatorServer):
         member = self._need(subscriber_hash(email))
         with self.audience.lock:
             member.compliance_review = True
+
+    def refuse_writes(self, email: str, times: int = 1) -> None:
+        """A partial batch failure: the next ``times`` writes of this address in a batch subscribe (``errors``)
+        or a ``/batches`` job (a 500 operation) fail, worth retrying, while the rest of the batch goes through.
+        """
+        with self.audience.lock:
+            self.refusals[email.strip().lower()] += times
+
+    def _refused(self, email: str) -> bool:
+        key = email.strip().lower()
+        with self.audience.lock:
+            if self.refusals[key] <= 0:
+                return False
+            self.refusals[key] -= 1
+            return True
 
     def read_calls(self) -> int:
         return self.call_count("GET")
@@ -662,6 +680,11 @@ class MailchimpEmulator(EmulatorServer):
                         continue
                     raise invalid(f"{raw_email} is a duplicate in this request.")
                 seen.add(h)
+                if self._refused(raw_email):
+                    errors.append(
+                        batch_error(raw_email, "The member could not be saved; try again later.", "ERROR_GENERIC")
+                    )
+                    continue
                 outcome, member = self._batch_one(audience, item, update_existing=update_existing, sync_tags=sync_tags)
             except _Exists as exists:
                 errors.append(batch_error(raw_email, str(exists), "ERROR_CONTACT_EXISTS"))
@@ -845,7 +868,9 @@ class MailchimpEmulator(EmulatorServer):
             body=str(op.get("body") or "").encode(),
         )
         response: Response | None = None
-        for method, pattern, handler in self._routes:
+        if self._refused(self._operation_email(op, path)):
+            response = problem_response(Problem(500, "Internal Server Error", "An unexpected error occurred."))
+        for method, pattern, handler in () if response is not None else self._routes:
             match = pattern.match(path)
             if method == inner.method and match and not path.startswith("/_emulator/"):
                 inner.match = match
@@ -861,6 +886,21 @@ class MailchimpEmulator(EmulatorServer):
             "operation_id": op.get("operation_id"),
             "response": response.body.decode() or "{}",
         }
+
+    def _operation_email(self, op: Mapping[str, Any], path: str) -> str:
+        """The address a member operation of a batch is about (its body's, else the member's at that hash)."""
+        found = re.search(r"/members/([0-9a-f]{32})", path)
+        if not found:
+            return ""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            return str(json.loads(str(op.get("body") or "{}")).get("email_address") or "") or self._member_email(
+                found[1]
+            )
+        return self._member_email(found[1])
+
+    def _member_email(self, key: str) -> str:
+        member = self.audience.find(key)
+        return member.email if member is not None else ""
 
     def _get_batch(self, request: Request) -> Response:
         assert request.match is not None

@@ -17,6 +17,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -83,6 +84,7 @@ class ZohoEmulator(WatchChannels):
         self.page_token_row_cap = page_token_row_cap
         self.work_s = work_s
         self.api_domain: str | None = None  # None: this server's URL
+        self.refusals: Counter[str] = Counter()  # address -> upserts and updates still to refuse ([refuse_writes])
         self.page_tokens = True  # False: never offer next_page_token (an older or partial implementation)
         self.grant_params_from = "both"  # where the token endpoint reads its parameters: both, query or body
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
@@ -138,6 +140,23 @@ class ZohoEmulator(WatchChannels):
     # -- knobs ---------------------------------------------------------------------------------
     def inject(self, *faults: Fault) -> None:
         self.server.inject(*faults)
+
+    def refuse_writes(self, email: str, times: int = 1) -> None:
+        """A partial batch failure: the next ``times`` writes of this address fail item by item with
+        ``RECORD_LOCKED`` (worth retrying) while the rest of each batch goes through.
+        """
+        with self.org.lock:
+            self.refusals[email.strip().lower()] += times
+
+    def _refused(self, item: Any) -> bool:
+        if not isinstance(item, dict):
+            return False
+        record = self.org.contacts.get(str(item.get("id"))) if item.get("id") is not None else None
+        key = str(item.get("Email") or (record or {}).get("Email") or "").strip().lower()
+        if self.refusals[key] <= 0:
+            return False
+        self.refusals[key] -= 1
+        return True
 
     def call_count(self, method: str | None = None, pattern: str | None = None) -> int:
         return self.server.call_count(method, pattern)
@@ -576,6 +595,8 @@ class ZohoEmulator(WatchChannels):
                         api_name="id",
                         json_path=f"$.data[{index}].id",
                     )
+                elif self._refused(item):
+                    result = record_error("RECORD_LOCKED", "the record is locked", json_path=f"$.data[{index}]")
                 else:
                     result = self._upsert_one(index, item, dup_fields)
                 results.append(result)
