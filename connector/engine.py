@@ -52,6 +52,7 @@ from state.store import (
     HubContact,
     MergeWrite,
     Pulled,
+    PullOutcome,
     PushCandidate,
     Settled,
     Store,
@@ -125,7 +126,7 @@ class Engine:
 
     def _pull(
         self, rt: ProviderRuntime, stream: str, report: RunReport, cursor: Cursor,
-        on_stored: Callable[[set[int], set[int]], None] | None = None, *, single_source: bool = False,
+        on_stored: Callable[[PullOutcome], None] | None = None, *, single_source: bool = False,
     ) -> Cursor:
         """Read from ``cursor`` to the end; each page is stored with its cursor. Returns the last cursor.
 
@@ -141,7 +142,7 @@ class Engine:
             cursor = page.next_cursor
             self.progress.advance(f"pull {rt.name}", len(page.records))
             if on_stored is not None:
-                on_stored(outcome.contact_ids, outcome.seen_ids)
+                on_stored(outcome)
         return cursor
 
     # -- reconcile -------------------------------------------------------------------------------
@@ -205,9 +206,11 @@ class Engine:
 
     def _push(
         self, rt: ProviderRuntime, report: RunReport, *, only: Iterable[int] | None = None,
-        linked_to: str | None = None,
+        linked_to: str | None = None, known: Sequence[PushCandidate] = (),
     ) -> None:
-        figures = report.figures(rt.name)
+        """Push what ``rt`` has not acknowledged; ``known`` are candidates already in hand (a page's new people)."""
+        if known:
+            self._push_candidates(rt, report, known)
         only_ids = sorted(only) if only is not None else None
         if only_ids is not None and not only_ids:
             return
@@ -215,23 +218,27 @@ class Engine:
         while cands := self.store.push_candidates(rt.name, after=after, limit=_CANDIDATE_BATCH, only=only_ids,
                                                   linked_to=linked_to):
             after = cands[-1].contact_id
-            acks: list[tuple[int, int]] = []
-            writes: list[tuple[PushCandidate, PlannedWrite]] = []
-            for cand in cands:
-                carried = rt.carried
-                if rt.mapping.passthrough_custom:  # files carry every custom.* field
-                    carried = carried | {k for k in (*cand.fields, *(cand.base or ())) if rt.mapping.carries(k)}
-                projection = project(cand.fields | {"email": cand.email}, Consent(cand.consent), carried=carried,
-                                     base=cand.base, frozen=cand.frozen)
-                planned = plan_write(cand.contact_id, projection, base=cand.base, linked=cand.linked)
-                if planned is None:
-                    acks.append((cand.contact_id, cand.version))
-                else:
-                    writes.append((cand, planned))
-            self.store.ack_unchanged(rt.name, acks)
-            figures.unchanged += len(acks)
-            for start in range(0, len(writes), max(1, rt.adapter.max_batch)):
-                self._write_batch(rt, writes[start : start + rt.adapter.max_batch], report)
+            self._push_candidates(rt, report, cands)
+
+    def _push_candidates(self, rt: ProviderRuntime, report: RunReport, cands: Sequence[PushCandidate]) -> None:
+        figures = report.figures(rt.name)
+        acks: list[tuple[int, int]] = []
+        writes: list[tuple[PushCandidate, PlannedWrite]] = []
+        for cand in cands:
+            carried = rt.carried
+            if rt.mapping.passthrough_custom:  # files carry every custom.* field
+                carried = carried | {k for k in (*cand.fields, *(cand.base or ())) if rt.mapping.carries(k)}
+            projection = project(cand.fields | {"email": cand.email}, Consent(cand.consent), carried=carried,
+                                 base=cand.base, frozen=cand.frozen)
+            planned = plan_write(cand.contact_id, projection, base=cand.base, linked=cand.linked)
+            if planned is None:
+                acks.append((cand.contact_id, cand.version))
+            else:
+                writes.append((cand, planned))
+        self.store.ack_unchanged(rt.name, acks)
+        figures.unchanged += len(acks)
+        for start in range(0, len(writes), max(1, rt.adapter.max_batch)):
+            self._write_batch(rt, writes[start : start + rt.adapter.max_batch], report)
 
     def _write_batch(
         self, rt: ProviderRuntime, batch: Sequence[tuple[PushCandidate, PlannedWrite]], report: RunReport
@@ -377,20 +384,30 @@ class Engine:
         report.figures(source)
         report.figures(target)
 
-        waiting: set[int] = set()  # stored, not yet pushed: pushed once they fill the target's biggest batch
+        # stored, not yet pushed: pushed once they fill the target's biggest batch. People new to the hub are
+        # kept as they were stored; the others are read back (a reconciliation may have changed them).
+        waiting: set[int] = set()
+        fresh: dict[int, PushCandidate] = {}
 
-        def after_page(changed: set[int], seen: set[int]) -> None:
-            self._reconcile_ids(sorted(changed), report)
-            waiting.update(seen)
+        def push_waiting() -> None:
+            self._push(dst, report, only=waiting - fresh.keys(), linked_to=source, known=list(fresh.values()))
+            waiting.clear()
+            fresh.clear()
+
+        def after_page(outcome: PullOutcome) -> None:
+            self._reconcile_ids(sorted(outcome.contact_ids), report)
+            waiting.update(outcome.seen_ids)
+            for contact_id in outcome.seen_ids:  # seen again since it was stored new: it may have changed
+                fresh.pop(contact_id, None)
+            fresh.update(outcome.created)
             if len(waiting) >= dst.adapter.max_batch:
-                self._push(dst, report, only=waiting, linked_to=source)
-                waiting.clear()
+                push_waiting()
 
         def run() -> None:
             last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
             self._reconcile_all(report)
             if waiting:
-                self._push(dst, report, only=waiting, linked_to=source)
+                push_waiting()
             if saved is not None:  # a resumed run: what a crash left stored but not pushed
                 self._push(dst, report, linked_to=source)
             self._finish(dst)

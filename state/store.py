@@ -92,6 +92,9 @@ class PullOutcome:
     deleted: int = 0
     contact_ids: set[int] = field(default_factory=set)  # contacts with a stored change
     seen_ids: set[int] = field(default_factory=set)  # every live record's contact
+    # people settled new into the hub by this page, as ``push_candidates`` would read them back for a provider
+    # that is not their source (version 1, no link there, nothing pending): a migration pushes them as they are
+    created: dict[int, PushCandidate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -338,6 +341,12 @@ class Store:
             if settle is not None:
                 settled = self._settle_new(conn, unlinked, new_emails, settle)
             by_email.update(self._insert_contacts(conn, provider, new_emails, settled))
+            outcome.created.update(
+                (by_email[email], PushCandidate(
+                    contact_id=by_email[email], email=email, fields=dict(result.fields), consent=result.consent,
+                    version=1, remote_id=None, linked=False, base=None, frozen=frozenset()))
+                for email, result in settled.items()
+            )
         # a contact created just now has no link anywhere yet: only the others are looked up
         fresh = set(new_emails)
         unlinked_ids = sorted({by_email[str(r.email)] for r in unlinked if r.email not in fresh})

@@ -101,3 +101,17 @@ def test_every_invalid_line_is_named_by_file_and_line_never_by_its_value(tmp_pat
     got = read_jsonl(tmp_path / "out.jsonl")
     assert set(got) == {"a@example.com", "b@example.com"}
     assert got["b@example.com"]["first_name"] == "Last"  # a valid duplicate: the last row wins, no error
+
+
+def test_a_person_seen_again_in_a_later_page_of_a_migration_arrives_as_last_read(tmp_path, state_url):
+    rows = [{"email": "a@example.com", "first_name": "First"}, {"email": "b@example.com"},
+            {"email": "c@example.com"}, {"email": "A@Example.com", "first_name": "Later"},
+            {"email": "d@example.com"}]
+    write_csv(tmp_path / "in.csv", rows)
+    config = write_config(tmp_path, state_url, {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})
+    config.write_text(config.read_text().replace('path = "in.csv"\n', 'path = "in.csv"\npage_size = 2\n'))
+    code, out = run(config, "migrate", "--from", "src", "--to", "dst")
+    assert code == 0, out
+    got = read_jsonl(tmp_path / "out.jsonl")
+    assert set(got) == {"a@example.com", "b@example.com", "c@example.com", "d@example.com"}
+    assert got["a@example.com"]["first_name"] == "Later"  # pages of 2: the later row changed the new person
