@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.base import Cursor
+from state.bulk import insert_rows
 from state.codec import dump_fields, dump_sources, load_fields, load_sources, now, utc
 from state.db import StateError, open_engine, upgrade
 from state.models import (
@@ -396,7 +397,7 @@ class Store:
                 updates,
             )
         if inserts:
-            conn.execute(sa.insert(L), inserts)
+            insert_rows(conn, L, inserts)
 
     def _settle_new(
         self, conn: Connection, unlinked: Sequence[Pulled], new_emails: Sequence[str], settle: Settle
@@ -427,11 +428,11 @@ class Store:
                 rows.append({"email": email, "fields": dump_fields(result.fields),
                              "sources": dump_sources(result.sources), "consent": result.consent,
                              "consent_at": result.consent_at, "version": 1, "updated_at": stamp})
-        conn.execute(sa.insert(C), rows)
+        insert_rows(conn, C, rows)
         ids = self._contacts_by_email(conn, emails)
         with_events = [email for email, result in settled.items() if result.consent_events]
         if with_events:
-            conn.execute(sa.insert(LEDGER), [
+            insert_rows(conn, LEDGER, [
                 {"contact_id": ids[email], "email_key": self.email_key(email), "provider": provider,
                  "status": status, "occurred_at": at, "recorded_at": stamp, "evidence": evidence}
                 for email in with_events for status, at, evidence in settled[email].consent_events
@@ -560,7 +561,7 @@ class Store:
                     links,
                 )
             if events:
-                conn.execute(sa.insert(LEDGER), events)
+                insert_rows(conn, LEDGER, events)
             for m in merges:
                 for conflict in m.conflicts:
                     self._record_conflict(conn, m.contact_id, conflict, stamp)
@@ -657,7 +658,7 @@ class Store:
                     updates,
                 )
             if inserts:
-                conn.execute(sa.insert(L), inserts)
+                insert_rows(conn, L, inserts)
             for chunk in _chunks([o.contact_id for o in oks]):
                 conn.execute(sa.delete(PEND).where(PEND.c.provider == provider, PEND.c.contact_id.in_(chunk),
                                                    PEND.c.status != EXCLUDED))

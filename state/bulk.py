@@ -1,0 +1,44 @@
+"""Many-row INSERTs for the hot path of a page: contacts, links and consent events, four rows a new contact.
+
+On SQLite, ``conn.execute(sa.insert(table), rows)`` spends more time building parameters row by row in Python
+than SQLite spends storing them (about 6 µs against 4 µs a row on the development machine). ``insert_rows``
+compiles the statement once per table and set of columns and hands the rows to the driver's ``executemany``,
+each value through its column type's own bind processor, so what is stored is what SQLAlchemy would store.
+Other databases take SQLAlchemy's own path (on PostgreSQL it batches many rows into one statement already).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+_Processor = Callable[[Any], Any] | None
+_Statement = tuple[str, tuple[tuple[str, _Processor], ...]]  # SQL text, and each parameter's key and processor
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` into ``table``; every row has the same keys, which name every column given a value."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        conn.execute(sa.insert(table), rows)
+        return
+    sql, order = _compiled(dialect, table, tuple(rows[0]))
+    conn.exec_driver_sql(
+        sql, [tuple(value(row[key]) if value else row[key] for key, value in order) for row in rows]
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Statement:
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    names = tuple(compiled.positiontup or ())
+    if set(names) != set(keys):  # a column default SQLAlchemy would fill in: the caller must name it
+        raise ValueError(f"{table.name}: rows give {sorted(keys)}, the statement takes {sorted(names)}")
+    types = {key: table.c[key].type.dialect_impl(dialect) for key in names}
+    return str(compiled), tuple((key, types[key].bind_processor(dialect)) for key in names)

@@ -1,0 +1,44 @@
+"""insert_rows stores exactly what SQLAlchemy's own INSERT stores, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from state.bulk import insert_rows
+from state.store import C, Store
+
+
+def _rows(prefix: str, at: dt.datetime) -> list[dict]:
+    return [{"email": f"{prefix}{i}@example.com", "fields": '{"first_name":"Zoë"}', "sources": "{}",
+             "consent": "subscribed", "consent_at": at if i % 2 else None, "version": 1, "updated_at": at}
+            for i in range(5)]
+
+
+def test_rows_read_back_as_sqlalchemys_insert_stores_them(state_url):
+    store = Store(state_url)
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    try:
+        with store.engine.begin() as conn:
+            insert_rows(conn, C, _rows("fast", at))
+            conn.execute(sa.insert(C), _rows("slow", at))
+        with store.engine.connect() as conn:
+            got = {r.email: r for r in conn.execute(sa.select(C))}
+        for i in range(5):
+            fast, slow = got[f"fast{i}@example.com"], got[f"slow{i}@example.com"]
+            assert (fast.fields, fast.consent, fast.consent_at, fast.version, fast.updated_at) == (
+                slow.fields, slow.consent, slow.consent_at, slow.version, slow.updated_at)
+    finally:
+        store.close()
+
+
+def test_rows_must_name_every_defaulted_column(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with store.engine.begin() as conn, pytest.raises(ValueError, match="contact"):
+            insert_rows(conn, C, [{"email": "a@example.com", "fields": "{}", "sources": "{}",
+                                   "updated_at": dt.datetime.now(dt.UTC)}])
+    finally:
+        store.close()
