@@ -10,7 +10,8 @@ with ``update_existing: true`` it overwrites existing members' status [SPEC], [B
    ``update_existing: true``, the one status it is always safe to force.
 3. Other existing members, and address changes: ``POST /batches`` with ``PUT`` (``status_if_new`` only,
    never ``status``) or ``PATCH`` (new address at the old hash) and ``POST .../tags`` operations; the
-   results come back as a tar.gz of per-operation answers [BULK].
+   results come back as a tar.gz of per-operation answers [BULK]. A handful of operations go out as the
+   same calls made directly instead (``adapter.DIRECT_MAX_OPS``): no job to wait for.
 """
 
 from __future__ import annotations

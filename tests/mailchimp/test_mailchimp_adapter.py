@@ -242,6 +242,45 @@ def test_updates_of_existing_members_go_in_bulk(mailchimp_emulator):
     assert mailchimp_emulator.write_calls() == 2  # the create pass finds them, then one /batches job
 
 
+def test_a_few_updates_go_out_as_direct_calls_and_many_as_one_batches_job(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(40)
+    adapter = make(mailchimp_emulator)
+    few = [request(i, f"contact{i}@example.com", remote_id=ids[i], tags={"few"}, FNAME=f"F{i}") for i in range(3)]
+    assert all(r.ok for r in adapter.write_contacts(few))
+    # no job to wait for: each upsert, then each tag change, as its own call
+    assert mailchimp_emulator.call_count("POST", "batches") == 0
+    assert mailchimp_emulator.call_count("PUT") == 3 and mailchimp_emulator.call_count("POST", "tags") == 3
+    assert mailchimp_emulator.member(ids[2])["merge_fields"]["FNAME"] == "F2"
+    assert {t["name"] for t in mailchimp_emulator.member(ids[2])["tags"]} >= {"few"}
+    mailchimp_emulator.reset_counters()
+    many = [request(i, f"contact{i}@example.com", remote_id=ids[i], tags={"many"}) for i in range(11)]  # 22 ops
+    assert all(r.ok for r in adapter.write_contacts(many))
+    assert mailchimp_emulator.call_count("POST", "batches") == 1 and mailchimp_emulator.call_count("PUT") == 0
+
+
+def test_direct_calls_stay_within_ten_connections_and_wait_out_a_429(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(10)
+    mailchimp_emulator.latency_s = 0.02  # calls overlap: the cap, not luck, keeps them at ten
+    too_many = {"title": "Too Many Requests", "status": 429}
+    mailchimp_emulator.inject(
+        Fault(429, too_many, headers={"Retry-After": "7"}, method="PUT", path_pattern="/members/")
+    )
+    slept: list[float] = []
+    adapter = MailchimpAdapter(
+        api_key=Secret(mailchimp_emulator.api_key),
+        list_id=mailchimp_emulator.list_id,
+        base_url=mailchimp_emulator.api_url,
+        sleep=slept.append,
+        batch_poll_s=0.0,
+    )
+    reqs = [request(i, f"contact{i}@example.com", remote_id=ids[i], tags={"t"}, FNAME="Capped") for i in range(10)]
+    assert all(r.ok for r in adapter.write_contacts(reqs))
+    assert mailchimp_emulator.call_count("POST", "batches") == 0 and mailchimp_emulator.connection_limit_hits == 0
+    assert mailchimp_emulator.peak_inflight <= 10
+    assert 7.0 in slept  # the refused call waited as told, then went again
+    assert all(mailchimp_emulator.member(i)["merge_fields"]["FNAME"] == "Capped" for i in ids)
+
+
 def test_an_address_change_updates_the_member_in_place(mailchimp_emulator):
     ids = mailchimp_emulator.seed(2)
     adapter = make(mailchimp_emulator)
