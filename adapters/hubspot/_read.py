@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 from adapters.base import Cursor, Page, ProviderRecord
@@ -134,25 +135,41 @@ class Reader:
 
     # -- backfill ----------------------------------------------------------------------------
     def _backfill(self, cursor: Cursor) -> Iterator[Page]:
+        """List pages in id order. Each next page is already being read while the caller stores this one.
+
+        The list call is a plain read of a position the previous answer named, so asking for it early
+        changes nothing but the wait: the caller still gets pages one by one, in order, each with its own
+        cursor, and an error surfaces when it asks for the page that failed. The same limiter paces it.
+        """
         started = cursor.extra.get(STARTED) or self._clock().isoformat()
-        after = cursor.page_token
-        while True:
-            # One comma-separated value, as the reference documents it (HubSpot also takes repeated ones);
-            # archived is left to its default (false) rather than sent as the SDK's "False".
-            kwargs: dict[str, Any] = {"limit": self._page_size, "properties": [",".join(self._properties)]}
-            if after:
-                kwargs["after"] = after
-            _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)
-            records = self._enrich([to_record(r) for r in (body or {}).get("results") or []])
-            after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
-            if after:
-                nxt = Cursor(phase="backfill", page_token=str(after), extra={STARTED: started})
-            else:  # incremental from the backfill's start minus the lookback: nothing changed meanwhile is lost
-                since = dt.datetime.fromisoformat(started) - self._lookback
-                nxt = Cursor(phase="incremental", updated_after=since)
-            yield Page(records=records, next_cursor=nxt)
-            if not after:
-                return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-read-ahead") as ahead:
+            pending: Future[Any] = ahead.submit(self._list_page, cursor.page_token)
+            try:
+                while True:
+                    body = pending.result()
+                    after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
+                    if after:
+                        pending = ahead.submit(self._list_page, str(after))
+                    records = self._enrich([to_record(r) for r in (body or {}).get("results") or []])
+                    if after:
+                        nxt = Cursor(phase="backfill", page_token=str(after), extra={STARTED: started})
+                    else:  # incremental from the backfill's start minus the lookback: nothing changed meanwhile is lost
+                        since = dt.datetime.fromisoformat(started) - self._lookback
+                        nxt = Cursor(phase="incremental", updated_after=since)
+                    yield Page(records=records, next_cursor=nxt)
+                    if not after:
+                        return
+            finally:
+                pending.cancel()  # a caller that stops early does not wait for a page it will not take
+
+    def _list_page(self, after: str | None) -> Any:
+        # One comma-separated value, as the reference documents it (HubSpot also takes repeated ones);
+        # archived is left to its default (false) rather than sent as the SDK's "False".
+        kwargs: dict[str, Any] = {"limit": self._page_size, "properties": [",".join(self._properties)]}
+        if after:
+            kwargs["after"] = after
+        _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)
+        return body
 
     # -- incremental -------------------------------------------------------------------------
     def _incremental(self, cursor: Cursor) -> Iterator[Page]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +45,41 @@ def test_backfill_resumes_from_a_stored_page_cursor(hubspot_emulator, hubspot_ad
     assert ids([first]) + ids(rest) == seeded
     assert rest[-1].next_cursor.updated_after == dt.datetime.fromisoformat(
         first.next_cursor.extra["backfill_started"]) - HubSpotAdapter.lookback
+
+
+def test_the_next_backfill_page_is_on_the_wire_while_the_caller_stores_this_one(hubspot_emulator, hubspot_adapter):
+    seeded = hubspot_emulator.seed(250)
+    reader = hubspot_adapter._reader
+    asked: list[str | None] = []
+    second_asked = threading.Event()
+    list_page = reader._list_page
+
+    def watched(after: str | None) -> object:
+        asked.append(after)
+        if len(asked) == 2:
+            second_asked.set()
+        return list_page(after)
+
+    reader._list_page = watched
+    pages = hubspot_adapter.read_contacts(Cursor())
+    first = next(pages)
+    # the caller has not asked for page 2 yet, and it is already being read (a wait, not a speed assertion)
+    assert second_asked.wait(timeout=30)
+    assert asked[1] == first.next_cursor.page_token
+    rest = list(pages)
+    assert ids([first, *rest]) == seeded and len(asked) == 3  # no call beyond the last page
+    assert hubspot_emulator.call_count("GET", LIST) == 3
+
+
+def test_a_failed_read_ahead_surfaces_at_the_page_it_was_for(hubspot_emulator, hubspot_adapter):
+    hubspot_emulator.seed(250)
+    pages = hubspot_adapter.read_contacts(Cursor())
+    first = next(pages)
+    assert len(first.records) == 100
+    hubspot_emulator.inject(*[Fault(401, {"status": "error", "category": "INVALID_AUTHENTICATION"})] * 2)
+    with pytest.raises(AuthError):  # page 2 or 3, whichever the fault met: never a page skipped
+        for page in pages:
+            assert len(page.records) == 100
 
 
 def test_faults_in_the_middle_of_a_backfill_are_retried(hubspot_emulator, make_hubspot_adapter):
