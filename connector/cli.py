@@ -6,11 +6,9 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from adapters.base import CursorError
 from adapters.errors import ProviderError
@@ -18,10 +16,15 @@ from connector.app import open_engine, open_store
 from connector.config import Config, ConfigError, find_config_path, load_config, redacted_summary
 from connector.engine import Engine, UsageError
 from connector.progress import progress_for_terminal
-from connector.render import print_report, print_status
 from connector.report import ExitCode, RunReport
 from mappings.normalize import InvalidEmail, normalize_email
 from state.db import StateError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich (tables, colours) is imported by the commands that print for people: a --json run or a
+# scheduled cycle never pays for it at start-up.
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +39,12 @@ def _load(config_path: str | None) -> Config:
     return load_config(find_config_path(config_path))
 
 
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
 def _emit_json(document: Any) -> None:
     click.echo(json.dumps(document, default=str, ensure_ascii=False))
 
@@ -44,7 +53,9 @@ def _finish(report: RunReport, *, as_json: bool) -> None:
     if as_json:
         _emit_json(report.to_json())
     else:
-        print_report(report, Console())
+        from connector.render import print_report
+
+        print_report(report, _console())
     sys.exit(int(report.exit_code))
 
 
@@ -98,10 +109,12 @@ def check(config_path: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json({"config": redacted_summary(config), "ok": ok, "providers": results})
     else:
+        from rich.table import Table
+
         table = Table("provider", "type", "result")
         for name, r in results.items():
             table.add_row(name, r["type"], "[green]ok[/]" if r["ok"] else f"[red]{r['error']}[/]")
-        Console().print(table)
+        _console().print(table)
     sys.exit(int(ExitCode.OK if ok else ExitCode.PROVIDER_UNAVAILABLE))
 
 
@@ -155,7 +168,9 @@ def status(config_path: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(state)
     else:
-        print_status(state, Console())
+        from connector.render import print_status
+
+        print_status(state, _console())
 
 
 @main.command()
@@ -171,11 +186,13 @@ def conflicts(config_path: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json({"conflicts": rows})
         return
+    from rich.table import Table
+
     table = Table("id", "contact", "field", "values")
     for row in rows:
         values = "; ".join(f"{c['source']}: {c['value']!r}" for c in row["candidates"])
         table.add_row(str(row["id"]), row["email"], row["field"], values)
-    Console().print(table if rows else "No open conflicts.")
+    _console().print(table if rows else "No open conflicts.")
 
 
 @main.command()
@@ -263,7 +280,7 @@ def demo(directory: str, keep_running: bool, config_path: str | None, as_json: b
     from connector.demo import run_demo
 
     _ = config_path  # the demo writes its own config into --dir
-    code = run_demo(Path(directory), as_json=as_json, console=Console(), keep_running=keep_running)
+    code = run_demo(Path(directory), as_json=as_json, console=_console(), keep_running=keep_running)
     sys.exit(int(code))
 
 

@@ -1,4 +1,4 @@
-"""Start-up stays light: a database already at the newest schema is opened without loading Alembic."""
+"""Start-up stays light: an up-to-date database opens without Alembic, and a --json run never loads rich."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_an_up_to_date_database_opens_without_importing_alembic(tmp_path: Path):
     Store(url).close()  # the first start creates the schema (Alembic)
     probe = (
         "import sys; import connector.cli; from state.store import Store; "
-        f"Store({url!r}).close(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+        f"Store({url!r}).close(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako', 'rich')))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
