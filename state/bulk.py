@@ -28,10 +28,25 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     if dialect.name != "sqlite":
         conn.execute(sa.insert(table), rows)
         return
-    sql, order = _compiled(dialect, table, tuple(rows[0]))
+    sql, compiled_order = _compiled(dialect, table, tuple(rows[0]))
+    order = [(key, _remembering(process) if process else None) for key, process in compiled_order]
     conn.exec_driver_sql(
         sql, [tuple(value(row[key]) if value else row[key] for key, value in order) for row in rows]
     )
+
+
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` that reuses its last answer for the same object: the rows of a page share their stamps."""
+    last_in: Any = object()
+    last_out: Any = None
+
+    def run(value: Any) -> Any:
+        nonlocal last_in, last_out
+        if value is not last_in:
+            last_in, last_out = value, process(value)
+        return last_out
+
+    return run
 
 
 @functools.lru_cache(maxsize=64)
