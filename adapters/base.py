@@ -149,6 +149,18 @@ class SupportsFinishWrites(Protocol):
 
 
 @runtime_checkable
+class SupportsOwnWrites(Protocol):
+    """After ``finish_writes``: a cursor past what crmsync itself just wrote, or None.
+
+    A file rewritten by crmsync would otherwise be read back whole next cycle, only to find its own echoes.
+    The cursor is given only when nobody else changed the provider between crmsync's last full read and its
+    write; the engine stores it as the sync cursor. Asking again gives None until the next write.
+    """
+
+    def cursor_after_writes(self) -> Cursor | None: ...
+
+
+@runtime_checkable
 class SupportsErase(Protocol):
     """Erase a person for ``forget`` (GDPR delete, permanent delete, row removal)."""
 

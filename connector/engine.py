@@ -25,6 +25,7 @@ from adapters.base import (
     SupportsErase,
     SupportsFetchByIds,
     SupportsFinishWrites,
+    SupportsOwnWrites,
     WriteRequest,
     WriteResult,
 )
@@ -279,8 +280,14 @@ class Engine:
         self.progress.advance(f"push {rt.name}", len(batch))
 
     def _finish(self, rt: ProviderRuntime) -> None:
-        if not self.store.dry_run and isinstance(rt.adapter, SupportsFinishWrites):
+        if self.store.dry_run:
+            return
+        if isinstance(rt.adapter, SupportsFinishWrites):
             rt.adapter.finish_writes()
+        if isinstance(rt.adapter, SupportsOwnWrites) and (cursor := rt.adapter.cursor_after_writes()) is not None:
+            # past crmsync's own rows only (the adapter checked nobody else wrote since its read): stored
+            # now, so the next cycle does not read the whole file back to find nothing but echoes
+            self.store.save_cursor(rt.name, SYNC_STREAM, cursor)
 
     # -- commands --------------------------------------------------------------------------------
     def _new_report(self, kind: str) -> RunReport:

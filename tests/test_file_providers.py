@@ -598,3 +598,49 @@ def test_resuming_from_any_page_yields_exactly_the_rest(
             (r.remote_id, r.data) for p in pages[i + 1 :] for r in p.records
         ]
         assert [r.where for p in rest for r in p.rejected] == [r.where for p in pages[i + 1 :] for r in p.rejected]
+
+
+# -- crmsync's own writes are not read back --------------------------------------------------------
+
+
+def test_after_writing_on_what_it_read_the_cursor_skips_only_its_own_rows(kind, tmp_path):
+    path = tmp_path / f"f.{kind}"
+    adapter = make(kind, path)
+    adapter.write_contacts([req("a@example.com")])
+    adapter.finish_writes()
+    pages = read_all(adapter)
+    adapter.write_contacts([req("b@example.com")])
+    adapter.finish_writes()
+    cursor = adapter.cursor_after_writes()
+    assert cursor is not None and adapter.cursor_after_writes() is None  # given once
+    assert read_all(make(kind, path), cursor) == []  # nothing but crmsync's own rows to read
+    assert ids(read_all(make(kind, path), pages[-1].next_cursor)) == ["a@example.com", "b@example.com"]
+
+
+def test_a_file_someone_changed_after_the_read_gets_no_cursor_past_it(kind, tmp_path):
+    path = tmp_path / f"f.{kind}"
+    adapter = make(kind, path)
+    adapter.write_contacts([req("a@example.com")])
+    adapter.finish_writes()
+    read_all(adapter)
+    other = make(kind, path)  # someone else's write between crmsync's read and its own
+    other.write_contacts([req("human@example.com")])
+    other.finish_writes()
+    adapter.write_contacts([req("b@example.com")])
+    adapter.finish_writes()
+    assert adapter.cursor_after_writes() is None
+    assert "human@example.com" in ids(read_all(make(kind, path)))
+
+
+def test_a_first_write_gets_a_cursor_only_when_the_file_was_read_as_absent(kind, tmp_path):
+    path = tmp_path / f"f.{kind}"
+    unread = make(kind, path)
+    unread.write_contacts([req("a@example.com")])
+    unread.finish_writes()
+    assert unread.cursor_after_writes() is None  # never read: a migration's target
+    path.unlink()
+    adapter = make(kind, path)
+    assert read_all(adapter) == []
+    adapter.write_contacts([req("a@example.com")])
+    adapter.finish_writes()
+    assert read_all(make(kind, path), adapter.cursor_after_writes()) == []

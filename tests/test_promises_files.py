@@ -178,3 +178,17 @@ def test_state_file_is_private(tmp_path, two_files):
     state = tmp_path / "state.db"
     if state.exists():
         assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_crmsync_rewrote_is_not_read_back_and_a_later_edit_still_is(tmp_path, two_files):
+    config = two_files([{"email": f"p{i}@example.com", "first_name": f"P{i}"} for i in range(5)],
+                       [{"email": "q@example.com", "first_name": "Q"}])
+    assert run(config, "sync")[0] == 0  # both files rewritten with the other's people
+    code, out = run(config, "sync")
+    assert code == 0 and all(f["pulled"] == 0 for f in out["providers"].values()), out
+    rows = read_jsonl(tmp_path / "mail.jsonl")
+    rows["p1@example.com"]["first_name"] = "Edited"
+    write_jsonl(tmp_path / "mail.jsonl", rows.values())
+    code, out = run(config, "sync")
+    assert code == 0 and out["providers"]["mail"]["pulled"] == 6, out
+    assert read_csv(tmp_path / "crm.csv")["p1@example.com"]["first_name"] == "Edited"

@@ -25,6 +25,9 @@ NOT_UTF8: Final = "not valid UTF-8"
 NO_EMAIL: Final = "no email column/value"
 
 
+_ABSENT: Final = "absent"  # a file read as not there at all
+
+
 class Fingerprint(NamedTuple):
     sha256: str
     size: int
@@ -144,6 +147,10 @@ class FileAdapter:
         self.path = Path(path)
         self.page_size = page_size
         self.staging = Staging(self.path.with_name(f".{self.path.name}.crmsync-staging.jsonl"))
+        # What this process last read whole (None: nothing yet; _ABSENT: there was no file), and the file
+        # it then wrote on top of exactly that: a cursor past crmsync's own rows (``cursor_after_writes``).
+        self._read_whole: Fingerprint | str | None = None
+        self._written: Fingerprint | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {str(self.path)!r})"
@@ -174,14 +181,17 @@ class FileAdapter:
                 self.check_format(handle)
 
     def read_contacts(self, cursor: Cursor) -> Iterator[Page]:
+        self._read_whole = None
         try:
             handle = self.path.open("rb")
         except FileNotFoundError:
+            self._read_whole = _ABSENT
             return  # a target that does not exist yet: nothing to read
         with handle:
             info = os.fstat(handle.fileno())
             current = fingerprint(handle)
             if current.matches(cursor.extra) and cursor.page_token is None:
+                self._read_whole = current
                 return  # unchanged since the last full read: an idle cycle reads nothing else
             offset, line = 0, 0
             if cursor.page_token is not None and current.matches(cursor.extra):
@@ -218,6 +228,7 @@ class FileAdapter:
                        superseded=superseded)
             records, rejected, superseded = {}, [], []
         final = Cursor(phase="incremental", extra=current.extra())
+        self._read_whole = current  # read to the end: everything in this file has been handed over
         yield Page(records=list(records.values()), next_cursor=final, rejected=rejected, superseded=superseded)
 
     def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
@@ -246,12 +257,33 @@ class FileAdapter:
         self._remove_stale_temps()
         if not self.staging.exists():
             return
+        untouched = self._unchanged_since_read()
         plan = self.staging.plan()
         try:
             self._merge(plan, last=None)
         except DuplicateRows:  # rare: a hand-made file holding one contact twice; keep its last row
             self._merge(plan, last=self.last_lines())
         self.staging.remove()  # after the replace: a crash in between merges the same entries again
+        if untouched:  # the new file is what was read plus crmsync's own rows
+            with self.path.open("rb") as handle:
+                self._written = fingerprint(handle)
+        self._read_whole = None  # a second write in this process must not build on the first read
+
+    def cursor_after_writes(self) -> Cursor | None:
+        written, self._written = self._written, None
+        return None if written is None else Cursor(phase="incremental", extra=written.extra())
+
+    def _unchanged_since_read(self) -> bool:
+        """Whether the file is still what this process last read whole (or still absent)."""
+        if self._read_whole is None:
+            return False
+        if self._read_whole == _ABSENT:
+            return not self.path.exists()
+        try:
+            with self.path.open("rb") as handle:
+                return fingerprint(handle) == self._read_whole
+        except FileNotFoundError:
+            return False
 
     def _merge(self, plan: MergePlan, *, last: Mapping[str, int] | None) -> None:
         existing = self.path.stat() if self.path.exists() else None
