@@ -150,13 +150,15 @@ class Portal:
         self.id_preservation = False  # the merge-id-preservation beta is off by default
         self.offset_ms = 0
         self._ids = itertools.count(1001)
+        self.newest_id = ""
 
     # -- time and ids ------------------------------------------------------------------------
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.offset_ms
 
     def new_id(self) -> str:
-        return str(next(self._ids))
+        self.newest_id = str(next(self._ids))
+        return self.newest_id
 
     # -- lookups -----------------------------------------------------------------------------
     def resolve(self, object_id: str, id_property: str | None = None) -> StoredContact | None:

@@ -8,6 +8,7 @@ headers, merges that mint new ids, a read-only ``hs_email_optout`` and a v3 API 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import random
@@ -112,6 +113,8 @@ class HubSpotEmulator:
         self.server = EmulatorServer(port=port, latency_s=latency_s)
         _no_delay(self.server)
         self.portal = Portal()
+        self._order: list[int] = []  # contact ids ascending (_ids_in_order)
+        self._order_key: tuple[int, str] | None = None
         # the Date header tells the portal's clock (which `advance` moves), as lastmodifieddate does
         self.server.clock = lambda: dt.datetime.fromtimestamp(self.portal.now_ms() / 1000, dt.UTC)
         self._initial: dict[str, float] = {
@@ -397,10 +400,14 @@ class HubSpotEmulator:
         archived = (request.arg("archived") or "false").lower() == "true"
         after = int(request.arg("after") or 0)
         with self.portal.lock:
-            rows = sorted(
-                (c for c in self.portal.contacts.values() if c.archived == archived and int(c.id) > after),
-                key=lambda c: int(c.id),
-            )
+            ids = self._ids_in_order()
+            rows = []  # a page and one more (is there a next page?), found from the position after ``after``
+            for position in range(bisect.bisect_right(ids, after), len(ids)):
+                contact = self.portal.contacts[str(ids[position])]
+                if contact.archived == archived:
+                    rows.append(contact)
+                    if len(rows) > limit:
+                        break
             wanted = self._properties(request)
             page = [c.view(wanted) for c in rows[:limit]]
         body: dict[str, Any] = {"results": page}
@@ -408,6 +415,17 @@ class HubSpotEmulator:
             nxt = page[-1]["id"]
             body["paging"] = {"next": {"after": nxt, "link": f"{self.url}{CONTACTS}?after={nxt}"}}
         return Response.json(body)
+
+    def _ids_in_order(self) -> list[int]:
+        """Contact ids ascending, sorted again only when the set of ids changed: a listing must not sort 100k
+        contacts for every page (the real API is not quadratic). A create takes a new id; a delete or a merge
+        shrinks the set; so its size and the newest id tell a change. Called under the portal lock.
+        """
+        key = (len(self.portal.contacts), self.portal.newest_id)
+        if key != self._order_key:
+            self._order = sorted(int(i) for i in self.portal.contacts)
+            self._order_key = key
+        return self._order
 
     def _get(self, request: Request) -> Response:
         assert request.match is not None
