@@ -206,8 +206,9 @@ class MailchimpEmulator(EmulatorServer):
             member.compliance_review = True
 
     def refuse_writes(self, email: str, times: int = 1) -> None:
-        """A partial batch failure: the next ``times`` writes of this address in a batch subscribe (``errors``)
-        or a ``/batches`` job (a 500 operation) fail, worth retrying, while the rest of the batch goes through.
+        """A partial batch failure: the next ``times`` writes of this address in a batch subscribe (``errors``),
+        a ``/batches`` job (a 500 operation) or a direct upsert (a 500) fail, worth retrying, while the rest of
+        the batch goes through.
         """
         with self.audience.lock:
             self.refusals[email.strip().lower()] += times
@@ -560,6 +561,8 @@ class MailchimpEmulator(EmulatorServer):
         email = check_email(body.get("email_address") or (existing.email if existing else None))
         if re.fullmatch(r"[0-9a-f]{32}", key) and key != subscriber_hash(email):
             raise invalid("The subscriber hash does not match the email address.")
+        if self._refused(email):  # refuse_writes: a direct upsert fails like one operation of a batch
+            raise Problem(500, "Internal Server Error", "An unexpected error occurred.")
         status = status_value(body.get("status"), "status", required=False)
         if_new = status_value(body.get("status_if_new"), "status_if_new", required=False)
         if existing is None or existing.status == "archived":
