@@ -644,3 +644,17 @@ def test_a_first_write_gets_a_cursor_only_when_the_file_was_read_as_absent(kind,
     adapter.write_contacts([req("a@example.com")])
     adapter.finish_writes()
     assert read_all(make(kind, path), adapter.cursor_after_writes()) == []
+
+
+def test_jsonl_values_read_exactly_as_the_standard_library_reads_them(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"email": "a@example.com", "custom.big": 123456789012345678901234567890}\n'
+                     b'{"email": "b@example.com", "custom.score": NaN, "first_name": "Zo\\u00eb"}\n')
+    records = {r.remote_id: r.data for r in read_all(make("jsonl", path))[0].records}
+    assert records["a@example.com"]["custom.big"] == 123456789012345678901234567890  # not a float
+    assert records["b@example.com"]["first_name"] == "Zoë"
+    adapter = make("jsonl", path)
+    adapter.write_contacts([req("a@example.com", {"email": "a@example.com", "first_name": "A"})])
+    adapter.finish_writes()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    assert sorted(r["email"] for r in rows) == ["a@example.com", "b@example.com"]  # the BOM row replaced, once

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import IO, Any, Final
 
 from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
-from adapters.files.staging import MergePlan, dumps_line
+from adapters.files.staging import MergePlan, dumps_line, loads_line
 
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -35,7 +35,7 @@ class JsonlAdapter(FileAdapter):
                 yield Row(start, offset, line, None, problem=NOT_UTF8)
                 continue
             try:
-                data = json.loads(text)
+                data = loads_line(text)
             except ValueError:
                 data = None
             if not isinstance(data, dict):
@@ -80,8 +80,8 @@ def _copy_kept_lines(out: IO[bytes], handle: IO[bytes], keep: KeepRows) -> None:
         if not raw.strip():
             continue
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = loads_line((raw.removeprefix(_BOM) if line == 1 else raw).decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one: an unreadable line is kept as it is
             data = None
         key = email_key(data.get("email")) if isinstance(data, dict) else None
         if keep(key, line, start):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
+
+import orjson
 
 UPSERT: Final = "u"
 ERASE: Final = "e"
@@ -34,6 +37,23 @@ def json_default(value: object) -> Any:
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, default=json_default)
 # Valid inside JSON strings, but line breaks to str.splitlines(): escaped so naive readers see one line each.
 _LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+# orjson reads integers past 64 bits as floats (json.loads keeps them exact): a line with so long a run of
+# digits anywhere is read by the standard library, as is any line orjson refuses (NaN, lone surrogates).
+_LONG_DIGITS: Final = re.compile(r"\d{19}")
+
+
+def loads_line(text: str) -> Any:
+    """One JSON text, read as ``json.loads`` reads it. A full read of a JSON Lines file parses every line,
+    so orjson does it where it gives the same answer (a few times faster).
+    """
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def dumps_line(value: Any) -> str:
@@ -144,7 +164,7 @@ class Staging:
         """One pass over the heads: later entries win; a rename removes the old key; erase removes."""
         plan = MergePlan()
         for offset, raw in self._lines():
-            head = json.loads(raw.partition(b"\t")[0])
+            head = loads_line(raw.partition(b"\t")[0].decode("utf-8", "surrogateescape"))
             if head[0] == ERASE:
                 plan.erase(head[1])
                 continue
