@@ -43,6 +43,7 @@ class LinkRow(SQLModel, table=True):
         UniqueConstraint("provider", "remote_id", name="uq_link_remote"),
         UniqueConstraint("provider", "contact_id", name="uq_link_contact"),
         Index("ix_link_observed", "provider", "has_observation"),
+        Index("ix_link_waiting", "has_observation", "contact_id"),  # reconcile: contacts with observations
     )
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=64)

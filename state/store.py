@@ -488,7 +488,7 @@ class Store:
     def observed_contact_ids(self, *, after: int = 0, limit: int = 1000) -> list[int]:
         with self.transaction() as conn:
             rows = conn.execute(
-                sa.select(L.c.contact_id).where(L.c.has_observation.is_(True), L.c.contact_id > after)
+                sa.select(L.c.contact_id).where(L.c.has_observation == sa.true(), L.c.contact_id > after)
                 .group_by(L.c.contact_id).order_by(L.c.contact_id).limit(limit)
             )
             return [r[0] for r in rows]
