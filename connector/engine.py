@@ -134,7 +134,7 @@ class Engine:
         ``single_source`` (a migration): people new to the hub are merged as they are stored.
         """
         figures = report.figures(rt.name)
-        settle = partial(self._settle, rt.name, report) if single_source else None
+        settle = partial(self._settle, rt.name) if single_source else None
         for page in rt.adapter.read_contacts(cursor):
             pulled = self._map_page(rt, page, report)
             outcome = self.store.store_page(rt.name, stream, pulled, page.next_cursor, settle=settle)
@@ -178,7 +178,7 @@ class Engine:
                             for e in merged.consent_events],
         )
 
-    def _settle(self, provider: str, report: RunReport, record: Pulled, suppressed_at: dt.datetime | None) -> Settled:
+    def _settle(self, provider: str, record: Pulled, suppressed_at: dt.datetime | None) -> Settled:
         """A person only one source knows: the same merge as ``_merge_one``, against an empty hub."""
         side = Side(provider=provider, observed=record.fields, base=None, updated_at=record.updated_at)
         merged = merge_new(side, suppressed_at=suppressed_at, classify=self.settings.classify)
