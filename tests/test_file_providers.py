@@ -658,3 +658,14 @@ def test_jsonl_values_read_exactly_as_the_standard_library_reads_them(tmp_path):
     adapter.finish_writes()
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines()]
     assert sorted(r["email"] for r in rows) == ["a@example.com", "b@example.com"]  # the BOM row replaced, once
+
+
+def test_writes_one_after_another_each_move_the_cursor_past_their_own_rows(kind, tmp_path):
+    path = tmp_path / f"f.{kind}"
+    adapter = make(kind, path)  # a daemon's adapter: one poll's read, then several webhook cycles' writes
+    assert read_all(adapter) == []
+    for email in ("a@example.com", "b@example.com"):
+        adapter.write_contacts([req(email)])
+        adapter.finish_writes()
+        cursor = adapter.cursor_after_writes()
+        assert cursor is not None and read_all(make(kind, path), cursor) == []

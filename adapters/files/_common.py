@@ -264,10 +264,10 @@ class FileAdapter:
         except DuplicateRows:  # rare: a hand-made file holding one contact twice; keep its last row
             self._merge(plan, last=self.last_lines())
         self.staging.remove()  # after the replace: a crash in between merges the same entries again
-        if untouched:  # the new file is what was read plus crmsync's own rows
+        self._read_whole = None
+        if untouched:  # the new file is what was read plus crmsync's own rows: known whole, as if read
             with self.path.open("rb") as handle:
-                self._written = fingerprint(handle)
-        self._read_whole = None  # a second write in this process must not build on the first read
+                self._written = self._read_whole = fingerprint(handle)
 
     def cursor_after_writes(self) -> Cursor | None:
         written, self._written = self._written, None
