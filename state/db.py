@@ -8,10 +8,11 @@ newest revision: an up-to-date database is recognised with one SELECT, so every 
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
+import functools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -113,20 +114,24 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+# ``revision = '0002'`` / ``down_revision = None`` as Alembic writes them at the top level of a script. Read
+# as text, not with ast.parse: CPython 3.11's parser fails ("AST constructor recursion depth mismatch") when
+# threads open stores at once, and the scripts never change while a process runs.
+_ASSIGNMENT: Final = re.compile(r"^(revision|down_revision)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|None)\s*$", re.M)
+
+
+@functools.lru_cache(maxsize=1)
 def script_head() -> str | None:
     """The one revision no other revises, read from the scripts' own assignments; None if not exactly one."""
-    revises: dict[str, object] = {}
+    revises: dict[str, str | None] = {}
     for script in (MIGRATIONS / "versions").glob("*.py"):
-        found = {
-            target.id: node.value.value
-            for node in ast.parse(script.read_text(encoding="utf-8")).body
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-            for target in node.targets
-            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision")
-        }
-        if not isinstance(found.get("revision"), str):
+        found: dict[str, str | None] = {}
+        for match in _ASSIGNMENT.finditer(script.read_text(encoding="utf-8")):
+            found.setdefault(match[1], match[2] if match[2] is not None else match[3])
+        revision = found.get("revision")
+        if revision is None or "down_revision" not in found:
             return None
-        revises[str(found["revision"])] = found.get("down_revision")
+        revises[revision] = found["down_revision"]
     heads = set(revises) - set(revises.values())
     return heads.pop() if len(heads) == 1 else None
 
