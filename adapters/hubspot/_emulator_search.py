@@ -64,53 +64,78 @@ def _native(contact: StoredContact, name: str) -> Any:
     return int(contact.id)
 
 
-def _matches(contact: StoredContact, flt: dict[str, Any]) -> bool:
+Predicate = Callable[[StoredContact], bool]
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "EQ": lambda a, b: a == b,
+    "NEQ": lambda a, b: a != b,
+    "LT": lambda a, b: a < b,
+    "LTE": lambda a, b: a <= b,
+    "GT": lambda a, b: a > b,
+    "GTE": lambda a, b: a >= b,
+}
+
+
+def _predicate(flt: dict[str, Any]) -> Predicate:
+    """One filter as a test of a contact, its value parsed once per query (a search scans every contact)."""
     name, op = str(flt.get("propertyName")), str(flt.get("operator", "EQ")).upper()
     if name in DATE_PROPERTIES or name == "hs_object_id":
-        return _compare_native(_native(contact, name), name, op, flt)
-    raw = _value(contact, name)
+        return _native_predicate(name, op, flt)
     if op == "HAS_PROPERTY":
-        return raw is not None
+        return lambda c: _value(c, name) is not None
     if op == "NOT_HAS_PROPERTY":
-        return raw is None
-    if raw is None:
-        return op in ("NEQ", "NOT_IN", "NOT_CONTAINS_TOKEN")
+        return lambda c: _value(c, name) is None
     if op in ("IN", "NOT_IN"):  # values must already be lower-case [SEARCH]
-        found = (raw.lower() if name not in DATE_PROPERTIES else raw) in [str(v) for v in flt.get("values") or []]
-        return found if op == "IN" else not found
+        values = [str(v) for v in flt.get("values") or []]
+        inside = op == "IN"
+
+        def listed(contact: StoredContact) -> bool:
+            raw = _value(contact, name)
+            return not inside if raw is None else (raw.lower() in values) == inside
+
+        return listed
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
         token = str(flt.get("value", "")).lower().strip("*")
-        found = token in raw.lower().replace(";", " ").split() or token in raw.lower()
-        return found if op == "CONTAINS_TOKEN" else not found
-    return _compare(_key(name, raw), name, op, flt)
+        contains = op == "CONTAINS_TOKEN"
+
+        def has_token(contact: StoredContact) -> bool:
+            raw = _value(contact, name)
+            if raw is None:
+                return not contains
+            found = token in raw.lower().replace(";", " ").split() or token in raw.lower()
+            return found == contains
+
+        return has_token
+    compare = _comparison(name, op, flt)
+    absent_matches = op == "NEQ"
+    return lambda c: absent_matches if (raw := _value(c, name)) is None else compare(_key(name, raw))
 
 
-def _compare_native(mine: Any, name: str, op: str, flt: dict[str, Any]) -> bool:
+def _native_predicate(name: str, op: str, flt: dict[str, Any]) -> Predicate:
+    def read(contact: StoredContact) -> Any:
+        return _native(contact, name)
+
     if op == "HAS_PROPERTY":
-        return True
+        return lambda c: True
     if op == "NOT_HAS_PROPERTY":
-        return False
+        return lambda c: False
     if op in ("IN", "NOT_IN"):
-        found = mine in {_key(name, str(v)) for v in flt.get("values") or []}
-        return found if op == "IN" else not found
-    return _compare(mine, name, op, flt)
+        values = {_key(name, str(v)) for v in flt.get("values") or []}
+        inside = op == "IN"
+        return lambda c: (read(c) in values) == inside
+    compare = _comparison(name, op, flt)
+    return lambda c: compare(read(c))
 
 
-def _compare(mine: Any, name: str, op: str, flt: dict[str, Any]) -> bool:
+def _comparison(name: str, op: str, flt: dict[str, Any]) -> Callable[[Any], bool]:
     theirs = _key(name, str(flt.get("value")))
     if op == "BETWEEN":
-        return bool(theirs <= mine <= _key(name, str(flt.get("highValue"))))
-    compare: dict[str, Callable[[Any, Any], bool]] = {
-        "EQ": lambda a, b: a == b,
-        "NEQ": lambda a, b: a != b,
-        "LT": lambda a, b: a < b,
-        "LTE": lambda a, b: a <= b,
-        "GT": lambda a, b: a > b,
-        "GTE": lambda a, b: a >= b,
-    }
-    if op not in compare:
+        high = _key(name, str(flt.get("highValue")))
+        return lambda mine: bool(theirs <= mine <= high)
+    if op not in _ORDER:
         raise SearchError(f"Unknown operator {op}")
-    return compare[op](mine, theirs)
+    order = _ORDER[op]
+    return lambda mine: order(mine, theirs)
 
 
 def _sort_key(name: str) -> Callable[[StoredContact], tuple[Any, ...]]:
@@ -126,10 +151,8 @@ def _sort_key(name: str) -> Callable[[StoredContact], tuple[Any, ...]]:
 
 def run(contacts: Sequence[StoredContact], body: dict[str, Any]) -> tuple[list[StoredContact], int]:
     """The matching contacts in order (all of them) and the total."""
-    groups = body.get("filterGroups") or []
-    found = [
-        c for c in contacts if not groups or any(all(_matches(c, f) for f in g.get("filters") or []) for g in groups)
-    ]
+    groups = [[_predicate(f) for f in g.get("filters") or []] for g in body.get("filterGroups") or []]
+    found = [c for c in contacts if not groups or any(all(test(c) for test in group) for group in groups)]
     query = str(body.get("query") or "").lower()
     if query:
         fields = ("email", "firstname", "lastname", "phone", "company")
