@@ -58,8 +58,9 @@ def write_config(folder: Path, hubspot: HubSpotEmulator, mailchimp: MailchimpEmu
                  hubspot_rate: str | None) -> None:
     lines = [f'[state]\nurl = "sqlite:///{folder / "state.db"}"\n', "[providers.hubspot]"]
     options = hubspot.sandbox_options()
-    if hubspot_rate:
+    if hubspot_rate:  # the emulator's limits are lifted too: this run measures crmsync, not HubSpot's pacing
         options["rate_limit"] = hubspot_rate
+        options["search_rate_limit"] = hubspot_rate
     else:
         options.pop("rate_limit", None)
     lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]

@@ -451,6 +451,7 @@ PROVIDER_OPTIONS: Final[Mapping[str, Mapping[str, Option]]] = {
         "portal_id": Option(_ident),
         "subscription_id": Option(_ident),  # Communication Preferences subscription for consent writes
         "properties": Option(_str_list),  # more contact property names to read (custom properties)
+        "search_rate_limit": Option(_rate_limit),  # CRM search's own limit (default "5/1s", HubSpot's published one)
     },
     "mailchimp": {
         "api_key": Option(_mailchimp_key, required=True, secret=True),

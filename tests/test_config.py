@@ -517,6 +517,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (hubspot(rate_limit="fast"), "providers.hubspot.rate_limit: expected requests per window"),
     (hubspot(rate_limit="0/10s"), "providers.hubspot.rate_limit: expected requests per window"),
     (hubspot(rate_limit=100), "providers.hubspot.rate_limit: expected a string, got integer"),
+    (hubspot(search_rate_limit="often"), "providers.hubspot.search_rate_limit: expected requests per window"),
     (hubspot(interval="5 minutes"), "providers.hubspot.interval: expected a duration like"),
     (hubspot(interval="0s"), "providers.hubspot.interval: must be longer than 0s"),
     (hubspot(interval=300), "providers.hubspot.interval: expected a string, got integer"),

@@ -169,8 +169,8 @@ class HubSpotAdapter:
 
 
 def create_adapter(name: str, options: Mapping[str, Any]) -> HubSpotAdapter:
-    """From ``[providers.<name>]``: access_token, base_url, client_secret, rate_limit, page_size,
-    subscription_id, and ``properties`` (extra property names to read, a list or comma-separated).
+    """From ``[providers.<name>]``: access_token, base_url, client_secret, rate_limit, search_rate_limit,
+    page_size, subscription_id, and ``properties`` (extra property names to read, a list or comma-separated).
     """
     extra = options.get("properties") or ()
     if isinstance(extra, str):
@@ -181,6 +181,7 @@ def create_adapter(name: str, options: Mapping[str, Any]) -> HubSpotAdapter:
         base_url=str(options.get("base_url") or DEFAULT_BASE_URL),
         client_secret=options.get("client_secret"),
         rate_limit=options.get("rate_limit"),
+        search_rate_limit=str(options.get("search_rate_limit") or SEARCH_RATE),
         properties=tuple(str(p) for p in extra),
         subscription_id=options.get("subscription_id"),
         page_size=int(options.get("page_size") or LIST_PAGE),

@@ -28,6 +28,13 @@ def test_create_adapter_reads_the_config_keys(hubspot_emulator):
     assert pages[0].records[0].data["properties"]["crmsync_score"] == "7"
 
 
+def test_search_rate_limit_defaults_to_hubspots_and_can_be_raised(hubspot_emulator):
+    options = {"access_token": "pat-na1-emulator-token", "base_url": hubspot_emulator.url}
+    default = create_adapter("crm", options).client._search_limiter
+    raised = create_adapter("crm", {**options, "search_rate_limit": "50/1s"}).client._search_limiter
+    assert (default.calls, raised.calls) == (5, 50)
+
+
 def test_a_missing_token_is_refused(hubspot_emulator):
     with pytest.raises(ValueError, match="access_token"):
         HubSpotAdapter(access_token=Secret(""), base_url=hubspot_emulator.url)
