@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,6 +30,7 @@ from adapters.base import (
     WriteResult,
 )
 from adapters.errors import ProviderError
+from connector.ahead import OneAhead
 from connector.planner import (
     OPTED_OUT,
     ConflictPolicy,
@@ -100,6 +101,7 @@ class Engine:
         self.runtimes = dict(runtimes)
         self.settings = settings
         self.progress = progress or NoProgress()
+        self._ahead: OneAhead | None = None  # a migration's target write in flight (see _writing_ahead)
 
     # -- pull ------------------------------------------------------------------------------------
     def _map_page(self, rt: ProviderRuntime, page: Page, report: RunReport) -> list[Pulled]:
@@ -215,6 +217,8 @@ class Engine:
         only_ids = sorted(only) if only is not None else None
         if only_ids is not None and not only_ids:
             return
+        if self._ahead is not None:  # a batch in flight is not acknowledged yet: settled before asking what to push
+            self._ahead.settle()
         after = 0
         while cands := self.store.push_candidates(rt.name, after=after, limit=_CANDIDATE_BATCH, only=only_ids,
                                                   linked_to=linked_to):
@@ -249,7 +253,18 @@ class Engine:
             for _, planned in batch:
                 _count_write(figures, planned)
             return
-        results = rt.adapter.write_contacts([self._request(rt, cand, planned) for cand, planned in batch])
+        requests = [self._request(rt, cand, planned) for cand, planned in batch]
+        if self._ahead is None:
+            self._record_batch(rt, batch, report, rt.adapter.write_contacts(requests))
+        else:
+            self._ahead.submit(partial(rt.adapter.write_contacts, requests),
+                               partial(self._record_batch, rt, batch, report))
+
+    def _record_batch(
+        self, rt: ProviderRuntime, batch: Sequence[tuple[PushCandidate, PlannedWrite]], report: RunReport,
+        results: Sequence[WriteResult],
+    ) -> None:
+        figures = report.figures(rt.name)
         by_ref: dict[str, WriteResult] = {r.ref: r for r in results}
         oks: list[WriteOk] = []
         failures: list[WriteFailed] = []
@@ -288,6 +303,27 @@ class Engine:
             # past crmsync's own rows only (the adapter checked nobody else wrote since its read): stored
             # now, so the next cycle does not read the whole file back to find nothing but echoes
             self.store.save_cursor(rt.name, SYNC_STREAM, cursor)
+
+    @contextlib.contextmanager
+    def _writing_ahead(self) -> Iterator[None]:
+        """Within: a target batch is written while the engine goes on (the next page is read and stored).
+
+        Each answer is recorded in this thread before the next batch goes out, before the store is asked
+        what to push, and on the way out; a crash with a batch in flight is a crash during its call.
+        """
+        if self.store.dry_run:
+            yield
+            return
+        ahead = self._ahead = OneAhead("crmsync-write-ahead")
+        failing = False
+        try:
+            yield
+        except BaseException:
+            failing = True
+            raise
+        finally:
+            self._ahead = None
+            ahead.close(failing=failing)
 
     # -- commands --------------------------------------------------------------------------------
     def _new_report(self, kind: str) -> RunReport:
@@ -411,12 +447,13 @@ class Engine:
                 push_waiting()
 
         def run() -> None:
-            last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
-            self._reconcile_all(report)
-            if waiting:
-                push_waiting()
-            if saved is not None:  # a resumed run: what a crash left stored but not pushed
-                self._push(dst, report, linked_to=source)
+            with self._writing_ahead():
+                last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
+                self._reconcile_all(report)
+                if waiting:
+                    push_waiting()
+                if saved is not None:  # a resumed run: what a crash left stored but not pushed
+                    self._push(dst, report, linked_to=source)
             self._finish(dst)
             self.store.save_cursor(source, stream, last, done=True)
 
