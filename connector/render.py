@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connector.report import RunReport
@@ -22,14 +23,15 @@ def print_report(report: RunReport, console: Console) -> None:
     if report.conflicts:
         console.print(f"{report.conflicts} conflict(s) found; open ones: crmsync conflicts")
     for name, why in report.provider_errors.items():
-        console.print(f"[red]{name} stopped:[/] {why}")
+        console.print(f"[red]{escape(name)} stopped:[/] {escape(why)}")  # texts from outside are not markup
     for error in report.errors[:_MAX_ERRORS_SHOWN]:
         where = error.get("where") or error.get("email") or ""
-        console.print(f"[yellow]{error['provider']}[/] {where}: {error['message']}", markup=True, highlight=False)
+        console.print(f"[yellow]{escape(error['provider'])}[/] {escape(where)}: {escape(error['message'])}",
+                      highlight=False)
     if len(report.errors) > _MAX_ERRORS_SHOWN:
         console.print(f"... and {len(report.errors) - _MAX_ERRORS_SHOWN} more (use --json for all)")
     for note in report.notes:
-        console.print(note)
+        console.print(note, markup=False)
 
 
 def print_status(state: dict[str, Any], console: Console) -> None:
