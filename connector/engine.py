@@ -113,6 +113,8 @@ class Engine:
                 rt.mapping.to_canonical(earlier.data)
             except InvalidRecord as exc:
                 report.record_error(rt.name, str(exc), where=earlier.where or f"{rt.name}:{earlier.remote_id}")
+        if rt.mapping.passthrough_custom:  # a file: say which columns it has that go nowhere (once a run)
+            _note_unread_columns(rt, page, report)
         for record in page.records:
             if record.deleted:
                 pulled.append(Pulled(remote_id=record.remote_id, email=None, fields={}, updated_at=record.updated_at,
@@ -500,6 +502,16 @@ class Engine:
         elif not self.store.dry_run:
             self.store.forget(email)
         return self._close_report(report)
+
+
+def _note_unread_columns(rt: ProviderRuntime, page: Page, report: RunReport) -> None:
+    first = next((r for r in page.records if not r.deleted), None)
+    unread = rt.mapping.unread_keys(first.data) if first is not None else []
+    if unread:
+        note = (f"{rt.name}: not read, not canonical names: {', '.join(unread[:10])}"
+                f"{' ...' if len(unread) > 10 else ''} (rename them, or map them in [mapping.{rt.name}.fields])")
+        if note not in report.notes:
+            report.notes.append(note)
 
 
 def _count_write(figures: Any, planned: PlannedWrite) -> None:

@@ -32,3 +32,8 @@ class ProviderTable:
     # Open-ended custom fields (file providers): every top-level ``custom.<name>`` key, and every entry of a
     # top-level ``custom`` object, reads as ``custom.<name>``; writes go out as flat ``custom.<name>`` keys.
     passthrough_custom: bool = False
+    # Top-level keys the provider itself reads, not the mapping (a file's own ``id``): never "unread".
+    own_keys: frozenset[str] = frozenset()
+    # Keys read without case (CSV headers: "Email" is the email column, as the file writer matches them).
+    # The provider's rows arrive with such keys lower-cased; the mapping reads them lower-cased too.
+    fold_case: bool = False

@@ -121,6 +121,8 @@ class ProviderMapping:
         "_custom",
         "_explicit",
         "_fields",
+        "_fold_case",
+        "_read_keys",
         "_tag_in",
         "_tag_out",
         "_writes",
@@ -141,15 +143,18 @@ class ProviderMapping:
         self.default_region = default_region
         mappings = _apply_overrides(table, field_overrides or {})
         self._tag_out, self._tag_in = _tag_maps(table, tag_overrides or {})
+        self._fold_case = table.fold_case
         self._fields = tuple(self._compile(m) for m in mappings)
-        self._writes = tuple(
-            _Write(f.canonical, f.path, f.key, None if f.write is _identity else f.write)
-            for f in self._fields
+        self._writes = tuple(  # written under the name as configured: a new file's header keeps its case
+            _Write(f.canonical, f.path, m.provider if f.key is not None else None,
+                   None if f.write is _identity else f.write)
+            for m, f in zip(mappings, self._fields, strict=True)
             if f.write is not None
         )
         _check_paths(self._writes)
         self._explicit = frozenset(f.canonical for f in self._fields)
         self._custom = table.passthrough_custom
+        self._read_keys = table.own_keys | {f.key if f.key is not None else f.path[0] for f in self._fields}
         # The canonical names written to this provider (read-only ones excluded; open-ended custom.* fields
         # of a passthrough table are not listed: ``carries``/``project`` include them).
         self.carried_fields: frozenset[str] = frozenset(w.canonical for w in self._writes)
@@ -164,6 +169,13 @@ class ProviderMapping:
 
     def carries(self, canonical: str) -> bool:
         return canonical in self.carried_fields or (self._custom and _is_custom(canonical))
+
+    def unread_keys(self, raw: Mapping[str, Any]) -> list[str]:
+        """Top-level keys of a record that nothing reads: for a file, columns whose data goes nowhere."""
+        return sorted(
+            str(k) for k in raw
+            if k not in self._read_keys and not (self._custom and (k == "custom" or str(k).startswith(CUSTOM_PREFIX)))
+        )
 
     def project(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The part of a (hub) contact this provider holds: what to hash and compare with its last ack."""
@@ -236,7 +248,7 @@ class ProviderMapping:
         return _Field(
             canonical=m.canonical,
             path=path,
-            key=path[0] if len(path) == 1 else None,
+            key=(path[0].lower() if self._fold_case else path[0]) if len(path) == 1 else None,
             plain=m.inbound is None and m.canonical not in _SPECIAL,
             read=self._reader(m),
             blank=_blank(m.canonical),

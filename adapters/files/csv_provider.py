@@ -108,6 +108,19 @@ def _blank(cells: list[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
 
+def _data_names(header: list[str]) -> list[str]:
+    """The names a row's cells are read under: canonical columns match without case ("Email", "First_Name"),
+    as the writer matches them, so a header the writer would fill is also one the reader understands. A
+    ``custom.<name>`` keeps its name's case; a second column folding onto a taken name keeps its own.
+    """
+    names: list[str] = []
+    for column in header:
+        prefix, dot, rest = column.partition(".")
+        folded = f"custom.{rest}" if dot and prefix.lower() == "custom" else column.lower()
+        names.append(column if folded in names else folded)
+    return names
+
+
 def _index(header: list[str], name: str) -> int | None:
     return next((i for i, column in enumerate(header) if column.lower() == name), None)
 
@@ -156,7 +169,7 @@ class CsvAdapter(FileAdapter):
         self, handle: IO[bytes], records: _Records, header: list[str], *, email_at: int, id_at: int | None,
         width: int,
     ) -> Iterator[Row | _Restart]:
-        lines = records.lines
+        lines, names = records.lines, _data_names(header)
         for start, start_offset, cells, bad in records:
             if _blank(cells):
                 continue
@@ -177,7 +190,7 @@ class CsvAdapter(FileAdapter):
                 yield Row(start, lines.offset, lines.line, None, problem=NO_EMAIL)
                 continue
             own_id = None if id_at is None else file_id(cells[id_at])
-            yield Row(start, lines.offset, lines.line, dict(zip(header, cells, strict=False)), key, None, own_id)
+            yield Row(start, lines.offset, lines.line, dict(zip(names, cells, strict=False)), key, None, own_id)
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
         text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="", write_through=True)

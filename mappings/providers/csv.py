@@ -29,5 +29,7 @@ TABLE: Final = ProviderTable(
         FieldMapping(canonical="consent", provider="consent"),
         FieldMapping(canonical=OPT_IN_AT, provider="opt_in_at"),
     ),
+    own_keys=frozenset({"id"}),  # the row's own id: the file provider's remote id
+    fold_case=True,  # header names match without case (adapters/files/csv_provider.py folds them)
     passthrough_custom=True,  # any "custom.<name>" column
 )

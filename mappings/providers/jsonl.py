@@ -23,5 +23,6 @@ TABLE: Final = ProviderTable(
         FieldMapping(canonical="consent", provider="consent"),
         FieldMapping(canonical=OPT_IN_AT, provider="opt_in_at"),
     ),
+    own_keys=frozenset({"id"}),  # the row's own id: the file provider's remote id
     passthrough_custom=True,  # any "custom.<name>" key, or entry of the "custom" object
 )
