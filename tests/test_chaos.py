@@ -1,14 +1,18 @@
 """Chaos across HubSpot, Zoho CRM and Mailchimp: generated edits and faults, then the providers agree.
 
-Hypothesis draws a schedule of user edits (names, tags, opt-outs, bounces, new people) in the three emulators,
-with faults between syncs: 429 with Retry-After, 5xx, dropped connections, partial batch failures (one record of
-a batch refused, the rest accepted) and SIGKILL of a ``python -m connector sync`` process when the emulators
-have seen its n-th call, either before serving it or after the provider acted on it (the answer is lost). A kill
-point past a cycle's last call lets that process finish: the next one starts between cycles.
+Hypothesis draws a schedule of user edits (names, tags, opt-outs, bounces, email changes, new people) in the
+three emulators, with faults between syncs: 429 with Retry-After, 5xx, dropped connections, partial batch failures
+(one record of a batch refused, the rest accepted) and SIGKILL of a ``python -m connector sync`` process when the
+emulators have seen its n-th call, either before serving it or after the provider acted on it (the answer is lost).
+A kill point past a cycle's last call lets that process finish: the next one starts between cycles.
+
+An email change gives a person a fresh address in one provider; until a sync the providers hold that person under
+different addresses, so later edits find each person by the address that provider holds now (``People``).
 
 After the faults stop and a few quiet cycles, the invariants must hold: every provider (and the JSONL export)
-holds the same people, each once; the same first names, tags and opt-outs; nobody who opted out anywhere is
-subscribed anywhere; nobody is lost; a last cycle writes nothing. `benchmarks/chaos.py` runs many more examples.
+holds the same people, each once and under the same one of its addresses; the same first names, tags and opt-outs;
+nobody who opted out anywhere, under any address, is subscribed anywhere; nobody is lost; nobody appears who was
+never there; a last cycle writes nothing. `benchmarks/chaos.py` runs many more examples.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,21 +48,36 @@ QUIET_CYCLES = 4  # a contact without a last name settles a cycle or two later (
 people = st.sampled_from(PEOPLE)
 providers = st.sampled_from(PROVIDERS)
 kills = st.tuples(st.just("kill"), st.integers(0, 24), st.booleans())  # after n calls; answered or not
+# Not Mailchimp yet: its adapter keys members by the subscriber hash, an MD5 of the address, so a member whose
+# address changed comes back as someone new and every other provider ends up holding the person twice. Add
+# "mailchimp" once members are keyed by a stable id (contact_id).
+MOVABLE = ("hubspot", "zoho")
+moves = st.tuples(st.just("move"), st.sampled_from(MOVABLE), people)  # a fresh address in one provider
 actions = st.one_of(
     st.tuples(st.just("rename"), providers, people, st.sampled_from(NAMES)),
     st.tuples(st.just("tag"), providers, people, st.sampled_from(TAGS), st.booleans()),
     st.tuples(st.just("optout"), providers, people),
     st.tuples(st.just("clean"), people),  # a Mailchimp hard bounce
+    moves,
     st.tuples(st.just("create"), providers, st.integers(0, 3)),
     st.tuples(st.just("fault"), providers, st.sampled_from(["429", "500", "drop"])),
     st.tuples(st.just("refuse"), providers, people, st.integers(1, 2)),  # a partial batch failure
     st.tuples(st.just("sync")),
     kills,
 )
-# every schedule holds at least one kill, so a handful of CI examples still crash processes
-SCRIPTS = st.tuples(st.lists(actions, min_size=2, max_size=9), kills, st.integers(0, 9)).map(
-    lambda drawn: [*drawn[0][: drawn[2]], drawn[1], *drawn[0][drawn[2] :]]
-)
+
+
+def _inserted(drawn: tuple[list[tuple[Any, ...]], tuple[Any, ...], int]) -> list[tuple[Any, ...]]:
+    listed, extra, at = drawn
+    return [*listed[:at], extra, *listed[at:]]
+
+
+# every schedule holds at least one kill and one email change, so a handful of CI examples still crash processes
+# and move people
+SCRIPTS = st.tuples(
+    st.tuples(st.lists(actions, min_size=2, max_size=9), kills, st.integers(0, 9)).map(_inserted), moves,
+    st.integers(0, 10),
+).map(_inserted)
 
 
 class Killer:
@@ -119,7 +139,57 @@ def _event(text: str) -> None:
         event(text)
 
 
-def _edit(emulators: dict[str, Any], provider: str, email: str, **values: Any) -> None:
+class People:
+    """Each person under the address it was first seen with, and every address it has had since.
+
+    After an email change, providers hold one person under different addresses until a sync: an edit of "a
+    person" goes to the address that provider holds now, and the invariants count people, not addresses.
+    """
+
+    def __init__(self, addresses: set[str]) -> None:
+        self.aliases: dict[str, list[str]] = {a: [a] for a in sorted(addresses)}
+        self._owners = {a: a for a in addresses}
+        self._moves = 0
+
+    def add(self, address: str) -> None:
+        self.aliases.setdefault(address, [address])
+        self._owners.setdefault(address, address)
+
+    def owner(self, address: str) -> str | None:
+        return self._owners.get(address)
+
+    def held(self, seen: dict[str, Seen], person: str) -> str | None:
+        """The address a provider holds the person under now (the latest, should a provider hold two)."""
+        held = [a for a in self.aliases.get(person, ()) if a in seen]
+        return held[-1] if held else None
+
+    def fresh(self, person: str) -> str:
+        """A new address for the person that nobody has ever held (the run's counter keeps it unique)."""
+        self._moves += 1
+        local, domain = person.split("@")
+        address = f"{local}.moved{self._moves}@{domain}"
+        self.aliases[person].append(address)
+        self._owners[address] = person
+        return address
+
+
+def _addressed(action: tuple[Any, ...], people: People, state: dict[str, dict[str, Seen]]) -> tuple[Any, ...] | None:
+    """The action with its person replaced by the address its provider holds now; None when it holds none."""
+    kind, *args = action
+    if kind == "clean":
+        args = ["mailchimp", *args]
+    if kind not in ("rename", "tag", "optout", "clean", "refuse", "move"):
+        return action
+    provider, person, *rest = args
+    address = people.held(state[provider], person)
+    if address is None:
+        return None
+    if kind == "move":
+        return (kind, provider, address, people.fresh(person))
+    return (kind, address, *rest) if kind == "clean" else (kind, provider, address, *rest)
+
+
+def _edit(emulators: dict[str, Any], provider: str, email: str, /, **values: Any) -> None:  # values may hold email
     if provider == "hubspot":
         emulators["hubspot"].edit(emulators["hubspot"].find(email)["id"], **values)
     elif provider == "zoho":
@@ -147,17 +217,26 @@ def _fault(emulators: dict[str, Any], provider: str, what: str) -> None:
     emulators[provider].inject(fault)
 
 
-def _create(emulators: dict[str, Any], provider: str, i: int) -> None:
+def _create(emulators: dict[str, Any], people: People, provider: str, i: int) -> None:
     email = f"new-{provider}-{i}@example.com"
-    if provider == "hubspot" and emulators["hubspot"].find(email) is None:
-        emulators["hubspot"].create(email=email, firstname="New")
-    elif provider == "mailchimp" and emulators["mailchimp"].member(email) is None:
-        emulators["mailchimp"].subscribe(email, FNAME="New")
-    elif provider == "zoho" and emulators["zoho"].find(f"new-zoho-{i}-0@example.com") is None:
-        emulators["zoho"].seed(1, prefix=f"new-zoho-{i}-")
+    if provider == "zoho":  # seeded records are numbered after every record Zoho holds: always someone new
+        [record_id] = emulators["zoho"].seed(1, prefix=f"new-zoho-{i}-")
+        people.add(emulators["zoho"].contact(record_id)["Email"])
+    elif people.owner(email) is None:  # never twice: the address may have moved on, not become free
+        people.add(email)
+        if provider == "hubspot":
+            emulators["hubspot"].create(email=email, firstname="New")
+        else:
+            emulators["mailchimp"].subscribe(email, FNAME="New")
 
 
-def _apply(emulators: dict[str, Any], action: tuple[Any, ...]) -> None:
+def _move(emulators: dict[str, Any], provider: str, email: str, new: str) -> None:
+    field = {"hubspot": "email", "mailchimp": "email_address", "zoho": "Email"}[provider]
+    _edit(emulators, provider, email, **{field: new})
+
+
+def _apply(emulators: dict[str, Any], action: tuple[Any, ...], people: People | None = None) -> None:
+    """One addressed action (see ``_addressed``); a "create" registers its new person with ``people``."""
     kind, *args = action
     if kind == "rename":
         provider, email, name = args
@@ -171,8 +250,11 @@ def _apply(emulators: dict[str, Any], action: tuple[Any, ...]) -> None:
         emulators[provider].unsubscribe(email)
     elif kind == "clean":
         emulators["mailchimp"].clean(args[0])
+    elif kind == "move":
+        _move(emulators, *args)
     elif kind == "create":
-        _create(emulators, *args)
+        assert people is not None
+        _create(emulators, people, *args)
     elif kind == "fault":
         _fault(emulators, *args)
     elif kind == "refuse":
@@ -214,8 +296,29 @@ def _exported(folder: Path) -> dict[str, Seen]:
             for email, row in read_jsonl(folder / "export.jsonl").items()}
 
 
-def _opted_out(state: dict[str, dict[str, Seen]]) -> set[str]:
-    return {email for seen in state.values() for email, (_, out, _) in seen.items() if out}
+def _opted_out(state: dict[str, dict[str, Seen]], people: People) -> set[str]:
+    """The people (not addresses) opted out anywhere: an opt-out follows a person through email changes."""
+    return {people.owner(email) or email for seen in state.values() for email, (_, out, _) in seen.items() if out}
+
+
+def _one_address_each(people: People, state: dict[str, dict[str, Seen]]) -> dict[str, str]:
+    """person -> the one address every view holds it under; fails on a stranger, a duplicate or a loss."""
+    where: dict[str, dict[str, str]] = {}
+    for name, seen in state.items():
+        strangers = sorted(a for a in seen if people.owner(a) is None)
+        assert not strangers, (name, "holds addresses nobody had", strangers)
+        held: dict[str, list[str]] = defaultdict(list)
+        for address in seen:
+            held[people.owner(address) or address].append(address)
+        twice = {p: a for p, a in held.items() if len(a) > 1}
+        assert not twice, (name, "holds a person under two addresses", twice)
+        lost = sorted(set(people.aliases) - set(held))
+        assert not lost, (name, "lost", lost)
+        for person, [address] in held.items():
+            where.setdefault(person, {})[name] = address
+    split = {p: views for p, views in where.items() if len(set(views.values())) > 1}
+    assert not split, ("a person under different addresses", split)
+    return {person: next(iter(views.values())) for person, views in where.items()}
 
 
 def _settle(emulators: dict[str, Any], config: Path) -> dict[str, Any]:
@@ -236,8 +339,8 @@ def check_chaos(script: list[tuple[Any, ...]], folder: Path) -> None:
         assert run(config, "sync")[0] == 0
         before = _state(emulators)
         assert set(before["hubspot"]) >= set(PEOPLE), "the first sync brings everyone everywhere"
-        opted_out = _opted_out(before)
-        created: set[str] = set()
+        people = People({email for seen in before.values() for email in seen})
+        opted_out = _opted_out(before, people)
         killer = Killer(emulators)
         for action in script:
             if action[0] == "sync":
@@ -245,21 +348,20 @@ def check_chaos(script: list[tuple[Any, ...]], folder: Path) -> None:
                 assert code in (0, 1, 3), out
             elif action[0] == "kill":
                 _sync_killed(killer, config, action[1], answered=action[2])
+            elif (addressed := _addressed(action, people, _state(emulators))) is None:
+                _event(f"{action[0]}: skipped, the provider holds none of the person's addresses")
             else:
-                _apply(emulators, action)
-                opted_out |= _opted_out(_state(emulators))
-                created |= {e for seen in _state(emulators).values() for e in seen if e.startswith("new-")}
+                _apply(emulators, addressed, people)
+                opted_out |= _opted_out(_state(emulators), people)
         _settle(emulators, config)
         state = {**_state(emulators), "export": _exported(folder)}
-        everyone = set(state["hubspot"])
-        for name, seen in state.items():
-            assert set(seen) == everyone, (name, sorted(set(seen) ^ everyone))  # the same people everywhere
-        assert everyone >= set(PEOPLE) | created, "nobody lost"
-        for email in everyone:
+        addresses = _one_address_each(people, state)
+        for email in addresses.values():
             views = {name: seen[email] for name, seen in state.items()}
             assert len(set(views.values())) == 1, (email, views)  # names, opt-outs and tags agree
-        for email in opted_out:
-            assert all(seen[email][1] for seen in state.values()), email  # never resubscribed
+        for person in opted_out:
+            email = addresses[person]
+            assert all(seen[email][1] for seen in state.values()), (person, email)  # never resubscribed
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
