@@ -1,9 +1,9 @@
 """Run many more cross-provider chaos schedules than CI does, and print how many survived.
 
 Usage: python benchmarks/chaos.py [--examples 200] [--seed N]
-Each schedule (tests/test_chaos.py): generated edits, 429/5xx/dropped connections, partial batch failures and
-SIGKILLs of a crmsync process in the HubSpot, Zoho and Mailchimp emulators, then the check that every provider
-agrees. Unlike the test, a failing schedule does not stop the run: it is counted and printed, unshrunk.
+Each schedule (tests/test_chaos.py): generated edits and email changes, 429/5xx/dropped connections, partial batch
+failures and SIGKILLs of a crmsync process in the HubSpot, Zoho and Mailchimp emulators, then the check that every
+provider agrees. Unlike the test, a failing schedule does not stop the run: it is counted and printed, unshrunk.
 """
 
 from __future__ import annotations
