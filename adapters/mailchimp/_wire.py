@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
@@ -26,6 +27,16 @@ OPTED_OUT: Final = frozenset({"unsubscribed", "cleaned"})
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: MD5 of the trimmed, lower-cased address, everywhere."""
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def member_ref(member: Mapping[str, Any]) -> str:
+    """The id crmsync links a member by: its ``contact_id``, which an address change keeps, where the server
+    gives one; else the subscriber hash, which changes with the address (``upemail``: a new hash).
+    """
+    contact_id = member.get("contact_id")
+    if isinstance(contact_id, str) and contact_id.strip():
+        return contact_id.strip()
+    return str(member.get("id") or subscriber_hash(str(member.get("email_address", ""))))
 
 
 def data_centre(api_key: str) -> str:

@@ -57,6 +57,7 @@ class Plan:
     interests: dict[str, bool] | None = None
     moved: bool = False  # the address changed: update the member at the old address's hash
     result: WriteResult | None = None
+    contact_id: str | None = None  # the member's stable id, when an answer named it
 
     @property
     def email(self) -> str:
@@ -65,6 +66,14 @@ class Plan:
     @property
     def key(self) -> str:
         return subscriber_hash(self.email)
+
+    def _linked_by(self) -> str:
+        """The id the link keeps: a stable one stays; the old address's hash gives way when the address moved."""
+        known = self.request.remote_id
+        stale = self.moved and known == subscriber_hash(self.request.previous_email or "")
+        if known and not stale:
+            return known
+        return self.contact_id or self.key
 
     @property
     def opts_out(self) -> bool:
@@ -76,7 +85,7 @@ class Plan:
         self.result = WriteResult(
             ref=self.request.ref,
             ok=ok,
-            remote_id=self.key if ok else self.request.remote_id,
+            remote_id=self._linked_by() if ok else self.request.remote_id,
             error=error,
             retryable=retryable,
             suppressed=suppressed,
@@ -121,6 +130,8 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
     for member in [*answer.get("new_members", ()), *answer.get("updated_members", ())]:
         p = by_key.get(subscriber_hash(str(member.get("email_address", ""))))
         if p is not None and p.result is None:
+            contact_id = member.get("contact_id")
+            p.contact_id = contact_id if isinstance(contact_id, str) and contact_id else None
             p.done()
     for error in answer.get("errors", ()):
         p = by_key.get(subscriber_hash(str(error.get("email_address", ""))))

@@ -27,7 +27,7 @@ from adapters.base import Cursor, CursorError, Page, ProviderRecord, WebhookEven
 from adapters.errors import FatalProviderError, RetryableError
 from adapters.mailchimp import _writes as w
 from adapters.mailchimp._scan import Scan, format_time, parse_time
-from adapters.mailchimp._wire import PROVIDER, MemberRefused, api_root, classify, subscriber_hash
+from adapters.mailchimp._wire import PROVIDER, MemberRefused, api_root, classify, member_ref, subscriber_hash
 from adapters.mailchimp.webhooks import WebhookVerifier, parse_delivery
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
@@ -317,7 +317,7 @@ class MailchimpAdapter:
     @staticmethod
     def _record(member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
         return ProviderRecord(
-            remote_id=str(member["id"]),
+            remote_id=member_ref(member),  # contact_id: an address change in Mailchimp keeps the link
             data=member,
             updated_at=changed if changed != EPOCH else None,
             deleted=member.get("status") == "archived",

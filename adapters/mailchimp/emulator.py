@@ -129,12 +129,14 @@ class MailchimpEmulator(EmulatorServer):
         }
 
     def seed(self, n: int, *, prefix: str = "contact") -> list[str]:
-        """Add ``n`` members ``<prefix><i>@example.com`` with a realistic mix; returns their ids (hashes)."""
+        """Add ``n`` members ``<prefix><i>@example.com`` with a realistic mix; returns their ``contact_id``s,
+        the ids crmsync links members by (member routes take them too).
+        """
         ids = []
         for i in range(n):
             status, merge, tags = seed_member(i)
             member = self.audience.create(f"{prefix}{i}@example.com", status=status, merge_fields=merge, tags=tags)
-            ids.append(member.hash)
+            ids.append(member.contact_id)
         return ids
 
     def member(self, key: str) -> dict[str, Any] | None:

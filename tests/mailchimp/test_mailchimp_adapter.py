@@ -200,7 +200,9 @@ def test_500_new_members_in_one_call_with_their_tags(mailchimp_emulator):
     reqs = [request(i, f"Person{i}@Example.com", tags={"vip"} if i % 2 else set(), FNAME=f"P{i}") for i in range(500)]
     results = adapter.write_contacts(reqs)
     assert all(r.ok for r in results) and [r.ref for r in results] == [q.ref for q in reqs]
-    assert results[3].remote_id == subscriber_hash("person3@example.com")  # MD5 of the lower-cased address
+    # linked by the member's contact_id, which an address change keeps (the hash is the address's MD5)
+    assert results[3].remote_id == mailchimp_emulator.member("person3@example.com")["contact_id"]
+    assert results[3].remote_id != subscriber_hash("person3@example.com")
     assert mailchimp_emulator.write_calls() == 1
     assert [t["name"] for t in mailchimp_emulator.member(results[3].remote_id)["tags"]] == ["vip"]
     with pytest.raises(ValueError):
@@ -287,10 +289,14 @@ def test_an_address_change_updates_the_member_in_place(mailchimp_emulator):
     [result] = adapter.write_contacts(
         [request(0, "renamed@example.com", remote_id=ids[0], previous="contact0@example.com", tags={"moved"})]
     )
-    assert result.ok and result.remote_id == subscriber_hash("renamed@example.com")
-    assert mailchimp_emulator.member(ids[0]) is None
-    moved = mailchimp_emulator.member(result.remote_id)
-    assert moved["contact_id"] and {t["name"] for t in moved["tags"]} >= {"moved"}
+    assert result.ok and result.remote_id == ids[0]  # the contact_id survives the address change
+    assert mailchimp_emulator.member("contact0@example.com") is None
+    moved = mailchimp_emulator.member("renamed@example.com")
+    assert moved["contact_id"] == ids[0] and {t["name"] for t in moved["tags"]} >= {"moved"}
+    # a link stored before crmsync keyed members by contact_id holds the old address's hash: it follows the move
+    [legacy] = adapter.write_contacts([request(0, "again@example.com", remote_id=subscriber_hash("renamed@example.com"),
+                                               previous="renamed@example.com")])
+    assert legacy.ok and legacy.remote_id == subscriber_hash("again@example.com")
     [gone] = adapter.write_contacts([request(1, "fresh@example.com", previous="nobody@example.com")])
     assert gone.ok and mailchimp_emulator.member("fresh@example.com")["status"] == "pending"
 

@@ -96,7 +96,7 @@ def test_paging_count_cap_and_since_last_changed(mailchimp_emulator, clock):
     first = client.lists.get_list_members_info(lid, count=10, offset=0)
     assert len(first["members"]) == 10 and first["total_items"] == 25
     rest = client.lists.get_list_members_info(lid, count=1000, offset=10)
-    assert {m["id"] for m in first["members"]} | {m["id"] for m in rest["members"]} == set(ids)
+    assert {m["contact_id"] for m in first["members"]} | {m["contact_id"] for m in rest["members"]} == set(ids)
     with pytest.raises(ValueError):  # the SDK itself refuses count > 1000 ...
         client.lists.get_list_members_info(lid, count=1001)
     over = requests.get(  # ... and so does the server
@@ -114,7 +114,7 @@ def test_paging_count_cap_and_since_last_changed(mailchimp_emulator, clock):
     changed = client.lists.get_list_members_info(
         lid, since_last_changed="2000-01-01T00:00:00+00:00", sort_field="last_changed", sort_dir="ASC", count=1000
     )
-    assert changed["members"][-1]["id"] == ids[3]
+    assert changed["members"][-1]["contact_id"] == ids[3]
     slim = client.lists.get_list_members_info(lid, fields=["members.id", "total_items"], count=2)
     assert set(slim) == {"members", "total_items"} and set(slim["members"][0]) == {"id"}
 
