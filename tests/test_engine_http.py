@@ -172,3 +172,22 @@ def test_zohos_placeholder_last_name_never_spreads_and_the_next_cycle_is_quiet(t
     assert "last_name" not in read_jsonl(tmp_path / "export.jsonl")["solo@example.com"]
     assert not emulators["hubspot"].find("solo@example.com")["properties"].get("lastname")
     assert not emulators["mailchimp"].member("solo@example.com")["merge_fields"].get("LNAME")
+
+
+def test_a_mailchimp_upemail_webhook_moves_the_person_everywhere(three, tmp_path):
+    emulators, config = three
+    assert run(config, "sync")[0] == 0
+    mailchimp = emulators["mailchimp"]
+    mailchimp.edit("zoho-2@example.com", email_address="zoho-2.new@example.com")
+    with open_engine(load_config(config)) as engine:
+        _, headers, body = mailchimp.webhook_delivery("upemail", "zoho-2.new@example.com",
+                                                      extra={"old_email": "zoho-2@example.com"})
+        [event] = engine.runtimes["mailchimp"].adapter.parse_webhook(headers=headers, body=body)
+        report = engine.sync_records("mailchimp", [event.remote_id])  # what the daemon does with the hint
+    assert report.exit_code == 0, report.to_json()
+    assert emulators["zoho"].find("zoho-2.new@example.com") is not None
+    assert emulators["zoho"].find("zoho-2@example.com") is None  # moved, not doubled
+    assert emulators["hubspot"].find("zoho-2.new@example.com") is not None
+    exported = read_jsonl(tmp_path / "export.jsonl")
+    assert "zoho-2.new@example.com" in exported and "zoho-2@example.com" not in exported
+    assert run(config, "status")[1]["contacts"] == 12  # nobody doubled
