@@ -161,6 +161,16 @@ class SupportsOwnWrites(Protocol):
 
 
 @runtime_checkable
+class WritesLocally(Protocol):
+    """Writes are this process's own work (a file), with no server to wait for. A migration then writes in
+    its own thread: a batch written beside the next pages would only share the one interpreter with them.
+    Other adapters' ``write_contacts`` may be called from a worker thread, one call at a time.
+    """
+
+    writes_locally: ClassVar[bool]
+
+
+@runtime_checkable
 class SupportsErase(Protocol):
     """Erase a person for ``forget`` (GDPR delete, permanent delete, row removal)."""
 

@@ -28,6 +28,7 @@ from adapters.base import (
     SupportsOwnWrites,
     WriteRequest,
     WriteResult,
+    WritesLocally,
 )
 from adapters.errors import ProviderError
 from connector.ahead import OneAhead
@@ -307,13 +308,14 @@ class Engine:
             self.store.save_cursor(rt.name, SYNC_STREAM, cursor)
 
     @contextlib.contextmanager
-    def _writing_ahead(self) -> Iterator[None]:
+    def _writing_ahead(self, target: ProviderRuntime) -> Iterator[None]:
         """Within: a target batch is written while the engine goes on (the next page is read and stored).
 
         Each answer is recorded in this thread before the next batch goes out, before the store is asked
-        what to push, and on the way out; a crash with a batch in flight is a crash during its call.
+        what to push, and on the way out; a crash with a batch in flight is a crash during its call. A target
+        that writes locally (a file) has no server to wait for: its batches stay in this thread.
         """
-        if self.store.dry_run:
+        if self.store.dry_run or isinstance(target.adapter, WritesLocally):
             yield
             return
         ahead = self._ahead = OneAhead("crmsync-write-ahead")
@@ -449,7 +451,7 @@ class Engine:
                 push_waiting()
 
         def run() -> None:
-            with self._writing_ahead():
+            with self._writing_ahead(dst):
                 last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
                 self._reconcile_all(report)
                 if waiting:

@@ -96,3 +96,26 @@ def test_a_target_error_in_flight_is_the_targets_and_resume_finishes_without_dup
         emails = [m["email_address"] for m in mailchimp.members()]
         assert len(emails) == len(set(emails)) == PEOPLE
         assert first.figures("mailchimp").created + second.figures("mailchimp").created == PEOPLE
+
+
+@pytest.mark.state
+def test_a_file_target_is_written_in_the_engines_own_thread(tmp_path: Path, state_url: str, monkeypatch):
+    """A file has no server to wait for: a batch written beside the next pages would only share the interpreter."""
+    from filesync import write_config, write_csv
+
+    from adapters.files import JsonlAdapter
+
+    write_csv(tmp_path / "in.csv", [{"email": f"p{i}@example.com"} for i in range(2_500)])
+    threads: set[str] = set()
+    write = JsonlAdapter.write_contacts
+
+    def recording(self: JsonlAdapter, requests: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return write(self, requests)
+
+    monkeypatch.setattr(JsonlAdapter, "write_contacts", recording)
+    config = write_config(tmp_path, state_url, {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})
+    with open_engine(load_config(config), names=["src", "dst"]) as engine:
+        report = engine.migrate("src", "dst", resume=False)
+    assert report.figures("dst").created == 2_500
+    assert threads == {threading.main_thread().name}

@@ -139,6 +139,7 @@ class FileAdapter:
     lookback: ClassVar[dt.timedelta] = dt.timedelta(0)
     max_batch: ClassVar[int] = 1000
     kind: ClassVar[str] = "file"
+    writes_locally: ClassVar[bool] = True  # adapters.base.WritesLocally: no batch is written ahead
 
     def __init__(self, *, name: str, path: Path | str, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         if page_size < 1:
