@@ -184,6 +184,25 @@ class MailchimpEmulator(EmulatorServer):
         self._notify("subscribe", member.email, source="user")
         return member.hash
 
+    def resubscribe(self, email: str) -> bool:
+        """The person signs up again through the audience's form and confirms the double opt-in mail: an
+        explicit opt-in, subscribed with a fresh ``timestamp_opt`` (fires ``subscribe`` webhooks, source user).
+
+        The person's own confirmation passes the compliance state that refuses an API ``subscribed``: an
+        unsubscribed, pending or archived member comes back. A subscribed member stays as it is (the form
+        answers "already subscribed"), and so does a cleaned one or one under compliance review: a cleaned
+        address hard-bounced, so the confirmation mail never arrives. Returns whether the member opted in now.
+        """
+        member = self._need(subscriber_hash(email))
+        with self.audience.lock:
+            if member.status in ("subscribed", "cleaned") or member.compliance_review:
+                return False
+            now = self.audience.now()
+            member.status, member.timestamp_opt, member.last_changed = "subscribed", iso(now), now
+            member.archived_from = ""
+        self._notify("subscribe", member.email, source="user")
+        return True
+
     def unsubscribe(self, email: str) -> None:
         self.edit(subscriber_hash(email), status="unsubscribed")
 

@@ -224,3 +224,25 @@ def test_bodiless_fault_and_connection_limit(mailchimp_emulator):
     for t in threads:
         t.join()
     assert set(statuses) == {200, 429} and mailchimp_emulator.connection_limit_hits == statuses.count(429)
+
+
+def test_a_confirmed_re_signup_resubscribes_with_a_fresh_opt_in_time_but_not_a_cleaned_address(
+    mailchimp_emulator, clock
+):
+    client = sdk(mailchimp_emulator)
+    lid = mailchimp_emulator.list_id
+    for email in ("gone@example.com", "bounced@example.com", "here@example.com"):
+        mailchimp_emulator.subscribe(email)
+    first = mailchimp_emulator.member("gone@example.com")["timestamp_opt"]
+    mailchimp_emulator.unsubscribe("gone@example.com")
+    mailchimp_emulator.clean("bounced@example.com")
+    clock.advance(60)
+    assert mailchimp_emulator.resubscribe("gone@example.com")  # the person's own confirmation passes compliance
+    member = client.lists.get_list_member(lid, subscriber_hash("gone@example.com"))
+    assert member["status"] == "subscribed" and member["timestamp_opt"] > first
+    assert member["last_changed"] == member["timestamp_opt"]
+    assert not mailchimp_emulator.resubscribe("bounced@example.com")  # the confirmation mail bounces
+    assert mailchimp_emulator.member("bounced@example.com")["status"] == "cleaned"
+    here = mailchimp_emulator.member("here@example.com")
+    assert not mailchimp_emulator.resubscribe("here@example.com")  # "already subscribed": nothing changes
+    assert mailchimp_emulator.member("here@example.com") == here
