@@ -73,6 +73,10 @@ class ConsentEvent:
     status: Consent
     at: dt.datetime | None
     explicit_opt_in: bool = False
+    # the side's status is the one it last agreed with the hub, but it carries an explicit opt-in: weighed only to
+    # lift an opt-out it is newer than (an opt-in crmsync's last write there may have hidden: the person opted out
+    # and back in between two reads, or a write of the opt-out was lost with its answer), never recorded otherwise
+    renewed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,35 +174,55 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
+    """Each side's consent change against its base, timed by the explicit opt-in a subscribed side carries (else
+    by the record's last change); a side still at its base status with an explicit opt-in gives a ``renewed`` one.
+    """
     events = []
     for side in sides:
         seen = side.observed.get("consent")
         if seen is None or seen == Consent.UNKNOWN:
             continue
-        if side.base is not None and seen == side.base.get("consent"):
+        # an opt-in time is evidence of an opt-in only while the person is subscribed: an unsubscribed member
+        # keeps the time of the opt-in it since withdrew, which says nothing of when it opted out
+        opt_in_at = _parse_time(side.observed.get(OPT_IN_AT)) if seen == Consent.SUBSCRIBED else None
+        renewed = side.base is not None and seen == side.base.get("consent")
+        if renewed and opt_in_at is None:
             continue
-        opt_in_at = _parse_time(side.observed.get(OPT_IN_AT))
-        at = opt_in_at or side.updated_at
         events.append(
             ConsentEvent(
-                provider=side.provider, status=Consent(seen), at=at, explicit_opt_in=opt_in_at is not None
+                provider=side.provider, status=Consent(seen), at=opt_in_at or side.updated_at,
+                explicit_opt_in=opt_in_at is not None, renewed=renewed,
             )
         )
-    return tuple(sorted(events, key=lambda e: (e.provider, e.status)))
+    return tuple(sorted(events, key=lambda e: (e.provider, e.status, e.renewed)))
 
 
 def merge_consent(hub: Hub, events: Sequence[ConsentEvent]) -> tuple[Consent, dt.datetime | None]:
-    """Sticky consent: an opt-out anywhere wins; only an explicit opt-in newer than it lifts it."""
+    """Sticky consent: an opt-out anywhere wins; only an explicit opt-in newer than it lifts it.
+
+    Newer than every opt-out: the hub's and each one reported in this cycle (a person may opt out in a CRM and
+    confirm a double opt-in at Mailchimp later, both before one sync). An opt-out of unknown time is never lifted
+    here, nor one at the same moment as the opt-in.
+    """
     consent, since = hub.consent, hub.consent_at
     if hub.suppressed_at is not None and consent not in OPTED_OUT:
         consent, since = Consent.UNSUBSCRIBED, hub.suppressed_at
+    opt_ins = [e for e in events if e.explicit_opt_in and e.status == Consent.SUBSCRIBED and e.at is not None]
+    newest_in = max(opt_ins, key=lambda e: (e.at or _EPOCH, e.provider), default=None)
+    events = [e for e in events if not e.renewed]
     outs = [e for e in events if e.status in OPTED_OUT]
     if outs:
         latest = max(outs, key=lambda e: ((e.at or _EPOCH), e.status == Consent.CLEANED))
         out_at = latest.at or since
         if consent not in OPTED_OUT or (out_at and since and out_at > since):
             consent, since = latest.status, out_at
+        if (newest_in is not None and newest_in.at is not None and since is not None
+                and all(e.at is not None for e in outs) and newest_in.at > since):
+            return Consent.SUBSCRIBED, newest_in.at
         return consent, since
+    if consent in OPTED_OUT and newest_in is not None and newest_in.at is not None:
+        lifted = since is None or newest_in.at > since
+        return (Consent.SUBSCRIBED, newest_in.at) if lifted else (consent, since)
     # "pending" is a provider's own double opt-in in progress (Mailchimp puts new members there): it is
     # evidence of nothing yet, and spreading it would echo crmsync's own create back to every provider.
     ins = [e for e in events if e.status not in OPTED_OUT and e.status != Consent.PENDING]
@@ -206,8 +230,7 @@ def merge_consent(hub: Hub, events: Sequence[ConsentEvent]) -> tuple[Consent, dt
         return consent, since
     newest = max(ins, key=lambda e: ((e.at or _EPOCH), e.status == Consent.SUBSCRIBED, e.provider))
     if consent in OPTED_OUT:
-        lifted = newest.explicit_opt_in and newest.at is not None and (since is None or newest.at > since)
-        return (Consent.SUBSCRIBED, newest.at) if lifted else (consent, since)
+        return consent, since  # no explicit opt-in: a plain "subscribed" never lifts an opt-out
     return newest.status, newest.at or since
 
 
@@ -244,6 +267,8 @@ def merge_contact(
         fields = {k: v for k, v in classify(fields).items() if not is_blank(v)}
     events = consent_events(sides)
     consent, consent_at = merge_consent(hub, events)
+    if not (consent == Consent.SUBSCRIBED and consent != hub.consent):  # a renewed opt-in is news when it lifted
+        events = tuple(e for e in events if not e.renewed)
     before = {k: v for k, v in hub.fields.items() if not is_blank(v)}
     changed = fields != before or consent != hub.consent or consent_at != hub.consent_at
     return Merged(

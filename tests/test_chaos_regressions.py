@@ -1,12 +1,14 @@
 """Regressions the chaos test found: an email change made in Mailchimp follows the person everywhere, as one made
-in Zoho or HubSpot does (SPEC promises 1 and 2). Members were linked by subscriber hash, which the move changes."""
+in Zoho or HubSpot does (SPEC promises 1 and 2). Members were linked by subscriber hash, which the move changes.
+An explicit opt-in newer than an opt-out lifts it, even when both reach crmsync in one cycle (promise 2)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from filesync import read_jsonl, run
-from test_chaos import PROVIDERS, SEEDED, _state
+from test_chaos import PROVIDERS, SEEDED, _exported, _state
 from test_sandbox import _config_from
 
 from connector.sandbox import announcement, running_emulators
@@ -36,3 +38,19 @@ def test_an_opt_out_after_an_email_change_in_mailchimp_reaches_the_person_everyw
         for name, seen in state.items():
             subscribed = sorted(e for e, (_, out, _) in seen.items() if e.startswith("hubspot-0") and not out)
             assert not subscribed, (name, subscribed)  # the person opted out, under whichever address
+
+
+def test_an_opt_in_confirmed_at_mailchimp_after_an_opt_out_in_a_crm_lifts_it_in_the_same_cycle(tmp_path: Path):
+    # the chaos test's consent round trip: an opt-out in HubSpot, then (before any sync) the person confirms
+    # Mailchimp's double opt-in mail; the merge let any opt-out of a cycle win over a newer explicit opt-in in it
+    with running_emulators(seed=SEEDED, kinds=PROVIDERS) as emulators:
+        config = _config_from(announcement(emulators), tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+        assert run(config, "sync")[0] == 0
+        emulators["hubspot"].unsubscribe("hubspot-0@example.com")
+        time.sleep(1.1)  # Mailchimp stamps the opt-in to the second: newer than the opt-out, to its clock too
+        assert emulators["mailchimp"].resubscribe("hubspot-0@example.com")  # pending since crmsync added her
+        assert run(config, "sync")[0] == 0
+        state = {**_state(emulators), "export": _exported(tmp_path)}
+        outs = {name: seen["hubspot-0@example.com"][1] for name, seen in state.items()}
+        # HubSpot keeps her own opt-out there (crmsync never resubscribes in HubSpot)
+        assert outs == {"hubspot": True, "mailchimp": False, "zoho": False, "export": False}, outs

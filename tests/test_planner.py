@@ -94,6 +94,85 @@ def test_an_explicit_opt_in_newer_than_the_opt_out_lifts_it():
     assert merge_contact(hub, [implicit], policy=ConflictPolicy.NEWEST, priority=()).consent == Consent.UNSUBSCRIBED
 
 
+def test_an_explicit_opt_in_newer_than_an_opt_out_of_the_same_cycle_lifts_it():
+    # an opt-out in a CRM, then a confirmed double opt-in at Mailchimp, both before one sync
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.SUBSCRIBED, consent_at=T0)
+    crm = Side(provider="crm", observed={"consent": Consent.UNSUBSCRIBED}, base={"consent": Consent.SUBSCRIBED},
+               updated_at=T0 + dt.timedelta(minutes=1))
+
+    def mail(opted_in_after: int) -> Side:
+        at = T0 + dt.timedelta(minutes=1, seconds=opted_in_after)
+        return Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, OPT_IN_AT: at.isoformat()},
+                    base={"consent": Consent.PENDING}, updated_at=at)
+
+    merged = merge_contact(hub, [crm, mail(1)], policy=ConflictPolicy.NEWEST, priority=())
+    assert (merged.consent, merged.consent_at) == (Consent.SUBSCRIBED, T0 + dt.timedelta(minutes=1, seconds=1))
+    for not_newer in (0, -1):  # the same moment, or before the opt-out: the opt-out wins
+        merged = merge_contact(hub, [crm, mail(not_newer)], policy=ConflictPolicy.NEWEST, priority=())
+        assert merged.consent == Consent.UNSUBSCRIBED, not_newer
+    unknown = Side(provider="zoho", observed={"consent": Consent.CLEANED}, base={"consent": Consent.SUBSCRIBED})
+    merged = merge_contact(hub, [crm, mail(1), unknown], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED)  # an opt-out of unknown time: not older
+
+
+def test_an_opted_out_member_keeps_an_old_opt_in_time_that_says_nothing_of_its_opt_out():
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.SUBSCRIBED, consent_at=T0)
+    side = Side(provider="mail", observed={"consent": Consent.UNSUBSCRIBED, OPT_IN_AT: T0.isoformat()},
+                base={"consent": Consent.SUBSCRIBED}, updated_at=T0 + dt.timedelta(days=1))
+    merged = merge_contact(hub, [side], policy=ConflictPolicy.NEWEST, priority=())
+    assert (merged.consent, merged.consent_at) == (Consent.UNSUBSCRIBED, T0 + dt.timedelta(days=1))
+    assert [e.explicit_opt_in for e in merged.consent_events] == [False]
+
+
+def test_a_renewed_opt_in_at_the_status_of_its_base_lifts_only_an_older_opt_out():
+    # the side's base says subscribed (crmsync's write of the opt-out there lost its answer, or the person opted
+    # out and back in between two reads) and it carries an opt-in confirmed after the hub's opt-out
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.UNSUBSCRIBED, consent_at=T0)
+
+    def mail(opted_in: dt.datetime) -> Side:
+        return Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, OPT_IN_AT: opted_in.isoformat()},
+                    base={"consent": Consent.SUBSCRIBED}, updated_at=opted_in)
+
+    merged = merge_contact(hub, [mail(T0 + dt.timedelta(hours=1))], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent == Consent.SUBSCRIBED and [e.explicit_opt_in for e in merged.consent_events] == [True]
+    merged = merge_contact(hub, [mail(T0 - dt.timedelta(hours=1))], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent == Consent.UNSUBSCRIBED and merged.consent_events == () and not merged.changed
+    subscribed = Hub(fields={"email": "a@example.com"}, consent=Consent.SUBSCRIBED, consent_at=T0)
+    merged = merge_contact(subscribed, [mail(T0 + dt.timedelta(hours=1))], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent_events == () and not merged.changed  # nothing new to record: no ledger noise
+
+
+@st.composite
+def sides_with_opt_ins(draw):
+    out = []
+    for side in draw(sides()):
+        opt_in = draw(times)
+        if opt_in is not None:
+            side = Side(provider=side.provider, observed={**side.observed, OPT_IN_AT: opt_in.isoformat()},
+                        base=side.base, updated_at=side.updated_at)
+        out.append(side)
+    return out
+
+
+@settings(max_examples=300)
+@given(hub=hubs(), sides=sides_with_opt_ins(), policy=policies)
+def test_an_opt_out_is_lifted_only_by_an_explicit_opt_in_newer_than_every_opt_out(hub, sides, policy):
+    merged = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
+    reported = [s for s in sides if s.observed.get("consent") in (Consent.UNSUBSCRIBED, Consent.CLEANED)
+                and (s.base is None or s.base.get("consent") != s.observed.get("consent"))]
+    if not (reported or hub.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED)):
+        return
+    if merged.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED):
+        return
+    assert merged.consent == Consent.SUBSCRIBED
+    opt_ins = [dt.datetime.fromisoformat(s.observed[OPT_IN_AT]) for s in sides
+               if s.observed.get("consent") == Consent.SUBSCRIBED and s.observed.get(OPT_IN_AT)]
+    assert merged.consent_at in opt_ins
+    assert all(s.updated_at is not None and merged.consent_at > s.updated_at for s in reported)
+    if hub.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED) and hub.consent_at is not None:
+        assert merged.consent_at > hub.consent_at
+
+
 @settings(max_examples=200)
 @given(hub=hubs(), sides=sides(), policy=policies)
 def test_the_result_does_not_depend_on_the_order_providers_were_pulled(hub, sides, policy):
