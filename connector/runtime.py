@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from adapters.base import ProviderAdapter
 from connector.config import Config, ConfigError, MappingConfig, ProviderConfig
+from mappings.contact import KEEPS_OPT_OUTS
 from mappings.mapper import MappingError, ProviderMapping, UnknownProviderType, build_mapping
 from state.store import Store
 
@@ -90,7 +91,8 @@ def build_runtime(config: Config, name: str, store: Store | None = None) -> Prov
     return ProviderRuntime(
         name=name, type=provider.type, mapping=mapping,
         adapter=build_adapter(provider, store, read_fields=_overridden_properties(overrides)),
-        carried=mapping.carried_fields,
+        # a provider that keeps its own opt-outs is told so through what it carries (see ``planner.project``)
+        carried=mapping.carried_fields | ({KEEPS_OPT_OUTS} if not mapping.resubscribes else set()),
     )
 
 

@@ -32,6 +32,9 @@ class ProviderTable:
     # Open-ended custom fields (file providers): every top-level ``custom.<name>`` key, and every entry of a
     # top-level ``custom`` object, reads as ``custom.<name>``; writes go out as flat ``custom.<name>`` keys.
     passthrough_custom: bool = False
+    # False: crmsync can opt people out there but never resubscribe them (an explicit opt-in elsewhere lifts the
+    # hub's opt-out; the provider keeps its own, so its projection keeps it too)
+    resubscribes: bool = True
     # Top-level keys the provider itself reads, not the mapping (a file's own ``id``): never "unread".
     own_keys: frozenset[str] = frozenset()
     # Keys read without case (CSV headers: "Email" is the email column, as the file writer matches them).

@@ -129,6 +129,7 @@ class ProviderMapping:
         "carried_fields",
         "default_region",
         "provider_type",
+        "resubscribes",
     )
 
     def __init__(
@@ -140,6 +141,7 @@ class ProviderMapping:
         default_region: str | None = None,
     ) -> None:
         self.provider_type = table.provider_type
+        self.resubscribes = table.resubscribes
         self.default_region = default_region
         mappings = _apply_overrides(table, field_overrides or {})
         self._tag_out, self._tag_in = _tag_maps(table, tag_overrides or {})

@@ -1,6 +1,7 @@
 """Regressions the chaos test found: an email change made in Mailchimp follows the person everywhere, as one made
 in Zoho or HubSpot does (SPEC promises 1 and 2). Members were linked by subscriber hash, which the move changes.
-An explicit opt-in newer than an opt-out lifts it, even when both reach crmsync in one cycle (promise 2)."""
+An explicit opt-in newer than an opt-out lifts it, even when both reach crmsync in one cycle, and HubSpot (which
+crmsync never resubscribes) keeping its own opt-out does not undo it (promise 2)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,29 @@ def test_an_opt_in_confirmed_at_mailchimp_after_an_opt_out_in_a_crm_lifts_it_in_
         outs = {name: seen["hubspot-0@example.com"][1] for name, seen in state.items()}
         # HubSpot keeps her own opt-out there (crmsync never resubscribes in HubSpot)
         assert outs == {"hubspot": True, "mailchimp": False, "zoho": False, "export": False}, outs
+
+
+def test_crms_keep_their_opt_outs_after_an_explicit_opt_in_and_their_read_back_is_no_new_opt_out(tmp_path: Path):
+    # crmsync never resubscribes in HubSpot (its API) nor clears Zoho's Email_Opt_Out (providers/zoho.md): it stored
+    # "subscribed" as their base all the same, so their next read (its own write's echo, or any later edit there)
+    # came back as a fresh opt-out and undid the opt-in everywhere, Mailchimp's confirmed one included
+    email = "hubspot-0@example.com"
+    with running_emulators(seed=SEEDED, kinds=PROVIDERS) as emulators:
+        config = _config_from(announcement(emulators), tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+        assert run(config, "sync")[0] == 0
+        emulators["hubspot"].unsubscribe(email)
+        assert run(config, "sync")[0] == 0
+        time.sleep(1.1)
+        assert emulators["mailchimp"].resubscribe(email)
+        time.sleep(1.1)
+        for _ in range(2):
+            assert run(config, "sync")[0] == 0
+        emulators["hubspot"].edit(emulators["hubspot"].find(email)["id"], firstname="Radia")
+        for _ in range(2):
+            code, out = run(config, "sync")
+            assert code == 0, out
+        assert all(f["unsubscribed"] == 0 for f in out["providers"].values()), out
+        state = {**_state(emulators), "export": _exported(tmp_path)}
+        outs = {name: seen[email][1] for name, seen in state.items()}
+        assert outs == {"hubspot": True, "mailchimp": False, "zoho": True, "export": False}, outs
+        assert {seen[email][0] for seen in state.values()} == {"Radia"}

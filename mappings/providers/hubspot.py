@@ -79,4 +79,5 @@ TABLE: Final = ProviderTable(
             canonical="consent", provider="properties.hs_email_optout", inbound=consent_in, outbound=consent_out
         ),
     ),
+    resubscribes=False,  # v3 never resubscribes, and crmsync sends HubSpot opt-outs only
 )

@@ -53,4 +53,5 @@ TABLE: Final = ProviderTable(
         FieldMapping(canonical="tags", provider="Tag", inbound=tags_in, outbound=tags_out),
         FieldMapping(canonical="consent", provider="Email_Opt_Out", inbound=consent_in, outbound=consent_out),
     ),
+    resubscribes=False,  # the adapter never clears Email_Opt_Out (providers/zoho.md, pitfall 7)
 )
