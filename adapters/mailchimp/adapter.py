@@ -163,7 +163,11 @@ class MailchimpAdapter:
         self._read_started = None
         token = self._token(cursor)
         if token.get("pass") == "archived":
-            yield from self._archived_pass(token, Cursor.from_json(str(token["final"])))
+            # a cycle cut short in its archived pass: finish that, then read what changed since, as every cycle
+            # does (a person's confirmed opt-in there would otherwise meet crmsync's push before its read)
+            final = Cursor.from_json(str(token["final"]))
+            yield from self._archived_pass(token, final)
+            yield from self.read_contacts(final)
             return
         prior: tuple[dt.datetime | None, frozenset[str]] = (None, frozenset())
         if cursor.page_token:
