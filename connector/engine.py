@@ -237,7 +237,7 @@ class Engine:
             if rt.mapping.passthrough_custom:  # files carry every custom.* field
                 carried = carried | {k for k in (*cand.fields, *(cand.base or ())) if rt.mapping.carries(k)}
             projection = project(cand.fields | {"email": cand.email}, Consent(cand.consent), carried=carried,
-                                 base=cand.base, frozen=cand.frozen)
+                                 base=cand.base, frozen=cand.frozen, keeps_opt_outs=not rt.mapping.resubscribes)
             planned = plan_write(cand.contact_id, projection, base=cand.base, linked=cand.linked)
             if planned is None:
                 acks.append((cand.contact_id, cand.version))

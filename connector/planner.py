@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from mappings.contact import KEEPS_OPT_OUTS, OPT_IN_AT, Consent
+from mappings.contact import OPT_IN_AT, Consent
 from state.codec import json_text
 
 OPTED_OUT: Final = frozenset({Consent.UNSUBSCRIBED, Consent.CLEANED})
@@ -332,13 +332,14 @@ def project(
     carried: frozenset[str],
     base: Mapping[str, Any] | None,
     frozen: frozenset[str] = frozenset(),
+    keeps_opt_outs: bool = False,
 ) -> Fields:
     """The hub contact as one provider should hold it.
 
     Blank values are left out, except where the provider holds a value the hub cleared (a user
     cleared it where it had been set); fields with an open conflict keep the provider's own value. A provider
-    that keeps its own opt-outs (``KEEPS_OPT_OUTS`` carried) keeps one after an explicit opt-in lifted the hub's:
-    projected as it will hold it, its read-back is no new opt-out.
+    that keeps its own opt-outs (``keeps_opt_outs``: crmsync never resubscribes there) keeps one after an
+    explicit opt-in lifted the hub's: projected as it will hold it, its read-back is no new opt-out.
     """
     base = base or {}
     out: Fields = {}
@@ -346,7 +347,7 @@ def project(
         if name.startswith("_"):
             continue  # meta keys (an opt-in time) are evidence read from a provider, never written back
         if name == "consent":
-            kept = base.get(name) if KEEPS_OPT_OUTS in carried else None
+            kept = base.get(name) if keeps_opt_outs else None
             if kept in OPTED_OUT and consent not in OPTED_OUT:
                 out[name] = kept
             elif consent != Consent.UNKNOWN:

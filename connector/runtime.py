@@ -8,7 +8,6 @@ from typing import Any, Final
 
 from adapters.base import ProviderAdapter
 from connector.config import Config, ConfigError, MappingConfig, ProviderConfig
-from mappings.contact import KEEPS_OPT_OUTS
 from mappings.mapper import MappingError, ProviderMapping, UnknownProviderType, build_mapping
 from state.store import Store
 
@@ -91,8 +90,7 @@ def build_runtime(config: Config, name: str, store: Store | None = None) -> Prov
     return ProviderRuntime(
         name=name, type=provider.type, mapping=mapping,
         adapter=build_adapter(provider, store, read_fields=_overridden_properties(overrides)),
-        # a provider that keeps its own opt-outs is told so through what it carries (see ``planner.project``)
-        carried=mapping.carried_fields | ({KEEPS_OPT_OUTS} if not mapping.resubscribes else set()),
+        carried=mapping.carried_fields,
     )
 
 

@@ -44,8 +44,6 @@ SCALAR_FIELDS: Final = (
 )
 CUSTOM_PREFIX: Final = "custom."
 OPT_IN_AT: Final = "_opt_in_at"  # meta key: ISO time of an explicit (confirmed) opt-in, when a source records one
-# carried marker: the provider keeps its own opt-outs (crmsync can only ever opt people out there: HubSpot's API)
-KEEPS_OPT_OUTS: Final = "_keeps_opt_outs"
 
 Fields = dict[str, Any]
 

@@ -17,7 +17,7 @@ from connector.planner import (
     plan_write,
     project,
 )
-from mappings.contact import KEEPS_OPT_OUTS, OPT_IN_AT, Consent
+from mappings.contact import OPT_IN_AT, Consent
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROVIDERS = ("crm", "mail", "zoho")
@@ -145,14 +145,15 @@ def test_a_renewed_opt_in_at_the_status_of_its_base_lifts_only_an_older_opt_out(
 def test_a_provider_that_keeps_its_opt_outs_is_projected_as_it_will_hold_them():
     fields = {"email": "a@example.com", "first_name": "Ann"}
     out = {"email": "a@example.com", "first_name": "Ann", "consent": Consent.UNSUBSCRIBED}
-    keeps = CARRIED | {KEEPS_OPT_OUTS}
     # lifted by an explicit opt-in elsewhere: it keeps its own opt-out, so the read-back is no new one, no write
-    projection = project(fields, Consent.SUBSCRIBED, carried=keeps, base=out)
-    assert projection["consent"] == Consent.UNSUBSCRIBED and KEEPS_OPT_OUTS not in projection
+    projection = project(fields, Consent.SUBSCRIBED, carried=CARRIED, base=out, keeps_opt_outs=True)
+    assert projection["consent"] == Consent.UNSUBSCRIBED and set(projection) <= CARRIED
     assert plan_write(1, projection, base=out, linked=True) is None
     assert project(fields, Consent.SUBSCRIBED, carried=CARRIED, base=out)["consent"] == Consent.SUBSCRIBED
-    assert project(fields, Consent.SUBSCRIBED, carried=keeps, base=None)["consent"] == Consent.SUBSCRIBED
-    assert project(fields, Consent.CLEANED, carried=keeps, base=out)["consent"] == Consent.CLEANED
+    assert project(fields, Consent.SUBSCRIBED, carried=CARRIED, base=None, keeps_opt_outs=True)["consent"] \
+        == Consent.SUBSCRIBED
+    assert project(fields, Consent.CLEANED, carried=CARRIED, base=out, keeps_opt_outs=True)["consent"] \
+        == Consent.CLEANED
 
 
 @st.composite
