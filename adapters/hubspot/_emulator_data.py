@@ -94,8 +94,34 @@ class StoredContact:
     archived: bool = False
     archived_ms: int | None = None
     merged_ids: list[str] = field(default_factory=list)
+    # each property changed since creation: its versions oldest first (value, ms, sourceType). A property
+    # untouched since creation has no entry and one version, the creation's: 100k fresh contacts cost nothing
+    history: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
 
-    def view(self, wanted: tuple[str, ...] | None) -> dict[str, Any]:
+    def set(self, name: str, value: str, at_ms: int, source: str | None) -> None:
+        """A property's new value ("" clears it); a change is kept in its history, as HubSpot keeps every one.
+        ``source`` None: a value the contact is created with, its first version.
+        """
+        old = self.props.get(name, "")
+        if value != old and source is not None:
+            versions = self.history.get(name)
+            if versions is None:
+                versions = self.history[name] = [(old, self.created_ms, source)] if old else []
+            versions.append((value, at_ms, source))
+        if value:
+            self.props[name] = value
+        else:
+            self.props.pop(name, None)
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """``propertiesWithHistory`` of one property: newest first, the current value at the head."""
+        versions = self.history.get(name)
+        if versions is None:
+            value = self.computed(name)
+            versions = [(value, self.created_ms, "API")] if value else []
+        return [{"value": v, "timestamp": iso_ms(ms), "sourceType": src} for v, ms, src in reversed(versions)]
+
+    def view(self, wanted: tuple[str, ...] | None, with_history: tuple[str, ...] = ()) -> dict[str, Any]:
         """The record JSON: requested properties (None for empty ones), or the defaults."""
         names = wanted or DEFAULT_PROPERTIES
         props: dict[str, str | None] = {}
@@ -115,6 +141,8 @@ class StoredContact:
         }
         if self.archived_ms is not None:
             out["archivedAt"] = iso_ms(self.archived_ms)
+        if with_history:
+            out["propertiesWithHistory"] = {name: self.versions(name) for name in with_history}
         return out
 
     def computed(self, name: str) -> str | None:
@@ -218,20 +246,22 @@ class Portal:
             now = self.now_ms()
             contact = StoredContact(id=self.new_id(), props={}, created_ms=now, updated_ms=now)
             self.contacts[contact.id] = contact
-            self._apply(contact, props, now)
+            self._apply(contact, props, now, None)
             contact.props.setdefault("hs_email_optout", "false")
             return contact
 
-    def update(self, contact: StoredContact, props: dict[str, Any], *, at_ms: int | None = None) -> None:
+    def update(
+        self, contact: StoredContact, props: dict[str, Any], *, at_ms: int | None = None, source: str = "API"
+    ) -> None:
         with self.lock:
             self.check_values(props)
             email = str(props.get("email") or "").strip().lower()
             owner = self.by_email.get(email) if email else None
             if owner is not None and owner != contact.id:
                 raise Conflict(owner)
-            self._apply(contact, props, self.now_ms() if at_ms is None else at_ms)
+            self._apply(contact, props, self.now_ms() if at_ms is None else at_ms, source)
 
-    def _apply(self, contact: StoredContact, props: dict[str, Any], now: int) -> None:
+    def _apply(self, contact: StoredContact, props: dict[str, Any], now: int, source: str | None) -> None:
         for name, raw in props.items():
             value = "" if raw is None else str(raw)
             if isinstance(raw, bool):
@@ -245,10 +275,7 @@ class Portal:
                 value = value.strip().lower()
                 if value:
                     self.by_email[value] = contact.id
-            if value == "":
-                contact.props.pop(name, None)
-            else:
-                contact.props[name] = value
+            contact.set(name, value, now, source)
         contact.updated_ms = now
 
     @staticmethod
@@ -307,6 +334,11 @@ class Portal:
                 id=survivor_id, props=props, created_ms=min(primary.created_ms, other.created_ms), updated_ms=now
             )
             survivor.merged_ids = sorted(set(merged), key=int)
+            survivor.history = {**other.history, **primary.history}  # the versions of the values it kept
+            if primary.props.get("hs_email_optout") != props.get("hs_email_optout"):  # the other's opt-out
+                survivor.history.pop("hs_email_optout", None)
+                if "hs_email_optout" in other.history:
+                    survivor.history["hs_email_optout"] = other.history["hs_email_optout"]
             self.contacts[survivor.id] = survivor
             for old_id in survivor.merged_ids:
                 if old_id != survivor.id:
@@ -340,15 +372,18 @@ class Portal:
             self.subscriptions.setdefault(key, {})[sub_id] = status
             contact = self.resolve(key, "email")
             if contact is not None:
-                contact.props[f"hs_email_optout_{sub_id}"] = "true" if status == "NOT_SUBSCRIBED" else "false"
-                contact.updated_ms = self.now_ms()
+                now = self.now_ms()
+                value = "true" if status == "NOT_SUBSCRIBED" else "false"
+                contact.set(f"hs_email_optout_{sub_id}", value, now, "API")
+                contact.updated_ms = now
 
-    def unsubscribe_all(self, email: str) -> None:
+    def unsubscribe_all(self, email: str, *, source: str = "API") -> None:
         with self.lock:
             key = email.strip().lower()
             for sub_id, _ in SUBSCRIPTIONS:
                 self.subscriptions.setdefault(key, {})[sub_id] = "NOT_SUBSCRIBED"
             contact = self.resolve(key, "email")
             if contact is not None:
-                contact.props["hs_email_optout"] = "true"
-                contact.updated_ms = self.now_ms()
+                now = self.now_ms()
+                contact.set("hs_email_optout", "true", now, source)
+                contact.updated_ms = now

@@ -47,6 +47,7 @@ SUBSCRIPTION_IDS: Final = {
 }  # fmt: skip
 LIST_PAGE_MAX: Final = 100  # https://developers.hubspot.com/docs/api/crm/contacts
 BATCH_MAX: Final = 100
+HISTORY_PAGE_MAX: Final = 50  # a list page or batch read that asks for propertiesWithHistory [providers/hubspot.md]
 CONTACTS: Final = "/crm/v3/objects/contacts"
 PREFS_V3: Final = "/communication-preferences/v3"
 PREFS_V4: Final = "/communication-preferences/v4/statuses"
@@ -249,7 +250,7 @@ class HubSpotEmulator:
     def edit(self, contact_id: str, *, at: dt.datetime | None = None, **props: Any) -> None:
         """A user edits a contact in HubSpot: ``lastmodifieddate`` moves (to ``at`` when given)."""
         contact = self._must(contact_id)
-        self.portal.update(contact, props, at_ms=int(at.timestamp() * 1000) if at else None)
+        self.portal.update(contact, props, at_ms=int(at.timestamp() * 1000) if at else None, source="CRM_UI")
         for name, value in props.items():
             self._event("contact.propertyChange", contact.id, propertyName=name, propertyValue=str(value or ""))
 
@@ -261,7 +262,7 @@ class HubSpotEmulator:
 
     def unsubscribe(self, email: str) -> None:
         """The person clicks "unsubscribe from all"."""
-        self.portal.unsubscribe_all(email)
+        self.portal.unsubscribe_all(email, source="EMAIL")
         contact = self.portal.resolve(email, "email")
         if contact is not None:
             self._event("contact.propertyChange", contact.id, propertyName="hs_email_optout", propertyValue="true")
@@ -389,14 +390,16 @@ class HubSpotEmulator:
 
     # -- contacts ----------------------------------------------------------------------------
     @staticmethod
-    def _properties(request: Request) -> tuple[str, ...] | None:
-        names = [n for raw in request.query.get("properties", []) for n in raw.split(",") if n]
+    def _properties(request: Request, key: str = "properties") -> tuple[str, ...] | None:
+        names = [n for raw in request.query.get(key, []) for n in raw.split(",") if n]
         return tuple(names) or None
 
     def _list(self, request: Request) -> Response:
         limit = int(request.arg("limit") or 10)
-        if not 0 < limit <= LIST_PAGE_MAX:
-            return error(400, f"limit must be between 1 and {LIST_PAGE_MAX}", "VALIDATION_ERROR")
+        history = self._properties(request, "propertiesWithHistory") or ()
+        most = HISTORY_PAGE_MAX if history else LIST_PAGE_MAX
+        if not 0 < limit <= most:
+            return error(400, f"limit must be between 1 and {most}", "VALIDATION_ERROR")
         archived = (request.arg("archived") or "false").lower() == "true"
         after = int(request.arg("after") or 0)
         with self.portal.lock:
@@ -409,7 +412,7 @@ class HubSpotEmulator:
                     if len(rows) > limit:
                         break
             wanted = self._properties(request)
-            page = [c.view(wanted) for c in rows[:limit]]
+            page = [c.view(wanted, history) for c in rows[:limit]]
         body: dict[str, Any] = {"results": page}
         if len(rows) > limit:
             nxt = page[-1]["id"]
@@ -432,7 +435,8 @@ class HubSpotEmulator:
         contact = self.portal.resolve(unquote(request.match["id"]), request.arg("idProperty"))
         if contact is None:
             return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
-        return Response.json(contact.view(self._properties(request)))
+        history = self._properties(request, "propertiesWithHistory") or ()
+        return Response.json(contact.view(self._properties(request), history))
 
     def _create(self, request: Request) -> Response:
         props = (request.json() or {}).get("properties") or {}
@@ -528,6 +532,10 @@ class HubSpotEmulator:
             return error(400, str(exc), "VALIDATION_ERROR")
         body = request.json()
         wanted = tuple(body.get("properties") or ()) or None
+        history = tuple(body.get("propertiesWithHistory") or ())
+        if history and len(inputs) > HISTORY_PAGE_MAX:
+            return error(400, f"Batch size must be at most {HISTORY_PAGE_MAX} with propertiesWithHistory; "
+                              f"got {len(inputs)}", "VALIDATION_ERROR")
         results: list[dict[str, Any]] = []
         missing: list[str] = []
         for item in inputs:
@@ -536,7 +544,7 @@ class HubSpotEmulator:
             if contact is None:
                 missing.append(key)
             elif all(r["id"] != contact.id for r in results):
-                results.append(contact.view(wanted))
+                results.append(contact.view(wanted, history))
         errors = []
         if missing:
             errors.append(

@@ -11,10 +11,12 @@ from hubspot.communication_preferences.models import PublicUpdateSubscriptionSta
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInputUpsert,
+    BatchReadInputSimplePublicObjectId,
     PublicGdprDeleteInput,
     PublicMergeInput,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectId,
     SimplePublicObjectInputForCreate,
 )
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -197,6 +199,51 @@ def test_unsubscribe_all_sets_hs_email_optout(emu):
     emu.unsubscribe("p0@example.com")
     got = client(emu).crm.contacts.basic_api.get_by_id(a, properties=["hs_email_optout"], _request_timeout=T)
     assert got.properties["hs_email_optout"] == "true"
+
+
+def test_property_history_lists_every_version_newest_first(emu):
+    (a,) = emu.seed(1, prefix="p")
+    emu.advance(60)
+    emu.unsubscribe("p0@example.com")
+    emu.advance(60)
+    emu.edit(a, firstname="Radia")
+    api = client(emu).crm.contacts
+    got = api.basic_api.get_by_id(
+        a, properties=["firstname"], properties_with_history=["hs_email_optout", "firstname", "jobtitle"],
+        _request_timeout=T,
+    )
+    optout = got.properties_with_history["hs_email_optout"]
+    assert [v.value for v in optout] == ["true", "false"]
+    assert optout[0].source_type == "EMAIL" and optout[0].timestamp > optout[1].timestamp
+    assert optout[1].timestamp == got.created_at  # the value it was created with
+    renamed = got.properties_with_history["firstname"]
+    assert len(renamed) == 2 and renamed[0].value == "Radia" and renamed[0].source_type == "CRM_UI"
+    assert got.properties_with_history["jobtitle"] == []  # never set
+    # the record's own time moved with the rename; the opt-out's did not
+    assert got.updated_at > optout[0].timestamp
+    batch = api.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id=a)], properties=["hs_email_optout"],
+            properties_with_history=["hs_email_optout"],
+        ),
+        _request_timeout=T,
+    )
+    assert [v.value for v in batch.results[0].properties_with_history["hs_email_optout"]] == ["true", "false"]
+
+
+def test_batch_read_with_history_takes_at_most_50(emu):
+    ids = emu.seed(51, prefix="h")
+    api = client(emu).crm.contacts.batch_api
+    inputs = [SimplePublicObjectId(id=i) for i in ids]
+    with pytest.raises(ApiException) as exc:
+        api.read(BatchReadInputSimplePublicObjectId(inputs=inputs, properties=[], properties_with_history=["email"]),
+                 _request_timeout=T)
+    assert exc.value.status == 400
+    done = api.read(BatchReadInputSimplePublicObjectId(inputs=inputs[:50], properties=[],
+                                                       properties_with_history=["email"]), _request_timeout=T)
+    assert len(done.results) == 50
+    assert len(api.read(BatchReadInputSimplePublicObjectId(inputs=inputs, properties=["email"]),
+                        _request_timeout=T).results) == 51  # 100 without history
 
 
 def test_injected_faults_reach_the_sdk(emu):
