@@ -184,6 +184,16 @@ class SupportsFetchByIds(Protocol):
     def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]: ...
 
 
+@runtime_checkable
+class SupportsOptOutTimes(Protocol):
+    """When each record's opt-out happened, for a provider whose records carry no such time (HubSpot: only a
+    property's history has it). The engine asks only where that time decides between an opt-out and an opt-in;
+    ids the provider cannot time are left out of the answer.
+    """
+
+    def opt_out_times(self, remote_ids: Sequence[str]) -> Mapping[str, dt.datetime]: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookEvent:
     """One event of a webhook delivery: a hint naming a record, never the record's truth."""

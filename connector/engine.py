@@ -32,6 +32,7 @@ from adapters.base import (
 )
 from adapters.errors import ProviderError
 from connector.ahead import OneAhead
+from connector.opt_out_times import link_sides, with_opt_out_times
 from connector.planner import (
     OPTED_OUT,
     ConflictPolicy,
@@ -152,11 +153,7 @@ class Engine:
         return cursor
 
     # -- reconcile -------------------------------------------------------------------------------
-    def _merge_one(self, contact: HubContact, report: RunReport) -> MergeWrite:
-        sides = [
-            Side(provider=link.provider, observed=link.observed, base=link.base, updated_at=link.observed_at)
-            for link in contact.links if link.observed is not None
-        ]
+    def _merge_one(self, contact: HubContact, sides: Sequence[Side], report: RunReport) -> MergeWrite:
         hub = Hub(fields=contact.fields, consent=Consent(contact.consent), consent_at=contact.consent_at,
                   sources=contact.sources, frozen=contact.frozen, suppressed_at=contact.suppressed_at)
         merged = merge_contact(hub, sides, policy=self.settings.policy, priority=self.settings.priority,
@@ -195,7 +192,9 @@ class Engine:
 
     def _reconcile_ids(self, ids: Sequence[int], report: RunReport) -> None:
         if ids:
-            self.store.save_merges([self._merge_one(c, report) for c in self.store.load_contacts(ids)])
+            contacts = self.store.load_contacts(ids)
+            sides = with_opt_out_times(contacts, [link_sides(c) for c in contacts], self.runtimes)
+            self.store.save_merges([self._merge_one(c, s, report) for c, s in zip(contacts, sides, strict=True)])
 
     def _reconcile_all(self, report: RunReport) -> None:
         while ids := self.store.observed_contact_ids(limit=_CANDIDATE_BATCH):

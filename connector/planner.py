@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from mappings.contact import OPT_IN_AT, Consent
+from mappings.contact import META_KEYS, OPT_IN_AT, OPT_OUT_AT, Consent
 from state.codec import json_text
 
 OPTED_OUT: Final = frozenset({Consent.UNSUBSCRIBED, Consent.CLEANED})
+_NOT_SCALAR: Final = frozenset({"consent", "tags", *META_KEYS})  # merged by their own rules, or evidence only
 HUB: Final = "hub"  # the candidate that stands for the hub's current value in a conflict
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -174,8 +175,9 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
-    """Each side's consent change against its base, timed by the explicit opt-in a subscribed side carries (else
-    by the record's last change); a side still at its base status with an explicit opt-in gives a ``renewed`` one.
+    """Each side's consent change against its base, timed by the explicit opt-in a subscribed side carries or the
+    opt-out time an opted-out one does (else by the record's last change); a side still at its base status with an
+    explicit opt-in gives a ``renewed`` one.
     """
     events = []
     for side in sides:
@@ -185,16 +187,40 @@ def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
         # an opt-in time is evidence of an opt-in only while the person is subscribed: an unsubscribed member
         # keeps the time of the opt-in it since withdrew, which says nothing of when it opted out
         opt_in_at = _parse_time(side.observed.get(OPT_IN_AT)) if seen == Consent.SUBSCRIBED else None
+        opt_out_at = _parse_time(side.observed.get(OPT_OUT_AT)) if seen in OPTED_OUT else None
         renewed = side.base is not None and seen == side.base.get("consent")
         if renewed and opt_in_at is None:
             continue
         events.append(
             ConsentEvent(
-                provider=side.provider, status=Consent(seen), at=opt_in_at or side.updated_at,
+                provider=side.provider, status=Consent(seen), at=opt_in_at or opt_out_at or side.updated_at,
                 explicit_opt_in=opt_in_at is not None, renewed=renewed,
             )
         )
     return tuple(sorted(events, key=lambda e: (e.provider, e.status, e.renewed)))
+
+
+def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:
+    """The providers whose new opt-out only its record's last change times, while an explicit opt-in of the same
+    person is not newer than that change: only the opt-out's own time can say which came last.
+
+    An edit after an opt-out moves the record's time, so an older opt-out would look newer than the opt-in and
+    win. Elsewhere the record's time decides rightly: an opt-out is never later than its record's last change.
+    The engine asks the providers that can tell (HubSpot: ``hs_email_optout``'s history) for these alone.
+    """
+    opt_ins = [
+        at for s in sides
+        if s.observed.get("consent") == Consent.SUBSCRIBED and (at := _parse_time(s.observed.get(OPT_IN_AT)))
+    ]
+    if not opt_ins:
+        return ()
+    newest_in = max(opt_ins)
+    return tuple(sorted(
+        s.provider for s in sides
+        if s.observed.get("consent") in OPTED_OUT and OPT_OUT_AT not in s.observed
+        and (s.base is None or s.base.get("consent") != s.observed.get("consent"))
+        and (s.updated_at is None or s.updated_at >= newest_in)
+    ))
 
 
 def merge_consent(hub: Hub, events: Sequence[ConsentEvent]) -> tuple[Consent, dt.datetime | None]:
@@ -247,7 +273,7 @@ def merge_contact(
     fields: Fields = {k: v for k, v in hub.fields.items() if not is_blank(v)}
     sources = dict(hub.sources)
     conflicts: list[ConflictFound] = []
-    names = {n for s in sides for n in s.observed if n not in ("consent", "tags", OPT_IN_AT)}
+    names = {n for s in sides for n in s.observed if n not in _NOT_SCALAR}
     for name in sorted(names):
         value, winner, conflict = _merge_field(name, hub, sides, policy=policy, priority=priority)
         if conflict is not None:
@@ -282,7 +308,6 @@ def merge_contact(
     )
 
 
-_NOT_SCALAR: Final = frozenset({"consent", "tags", OPT_IN_AT})
 _EMPTY_HUB: Final = Hub(fields={})
 
 

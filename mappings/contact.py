@@ -44,6 +44,8 @@ SCALAR_FIELDS: Final = (
 )
 CUSTOM_PREFIX: Final = "custom."
 OPT_IN_AT: Final = "_opt_in_at"  # meta key: ISO time of an explicit (confirmed) opt-in, when a source records one
+OPT_OUT_AT: Final = "_opt_out_at"  # meta key: ISO time of the opt-out itself, when a source records one
+META_KEYS: Final = frozenset((OPT_IN_AT, OPT_OUT_AT))  # read-only evidence of consent, never a field to merge
 
 Fields = dict[str, Any]
 

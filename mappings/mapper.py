@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from mappings.contact import CUSTOM_PREFIX, OPT_IN_AT, SCALAR_FIELDS, Consent, Lifecycle
+from mappings.contact import CUSTOM_PREFIX, META_KEYS, SCALAR_FIELDS, Consent, Lifecycle
 from mappings.fieldmap import FieldMapping, ProviderTable
 from mappings.normalize import (
     InvalidEmail,
@@ -38,7 +38,7 @@ _ABSENT: Final = object()  # present, but not understood: leave the canonical ke
 _LIFECYCLES: Final = frozenset(str(v) for v in Lifecycle)
 _CONSENTS: Final = {str(v): v for v in Consent}
 _SET_FIELDS: Final = ("tags", "consent")
-_SPECIAL: Final = frozenset(("email", "phone", "lifecycle", "tags", "consent", OPT_IN_AT))  # not plain text
+_SPECIAL: Final = frozenset(("email", "phone", "lifecycle", "tags", "consent", *META_KEYS))  # not plain text
 _PROVIDER_TYPE_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -290,7 +290,7 @@ class ProviderMapping:
             return _consent
         if canonical == "lifecycle":
             return _lifecycle
-        if canonical == OPT_IN_AT:
+        if canonical in META_KEYS:
             return lambda value: _timestamp(_text_or_absent(value))
         return lambda value: _text_field(value, where)
 
@@ -345,7 +345,7 @@ def _apply_overrides(table: ProviderTable, overrides: Mapping[str, str]) -> list
 def _is_canonical(canonical: Any, *, allow_meta: bool) -> bool:
     if not isinstance(canonical, str):
         return False
-    if canonical in SCALAR_FIELDS or canonical in _SET_FIELDS or (allow_meta and canonical == OPT_IN_AT):
+    if canonical in SCALAR_FIELDS or canonical in _SET_FIELDS or (allow_meta and canonical in META_KEYS):
         return True
     return _is_custom(canonical)
 

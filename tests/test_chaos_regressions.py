@@ -81,3 +81,38 @@ def test_crms_keep_their_opt_outs_after_an_explicit_opt_in_and_their_read_back_i
         outs = {name: seen[email][1] for name, seen in state.items()}
         assert outs == {"hubspot": True, "mailchimp": False, "zoho": True, "export": False}, outs
         assert {seen[email][0] for seen in state.values()} == {"Radia"}
+
+
+def _opt_out_then_opt_in_then_edit(tmp_path: Path, crm: str) -> dict[str, bool]:
+    """An opt-out in ``crm``, a confirmed opt-in at Mailchimp, then an edit in ``crm``: all before one sync."""
+    email = "hubspot-0@example.com"
+    with running_emulators(seed=SEEDED, kinds=PROVIDERS) as emulators:
+        config = _config_from(announcement(emulators), tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+        assert run(config, "sync")[0] == 0
+        emulators[crm].unsubscribe(email)
+        time.sleep(1.1)  # the emulators stamp to the second: each step newer than the last on every clock
+        assert emulators["mailchimp"].resubscribe(email)
+        time.sleep(1.1)
+        if crm == "hubspot":
+            emulators["hubspot"].edit(emulators["hubspot"].find(email)["id"], firstname="Radia")
+        else:
+            emulators["zoho"].edit(emulators["zoho"].find(email)["id"], First_Name="Radia")
+        for _ in range(2):
+            code, out = run(config, "sync")
+            assert code == 0, out
+        state = {**_state(emulators), "export": _exported(tmp_path)}
+        assert {seen[email][0] for seen in state.values()} == {"Radia"}
+        return {name: seen[email][1] for name, seen in state.items()}
+
+
+def test_an_edit_in_hubspot_after_an_opt_in_elsewhere_does_not_date_its_older_opt_out_anew(tmp_path: Path):
+    # HubSpot's opt-out was timed by the record's last change: the rename made it newer than Mailchimp's confirmed
+    # opt-in, and it won. Its real time is hs_email_optout's history, read only when an opt-in competes with it
+    outs = _opt_out_then_opt_in_then_edit(tmp_path, "hubspot")
+    assert outs == {"hubspot": True, "mailchimp": False, "zoho": False, "export": False}, outs
+
+
+def test_an_edit_in_zoho_after_an_opt_in_elsewhere_does_not_date_its_older_opt_out_anew(tmp_path: Path):
+    # Zoho records its opt-out's time (Unsubscribed_Time); the record's Modified_Time moves with any edit
+    outs = _opt_out_then_opt_in_then_edit(tmp_path, "zoho")
+    assert outs == {"hubspot": False, "mailchimp": False, "zoho": True, "export": False}, outs

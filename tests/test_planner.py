@@ -16,8 +16,9 @@ from connector.planner import (
     merge_new,
     plan_write,
     project,
+    untimed_opt_outs,
 )
-from mappings.contact import OPT_IN_AT, Consent
+from mappings.contact import OPT_IN_AT, OPT_OUT_AT, Consent
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROVIDERS = ("crm", "mail", "zoho")
@@ -157,19 +158,87 @@ def test_a_provider_that_keeps_its_opt_outs_is_projected_as_it_will_hold_them():
 
 
 @st.composite
-def sides_with_opt_ins(draw):
+def sides_with_opt_ins(draw, *, opt_out_times: bool = False):
     out = []
     for side in draw(sides()):
         opt_in = draw(times)
         if opt_in is not None:
             side = Side(provider=side.provider, observed={**side.observed, OPT_IN_AT: opt_in.isoformat()},
                         base=side.base, updated_at=side.updated_at)
+        if opt_out_times and side.updated_at is not None and draw(st.booleans()):
+            side = _opted_out_before(side, draw(st.integers(0, 600)))
         out.append(side)
     return out
 
 
+def _opted_out_before(side: Side, minutes: int) -> Side:
+    """The side's opt-out time, ``minutes`` before its record's last change (an opt-out is never after it)."""
+    assert side.updated_at is not None
+    at = side.updated_at - dt.timedelta(minutes=minutes)
+    return Side(provider=side.provider, observed={**side.observed, OPT_OUT_AT: at.isoformat()}, base=side.base,
+                updated_at=side.updated_at)
+
+
+def _opt_out_time(side: Side) -> dt.datetime | None:
+    own = side.observed.get(OPT_OUT_AT)
+    return dt.datetime.fromisoformat(own) if own else side.updated_at
+
+
+def test_an_opt_out_is_timed_by_its_own_time_not_by_a_later_edit_of_its_record():
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.SUBSCRIBED, consent_at=T0)
+    opted_in = T0 + dt.timedelta(minutes=2)
+    mail = Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, OPT_IN_AT: opted_in.isoformat()},
+                base={"consent": Consent.PENDING}, updated_at=opted_in)
+    crm = Side(provider="crm", observed={"consent": Consent.UNSUBSCRIBED}, base={"consent": Consent.SUBSCRIBED},
+               updated_at=T0 + dt.timedelta(minutes=3))  # renamed after the opt-in
+    assert untimed_opt_outs([crm, mail]) == ("crm",)
+    merged = merge_contact(hub, [crm, mail], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent == Consent.UNSUBSCRIBED  # untimed: the opt-out wins, erring towards it
+    timed = _opted_out_before(crm, 2)  # it opted out at minute 1, before the opt-in
+    assert untimed_opt_outs([timed, mail]) == ()
+    merged = merge_contact(hub, [timed, mail], policy=ConflictPolicy.NEWEST, priority=())
+    assert (merged.consent, merged.consent_at) == (Consent.SUBSCRIBED, opted_in)
+    merged = merge_contact(hub, [_opted_out_before(crm, 0), mail], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent == Consent.UNSUBSCRIBED  # it did opt out after the opt-in
+    # only a competing explicit opt-in, no newer than the record's change, makes the time worth asking
+    assert untimed_opt_outs([crm]) == ()
+    assert untimed_opt_outs([crm, Side(provider="mail", observed={"consent": Consent.SUBSCRIBED,
+                                       OPT_IN_AT: (T0 + dt.timedelta(minutes=4)).isoformat()}, base=None)]) == ()
+    assert untimed_opt_outs([Side(provider="crm", observed=crm.observed, base=crm.observed,
+                                  updated_at=crm.updated_at), mail]) == ()  # no new opt-out
+
+
+@st.composite
+def opt_ins_against_opt_outs(draw):
+    """An explicit opt-in at Mailchimp beside new opt-outs in the CRMs, each record changed about then."""
+    opted_in = T0 + dt.timedelta(minutes=draw(st.integers(0, 1000)))
+    out = [Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, OPT_IN_AT: opted_in.isoformat()},
+                base=draw(st.sampled_from([None, {"consent": Consent.PENDING}, {"consent": Consent.SUBSCRIBED}])),
+                updated_at=opted_in)]
+    for provider in draw(st.lists(st.sampled_from(["crm", "zoho"]), unique=True, min_size=1)):
+        changed = opted_in + dt.timedelta(minutes=draw(st.integers(-300, 300)))
+        out.append(Side(provider=provider, observed={"consent": draw(st.sampled_from([Consent.UNSUBSCRIBED,
+                                                                                     Consent.CLEANED]))},
+                        base=draw(st.sampled_from([None, {"consent": Consent.SUBSCRIBED}])), updated_at=changed))
+    return out
+
+
 @settings(max_examples=300)
-@given(hub=hubs(), sides=sides_with_opt_ins(), policy=policies)
+@given(hub=hubs(), sides=st.one_of(opt_ins_against_opt_outs(), sides_with_opt_ins()),
+       minutes=st.lists(st.integers(0, 600), min_size=3, max_size=3), policy=policies)
+def test_the_opt_outs_left_untimed_are_those_whose_real_time_cannot_change_the_consent(hub, sides, minutes, policy):
+    # the engine asks a provider for opt-out times only where untimed_opt_outs says so: any real time of the
+    # others (never after their record's change) must give the consent their record's time gave
+    asked = set(untimed_opt_outs(sides))
+    timed = [_opted_out_before(s, m) if s.provider not in asked and s.updated_at is not None else s
+             for s, m in zip(sides, minutes, strict=False)]
+    untimed = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
+    real = merge_contact(hub, timed, policy=policy, priority=PROVIDERS)
+    assert (real.consent == Consent.SUBSCRIBED) == (untimed.consent == Consent.SUBSCRIBED)
+
+
+@settings(max_examples=300)
+@given(hub=hubs(), sides=sides_with_opt_ins(opt_out_times=True), policy=policies)
 def test_an_opt_out_is_lifted_only_by_an_explicit_opt_in_newer_than_every_opt_out(hub, sides, policy):
     merged = merge_contact(hub, sides, policy=policy, priority=PROVIDERS)
     reported = [s for s in sides if s.observed.get("consent") in (Consent.UNSUBSCRIBED, Consent.CLEANED)
@@ -182,7 +251,7 @@ def test_an_opt_out_is_lifted_only_by_an_explicit_opt_in_newer_than_every_opt_ou
     opt_ins = [dt.datetime.fromisoformat(s.observed[OPT_IN_AT]) for s in sides
                if s.observed.get("consent") == Consent.SUBSCRIBED and s.observed.get(OPT_IN_AT)]
     assert merged.consent_at in opt_ins
-    assert all(s.updated_at is not None and merged.consent_at > s.updated_at for s in reported)
+    assert all((at := _opt_out_time(s)) is not None and merged.consent_at > at for s in reported)
     if hub.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED) and hub.consent_at is not None:
         assert merged.consent_at > hub.consent_at
 

@@ -8,6 +8,7 @@ never resubscribe. crmsync only ever unsubscribes: there is no subscribe call he
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -15,12 +16,14 @@ from typing import Any, Final
 from adapters.base import ProviderRecord
 from adapters.errors import AuthError, FatalProviderError, ProviderError, RetryableError
 from adapters.hubspot._client import BadRequest, HubSpotClient, NotFound
+from adapters.hubspot._read import parse_time
 
 OPTOUT: Final = "hs_email_optout"
 
 V4: Final = "/communication-preferences/v4/statuses"
 CHANNEL: Final = (("channel", "EMAIL"),)
 BATCH_MAX: Final = 100
+HISTORY_BATCH: Final = 50  # a batch read asking for propertiesWithHistory takes at most 50 [providers/hubspot.md]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -199,6 +202,41 @@ class ConsentReader:
         statuses = (data or {}).get("subscriptionStatuses") or []
         wide = any(s.get("sourceOfStatus") == "PORTAL_WIDE_STATUS" and _not_subscribed(s) for s in statuses)
         return wide or (bool(statuses) and all(_not_subscribed(s) for s in statuses))
+
+
+def opt_out_times(client: HubSpotClient, remote_ids: Sequence[str]) -> dict[str, dt.datetime]:
+    """When each contact opted out of all email, from ``hs_email_optout``'s history: a record's own time moves
+    with any later edit. Contacts not opted out now, or without a history, are left out.
+    """
+    out: dict[str, dt.datetime] = {}
+    for chunk in _chunks(list(dict.fromkeys(remote_ids)), HISTORY_BATCH):
+        body = {"inputs": [{"id": i} for i in chunk], "properties": [OPTOUT], "propertiesWithHistory": [OPTOUT]}
+        _, data = client.call("POST", "/crm/v3/objects/contacts/batch/read", client.batch.read, body)
+        for row in (data or {}).get("results") or []:
+            history = (row.get("propertiesWithHistory") or {}).get(OPTOUT)
+            since = _opted_out_since(history if isinstance(history, list) else [])
+            if since is not None:
+                out[str(row.get("id"))] = since
+    return out
+
+
+def _opted_out_since(versions: Sequence[Any]) -> dt.datetime | None:
+    """The first version of the current run of "true"s; None when the newest version is not "true".
+
+    HubSpot lists versions newest first, but says nothing of their order: they are sorted here by time.
+    """
+    timed = []
+    for version in versions:
+        try:
+            at = parse_time(version.get("timestamp")) if isinstance(version, dict) else None
+        except ValueError:
+            at = None
+        if at is not None:
+            timed.append((at, str(version.get("value")).strip().lower() == "true"))
+    since = None
+    for at, opted_out in sorted(timed, key=lambda v: v[0]):
+        since = (since or at) if opted_out else None
+    return since
 
 
 def _props(record: ProviderRecord) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from mappings.contact import Consent
+from mappings.contact import OPT_OUT_AT, Consent
 from mappings.fieldmap import FieldMapping, ProviderTable
 
 
@@ -52,6 +52,8 @@ TABLE: Final = ProviderTable(
         FieldMapping(canonical="city", provider="Mailing_City"),
         FieldMapping(canonical="tags", provider="Tag", inbound=tags_in, outbound=tags_out),
         FieldMapping(canonical="consent", provider="Email_Opt_Out", inbound=consent_in, outbound=consent_out),
+        # when the opt-out happened: Modified_Time moves with any later edit, which would date it anew
+        FieldMapping(canonical=OPT_OUT_AT, provider="Unsubscribed_Time", read_only=True),
     ),
     resubscribes=False,  # the adapter never clears Email_Opt_Out (providers/zoho.md, pitfall 7)
 )
