@@ -212,7 +212,34 @@ def test_500_new_members_in_one_call_with_their_tags(mailchimp_emulator):
     assert mailchimp_emulator.write_calls() == 1
     assert [t["name"] for t in mailchimp_emulator.member(results[3].remote_id)["tags"]] == ["vip"]
     with pytest.raises(ValueError):
-        adapter.write_contacts(reqs + [request(500, "x@example.com")])
+        adapter.write_contacts([request(i, f"x{i}@example.com") for i in range(adapter.max_batch + 1)])
+
+
+def test_a_thousand_updates_are_one_batches_job_and_creates_stay_500_a_call(mailchimp_emulator):
+    # /batches takes any number of operations; only batch subscribe is capped at 500 members a call
+    ids = mailchimp_emulator.seed(1_000)
+    mailchimp_emulator.batch_polls_before_finished = 1
+    adapter = make(mailchimp_emulator)
+    assert adapter.max_batch >= 1_000
+    mailchimp_emulator.reset_counters()
+    updates = [request(i, f"contact{i}@example.com", remote_id=ids[i], LNAME="Once") for i in range(1_000)]
+    results = adapter.write_contacts(updates)
+    assert all(r.ok for r in results) and [r.remote_id for r in results] == ids
+    assert mailchimp_emulator.call_count("POST", "batches") == 1  # was two: a job per 500
+    assert mailchimp_emulator.call_count("GET", "batches") == 2  # one job's polls (was two jobs' four)
+    assert mailchimp_emulator.write_calls() == 1
+    assert mailchimp_emulator.member(ids[999])["merge_fields"]["LNAME"] == "Once"
+    mailchimp_emulator.reset_counters()
+    creates = [request(i, f"new{i}@example.com", status="subscribed") for i in range(1_000)]
+    assert all(r.ok for r in adapter.write_contacts(creates))
+    assert mailchimp_emulator.write_calls() == 2  # two batch subscribes of 500, the emulator's cap as Mailchimp's
+    assert len(mailchimp_emulator.members()) == 2_000
+    mailchimp_emulator.reset_counters()
+    opt_outs = [request(i, f"new{i}@example.com", status="unsubscribed") for i in range(1_000)]
+    assert all(r.ok for r in adapter.write_contacts(opt_outs))
+    assert mailchimp_emulator.call_count("POST", "batches") == 0
+    assert mailchimp_emulator.write_calls() == 4  # the create pass finds them (2 calls), then the opt-outs (2)
+    assert mailchimp_emulator.member("new999@example.com")["status"] == "unsubscribed"
 
 
 def test_per_member_errors_stay_with_their_member(mailchimp_emulator):
