@@ -27,7 +27,14 @@ from adapters.base import Cursor, CursorError, Page, ProviderRecord, WebhookEven
 from adapters.errors import FatalProviderError, RetryableError
 from adapters.mailchimp import _writes as w
 from adapters.mailchimp._scan import Scan, format_time, parse_time
-from adapters.mailchimp._wire import PROVIDER, MemberRefused, api_root, classify, member_ref, subscriber_hash
+from adapters.mailchimp._wire import (
+    PROVIDER,
+    MemberRefused,
+    api_root,
+    classify,
+    member_ref,
+    subscriber_hash,
+)
 from adapters.mailchimp.webhooks import WebhookVerifier, parse_delivery
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
@@ -71,6 +78,9 @@ BATCH_DEADLINE_S: Final = 1800.0
 # [BULK]. Capping whole calls at 500 cost a thousand updates two jobs, and two rounds of polls, where one
 # does; at a page of members, a push of a thousand (the engine's candidate batch) is one job.
 WRITE_MAX: Final = PAGE_SIZE
+# Subscriber hash -> contact_id pairs remembered from reads and writes (a few tens of MB at most): a member
+# deleted for good answers 404 to its hash, and only this names the contact_id its link is kept by.
+KNOWN_MEMBERS_MAX: Final = 100_000
 
 
 class MailchimpAdapter:
@@ -127,6 +137,8 @@ class MailchimpAdapter:
         self._read_started: dt.datetime | None = None  # Mailchimp's clock when the current read began
         self._degraded = 0  # 1: the server refused sorting/field selection; 2: also since_last_changed
         self._results = requests.Session()  # /batches results live on a storage host: never send the key there
+        self._linked: dict[str, str] = {}  # subscriber hash -> contact_id, oldest first (see KNOWN_MEMBERS_MAX)
+        self._linked_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MailchimpAdapter({self.name!r}, list {self.list_id!r})"
@@ -323,32 +335,60 @@ class MailchimpAdapter:
             raise RetryableError(f"{PROVIDER} GET members -> 200 without a members list", provider=PROVIDER)
         return [_with_id(m) for m in members if isinstance(m, dict) and (m.get("id") or m.get("email_address"))]
 
-    @staticmethod
-    def _record(member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
+    def _record(self, member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
+        ref = member_ref(member)  # contact_id: an address change in Mailchimp keeps the link
+        self._remember(str(member["id"]), ref)
         return ProviderRecord(
-            remote_id=member_ref(member),  # contact_id: an address change in Mailchimp keeps the link
+            remote_id=ref,
             data=member,
             updated_at=changed if changed != EPOCH else None,
             deleted=member.get("status") == "archived",
         )
 
+    def _remember(self, key: str, linked_by: str | None) -> None:
+        """Note the contact_id a member's link is kept by; the oldest pairs make way past KNOWN_MEMBERS_MAX."""
+        if not linked_by or linked_by == key:
+            return
+        with self._linked_lock:
+            self._linked.pop(key, None)
+            self._linked[key] = linked_by
+            if len(self._linked) > KNOWN_MEMBERS_MAX:
+                del self._linked[next(iter(self._linked))]
+
     def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]:
-        """Current members by hash (webhook hints); a missing one comes back ``deleted=True``."""
+        """Current members by id (webhook hints: a hash); a missing one comes back ``deleted=True``.
+
+        A member deleted for good answers 404 to its hash, while its link is kept by its contact_id: the
+        deletion names the contact_id when this adapter has seen the pair, read or written (a hash it never
+        saw can only be reported as itself). A member that answers to that contact_id moved to another
+        address rather than left, and comes back as it is.
+        """
         out = []
         for remote_id in remote_ids:
-            try:
-                member = self.transport.request(
-                    "GET",
-                    f"/lists/{self.list_id}/members/{remote_id}",
-                    params={"fields": MEMBER_FIELDS.replace("members.", "")},
-                ).json()
-            except MemberRefused as exc:
-                if exc.status != 404:
-                    raise
-                out.append(ProviderRecord(remote_id=remote_id, data={}, deleted=True))
+            key = remote_id
+            member = self._member(key)
+            linked = None
+            if member is None:
+                with self._linked_lock:
+                    linked = self._linked.get(key)
+                member = self._member(linked) if linked else None
+            if member is None:
+                out.append(ProviderRecord(remote_id=linked or key, data={}, deleted=True))
                 continue
             out.append(self._record(_with_id(member), _changed(member)))
         return out
+
+    def _member(self, key: str) -> dict[str, Any] | None:
+        """One member by hash or contact_id (member routes take both [SDK]), or None if there is none."""
+        try:
+            answer = self.transport.request(
+                "GET", f"/lists/{self.list_id}/members/{key}", params={"fields": MEMBER_FIELDS.replace("members.", "")}
+            ).json()
+        except MemberRefused as exc:
+            if exc.status != 404:
+                raise
+            return None
+        return answer if isinstance(answer, dict) else None
 
     # -- writing ------------------------------------------------------------------------------
     def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
@@ -374,6 +414,8 @@ class MailchimpAdapter:
         for p in plans:
             if p.result is None:
                 p.done(ok=False, error="not written", retryable=True)
+            elif p.result.ok:
+                self._remember(p.key, p.result.remote_id)
         return [p.result for p in plans if p.result is not None]
 
     def _update(self, plans: list[w.Plan]) -> list[w.Plan]:
