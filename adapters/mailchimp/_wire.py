@@ -39,6 +39,28 @@ def member_ref(member: Mapping[str, Any]) -> str:
     return str(member.get("id") or subscriber_hash(str(member.get("email_address", ""))))
 
 
+# A webhook hint for an address change names the member's new hash and, after this mark, the old one. The
+# old address is the only thing that ties a link kept by the old hash (from before links were kept by
+# contact_id) to the member: the member itself no longer answers to that hash, and nothing in the API maps an
+# old hash to the member, so the hint carries it (a hash, never the address) to fetch_contacts.
+MOVED_FROM: Final = "<"
+
+
+def moved_hint(new_email: str, old_email: str | None) -> str:
+    """The webhook hint for a member whose address changed: ``<new hash><<old hash>`` (just the new hash
+    when the old address is unknown or the same).
+    """
+    new_hash = subscriber_hash(new_email)
+    old_hash = subscriber_hash(old_email) if old_email and old_email.strip() else new_hash
+    return new_hash if old_hash == new_hash else f"{new_hash}{MOVED_FROM}{old_hash}"
+
+
+def split_hint(remote_id: str) -> tuple[str, str | None]:
+    """A hint as (the id to fetch, the hash the member had before its address changed, if the hint names it)."""
+    key, mark, was = remote_id.partition(MOVED_FROM)
+    return key, (was if mark and was else None)
+
+
 def data_centre(api_key: str) -> str:
     """``"<key>-us21"`` -> ``"us21"`` (the key's suffix names the account's data centre)."""
     key, sep, dc = api_key.strip().rpartition("-")

@@ -33,6 +33,7 @@ from adapters.mailchimp._wire import (
     api_root,
     classify,
     member_ref,
+    split_hint,
     subscriber_hash,
 )
 from adapters.mailchimp.webhooks import WebhookVerifier, parse_delivery
@@ -356,16 +357,19 @@ class MailchimpAdapter:
                 del self._linked[next(iter(self._linked))]
 
     def fetch_contacts(self, remote_ids: Sequence[str]) -> list[ProviderRecord]:
-        """Current members by id (webhook hints: a hash); a missing one comes back ``deleted=True``.
+        """Current members by id (webhook hints: a hash, see ``_wire.split_hint``); a missing one comes back
+        ``deleted=True``.
 
         A member deleted for good answers 404 to its hash, while its link is kept by its contact_id: the
         deletion names the contact_id when this adapter has seen the pair, read or written (a hash it never
         saw can only be reported as itself). A member that answers to that contact_id moved to another
-        address rather than left, and comes back as it is.
+        address rather than left, and comes back as it is. After an address change the hint also names the
+        old hash, which the record reports as absorbed (``merged_ids``): a link still kept by that hash, from
+        before links were kept by contact_id, moves to the member instead of the person being held twice.
         """
         out = []
         for remote_id in remote_ids:
-            key = remote_id
+            key, was = split_hint(remote_id)
             member = self._member(key)
             linked = None
             if member is None:
@@ -375,7 +379,8 @@ class MailchimpAdapter:
             if member is None:
                 out.append(ProviderRecord(remote_id=linked or key, data={}, deleted=True))
                 continue
-            out.append(self._record(_with_id(member), _changed(member)))
+            record = self._record(_with_id(member), _changed(member))
+            out.append(replace(record, merged_ids=(was,)) if was and was != record.remote_id else record)
         return out
 
     def _member(self, key: str) -> dict[str, Any] | None:

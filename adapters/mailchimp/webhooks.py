@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from adapters.base import WebhookEvent
 from adapters.errors import WebhookRejected
-from adapters.mailchimp._wire import PROVIDER, subscriber_hash
+from adapters.mailchimp._wire import PROVIDER, moved_hint, subscriber_hash
 
 SIGNATURE_HEADER: Final = "x-mailchimp-signature"
 TOLERANCE_S: Final = 300  # reject signatures more than 5 minutes off [WH]
@@ -119,11 +119,13 @@ def parse_delivery(body: bytes, *, list_id: str) -> list[WebhookEvent]:
             form.get("fired_at", ""),
         )
     )
+    # upemail: the old hash too, for a link still kept by it (see _wire.MOVED_FROM)
+    hint = moved_hint(email, form.get("data[old_email]")) if kind_raw == "upemail" else subscriber_hash(email)
     return [
         WebhookEvent(
             event_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
             kind=kind,
-            remote_id=subscriber_hash(email),
+            remote_id=hint,
             email=email.strip().lower(),
             occurred_at=_fired_at(form.get("fired_at")),
             payload=payload,

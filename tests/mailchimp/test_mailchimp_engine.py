@@ -1,5 +1,5 @@
 """The Mailchimp adapter under the engine and the state store: how many calls a push costs, and what a webhook
-hint does to links kept by contact_id."""
+hint does to links kept by contact_id (or, from before that, by subscriber hash)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from filesync import run, write_config, write_jsonl
 
 from adapters.mailchimp._wire import subscriber_hash
@@ -16,6 +17,7 @@ from adapters.mailchimp.emulator import MailchimpEmulator
 from connector.app import open_engine
 from connector.config import load_config
 from connector.engine import Engine
+from state.store import L
 
 PEOPLE = 1_000
 
@@ -84,3 +86,28 @@ def test_a_hint_for_an_address_a_member_left_fetches_the_member_and_deletes_noth
         assert report.figures("mailchimp").deleted == 0
         assert _mailchimp_links(engine, "p1.new@example.com") == [linked]  # the person moved, still linked
         assert engine.store.links_of("p1@example.com")[0] is None
+
+
+def test_an_upemail_hint_moves_a_link_still_kept_by_the_old_hash(setup, tmp_path):
+    mailchimp, config = setup
+    write_jsonl(tmp_path / "in.jsonl", _people(3, last_name="One"))
+    assert run(config, "sync")[0] == 0
+    with _engine(config) as engine:  # links from before the contact_id upgrade were kept by the hash
+        with engine.store.transaction() as conn:
+            for i in range(3):
+                email = f"p{i}@example.com"
+                conn.execute(sa.update(L).where(L.c.provider == "mailchimp", L.c.remote_id == mailchimp.member(email)[
+                    "contact_id"]).values(remote_id=subscriber_hash(email)))
+    contact_id = mailchimp.member("p1@example.com")["contact_id"]
+    contacts = run(config, "status")[1]["contacts"]
+    mailchimp.edit(contact_id, email_address="p1.new@example.com")  # before any read upgraded the link
+    with _engine(config) as engine:  # a fresh process: it has seen none of these members
+        _, headers, body = mailchimp.webhook_delivery("upemail", "p1.new@example.com",
+                                                      extra={"old_email": "p1@example.com"})
+        [event] = engine.runtimes["mailchimp"].adapter.parse_webhook(headers=headers, body=body)
+        assert event.remote_id is not None
+        report = engine.sync_records("mailchimp", [event.remote_id])  # what the daemon does with the hint
+        assert report.exit_code == 0, report.to_json()
+        assert _mailchimp_links(engine, "p1.new@example.com") == [contact_id]  # the link moved to the contact_id
+        assert engine.store.links_of("p1@example.com")[0] is None  # the person moved, not doubled
+    assert run(config, "status")[1]["contacts"] == contacts

@@ -13,7 +13,7 @@ import requests
 from adapters.base import SupportsWebhooks
 from adapters.errors import WebhookRejected
 from adapters.mailchimp import MailchimpAdapter
-from adapters.mailchimp._wire import subscriber_hash
+from adapters.mailchimp._wire import split_hint, subscriber_hash
 from adapters.mailchimp.emulator import MailchimpEmulator
 from adapters.secret import Secret
 
@@ -106,7 +106,10 @@ def test_upemail_names_the_new_address_and_campaigns_or_other_lists_yield_nothin
         "upemail", "new@example.com", extra={"old_email": "old@example.com"}
     )
     [event] = adapter.parse_webhook(headers=headers, body=body)
-    assert event.kind == "email_changed" and event.remote_id == subscriber_hash("new@example.com")
+    assert event.kind == "email_changed" and event.remote_id is not None
+    # the hint names the new hash, then the old one (for a link still kept by it); hashes, never an address
+    assert split_hint(event.remote_id) == (subscriber_hash("new@example.com"), subscriber_hash("old@example.com"))
+    assert "@" not in event.remote_id
     assert event.payload["old_email"] == "old@example.com"
     assert (
         adapter.parse_webhook(headers={}, body=b"type=campaign&data[list_id]=" + mailchimp_emulator.list_id.encode())
