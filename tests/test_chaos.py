@@ -1,6 +1,7 @@
 """Chaos across HubSpot, Zoho CRM and Mailchimp: generated edits and faults, then the providers agree.
 
-Hypothesis draws a schedule of user edits (names, tags, opt-outs, bounces, email changes, new people) in the
+Hypothesis draws a schedule of user edits (names, tags, opt-outs, bounces, confirmed re-subscriptions at Mailchimp,
+email changes, new people) in the
 three emulators, with faults between syncs: 429 with Retry-After, 5xx, dropped connections, partial batch failures
 (one record of a batch refused, the rest accepted) and SIGKILL of a ``python -m connector sync`` process when the
 emulators have seen its n-th call, either before serving it or after the provider acted on it (the answer is lost).
@@ -10,9 +11,11 @@ An email change gives a person a fresh address in one provider; until a sync the
 different addresses, so later edits find each person by the address that provider holds now (``People``).
 
 After the faults stop and a few quiet cycles, the invariants must hold: every provider (and the JSONL export)
-holds the same people, each once and under the same one of its addresses; the same first names, tags and opt-outs;
-nobody who opted out anywhere, under any address, is subscribed anywhere; nobody is lost; nobody appears who was
-never there; a last cycle writes nothing. `benchmarks/chaos.py` runs many more examples.
+holds the same people, each once and under the same one of its addresses; the same first names and tags; each
+person's last consent action wins (``Consents``): after an opt-out anywhere, under any address, nobody is
+subscribed anywhere; after a confirmed opt-in newer than every opt-out, Mailchimp and the export hold the person
+subscribed (HubSpot and Zoho may keep their own opt-out: crmsync never resubscribes there); nobody is lost; nobody
+appears who was never there; a last cycle writes nothing. `benchmarks/chaos.py` runs many more examples.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,12 +55,14 @@ kills = st.tuples(st.just("kill"), st.integers(0, 24), st.booleans())  # after n
 # every provider: Mailchimp members are linked by contact_id, which an address change keeps (the subscriber
 # hash, an MD5 of the address, does not: a move there once came back as someone new, held twice everywhere)
 MOVABLE = PROVIDERS
+MAILCHIMP_ONLY = ("clean", "resubscribe")  # actions of a Mailchimp member: (kind, person)
 moves = st.tuples(st.just("move"), st.sampled_from(MOVABLE), people)  # a fresh address in one provider
 actions = st.one_of(
     st.tuples(st.just("rename"), providers, people, st.sampled_from(NAMES)),
     st.tuples(st.just("tag"), providers, people, st.sampled_from(TAGS), st.booleans()),
     st.tuples(st.just("optout"), providers, people),
     st.tuples(st.just("clean"), people),  # a Mailchimp hard bounce
+    st.tuples(st.just("resubscribe"), people),  # a confirmed double opt-in at Mailchimp: an explicit opt-in
     moves,
     st.tuples(st.just("create"), providers, st.integers(0, 3)),
     st.tuples(st.just("fault"), providers, st.sampled_from(["429", "500", "drop"])),
@@ -175,9 +181,9 @@ class People:
 def _addressed(action: tuple[Any, ...], people: People, state: dict[str, dict[str, Seen]]) -> tuple[Any, ...] | None:
     """The action with its person replaced by the address its provider holds now; None when it holds none."""
     kind, *args = action
-    if kind == "clean":
+    if kind in MAILCHIMP_ONLY:
         args = ["mailchimp", *args]
-    if kind not in ("rename", "tag", "optout", "clean", "refuse", "move"):
+    if kind not in ("rename", "tag", "optout", "refuse", "move", *MAILCHIMP_ONLY):
         return action
     provider, person, *rest = args
     address = people.held(state[provider], person)
@@ -185,7 +191,7 @@ def _addressed(action: tuple[Any, ...], people: People, state: dict[str, dict[st
         return None
     if kind == "move":
         return (kind, provider, address, people.fresh(person))
-    return (kind, address, *rest) if kind == "clean" else (kind, provider, address, *rest)
+    return (kind, address, *rest) if kind in MAILCHIMP_ONLY else (kind, provider, address, *rest)
 
 
 def _edit(emulators: dict[str, Any], provider: str, email: str, /, **values: Any) -> None:  # values may hold email
@@ -234,9 +240,14 @@ def _move(emulators: dict[str, Any], provider: str, email: str, new: str) -> Non
     _edit(emulators, provider, email, **{field: new})
 
 
-def _apply(emulators: dict[str, Any], action: tuple[Any, ...], people: People | None = None) -> None:
-    """One addressed action (see ``_addressed``); a "create" registers its new person with ``people``."""
+def _apply(emulators: dict[str, Any], action: tuple[Any, ...], people: People | None = None) -> bool:
+    """One addressed action (see ``_addressed``); a "create" registers its new person with ``people``.
+
+    Answers whether a re-subscription took (a cleaned or already subscribed member stays as it is).
+    """
     kind, *args = action
+    if kind == "resubscribe":
+        return bool(emulators["mailchimp"].resubscribe(args[0]))
     if kind == "rename":
         provider, email, name = args
         field = {"hubspot": "firstname", "mailchimp": "FNAME", "zoho": "First_Name"}[provider]
@@ -259,6 +270,7 @@ def _apply(emulators: dict[str, Any], action: tuple[Any, ...], people: People | 
     elif kind == "refuse":
         provider, email, times = args
         emulators[provider].refuse_writes(email, times)
+    return False
 
 
 Seen = tuple[str | None, bool, frozenset[str]]  # first name, opted out, tags
@@ -300,6 +312,50 @@ def _opted_out(state: dict[str, dict[str, Seen]], people: People) -> set[str]:
     return {people.owner(email) or email for seen in state.values() for email, (_, out, _) in seen.items() if out}
 
 
+class Consents:
+    """Each person's consent actions in order: "out" (an opt-out or a bounce a provider records as new) and "in"
+    (a confirmed opt-in). The last one is what every provider must hold after recovery (SPEC promise 2).
+
+    Mailchimp stamps an opt-in to the second, and Zoho an opt-out: an opt-in waits for a second none of the
+    person's opt-outs fell in, so that "later" is later on every provider's clock too. An opt-out repeated where
+    the provider already holds one changes nothing there (HubSpot and Zoho keep theirs after an opt-in
+    elsewhere), so it is no action.
+    """
+
+    def __init__(self, opted_out: set[str]) -> None:
+        self.actions: dict[str, list[str]] = {person: ["out"] for person in opted_out}
+        self._last_out: dict[str, float] = {}
+
+    def before(
+        self, action: tuple[Any, ...], people: People, state: dict[str, dict[str, Seen]]
+    ) -> tuple[str, str] | None:
+        """(person, "out" or "in") when an addressed action is a consent action; waits before an opt-in."""
+        kind, *args = action
+        if kind not in ("optout", *MAILCHIMP_ONLY):
+            return None
+        provider, address = args if kind == "optout" else ("mailchimp", args[0])
+        person = people.owner(address) or address
+        if kind == "optout":
+            return None if state[provider][address][1] else (person, "out")
+        if kind == "clean":
+            return person, "out"
+        last = self._last_out.get(person)
+        if last is not None and int(time.time()) <= int(last):
+            time.sleep(int(last) + 1.05 - time.time())
+        return person, "in"
+
+    def record(self, person: str, what: str) -> None:
+        self.actions.setdefault(person, []).append(what)
+        if what == "out":
+            self._last_out[person] = time.time()
+
+    def last(self, person: str) -> str | None:
+        return self.actions[person][-1] if self.actions.get(person) else None
+
+    def ever_in(self, person: str) -> bool:
+        return "in" in self.actions.get(person, ())
+
+
 def _one_address_each(people: People, state: dict[str, dict[str, Seen]]) -> dict[str, str]:
     """person -> the one address every view holds it under; fails on a stranger, a duplicate or a loss."""
     where: dict[str, dict[str, str]] = {}
@@ -339,7 +395,7 @@ def check_chaos(script: list[tuple[Any, ...]], folder: Path) -> None:
         before = _state(emulators)
         assert set(before["hubspot"]) >= set(PEOPLE), "the first sync brings everyone everywhere"
         people = People({email for seen in before.values() for email in seen})
-        opted_out = _opted_out(before, people)
+        consents = Consents(_opted_out(before, people))
         killer = Killer(emulators)
         for action in script:
             if action[0] == "sync":
@@ -350,17 +406,24 @@ def check_chaos(script: list[tuple[Any, ...]], folder: Path) -> None:
             elif (addressed := _addressed(action, people, _state(emulators))) is None:
                 _event(f"{action[0]}: skipped, the provider holds none of the person's addresses")
             else:
-                _apply(emulators, addressed, people)
-                opted_out |= _opted_out(_state(emulators), people)
+                consent = consents.before(addressed, people, _state(emulators))
+                took = _apply(emulators, addressed, people)
+                if consent is not None and (consent[1] == "out" or took):
+                    consents.record(*consent)
+                    _event(f"consent: {consent[1]}")
         _settle(emulators, config)
         state = {**_state(emulators), "export": _exported(folder)}
         addresses = _one_address_each(people, state)
-        for email in addresses.values():
+        for person, email in addresses.items():
             views = {name: seen[email] for name, seen in state.items()}
-            assert len(set(views.values())) == 1, (email, views)  # names, opt-outs and tags agree
-        for person in opted_out:
-            email = addresses[person]
-            assert all(seen[email][1] for seen in state.values()), (person, email)  # never resubscribed
+            assert len({(n, tags) for n, _, tags in views.values()}) == 1, (email, views)  # names and tags agree
+            outs = {name: out for name, (_, out, _) in views.items()}
+            if consents.last(person) == "out":
+                assert all(outs.values()), (person, outs)  # the last word was an opt-out: never resubscribed
+            elif consents.last(person) == "in":  # an opt-in newer than every opt-out: subscribed again where
+                assert not outs["mailchimp"] and not outs["export"], (person, outs)  # crmsync may subscribe
+            if not consents.ever_in(person):
+                assert len(set(outs.values())) == 1, (person, outs)  # opt-outs agree
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
