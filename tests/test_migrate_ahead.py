@@ -15,7 +15,7 @@ from adapters.mailchimp.emulator import MailchimpEmulator
 from connector.app import open_engine
 from connector.config import load_config
 
-PEOPLE = 1_200  # twelve HubSpot list pages; Mailchimp batches of 500, 500 and 200
+PEOPLE = 2_400  # 24 HubSpot list pages; Mailchimp write calls of 1,000, 1,000 and 400 (batch subscribes of 500)
 
 
 def _config(folder: Path, state_url: str, hubspot: HubSpotEmulator, mailchimp: MailchimpEmulator) -> Path:
@@ -53,8 +53,8 @@ def test_the_next_pages_are_stored_while_the_target_takes_a_batch(tmp_path: Path
 
         def count_pages(request: Request) -> Response | None:
             answer = list_pages(request)
-            # the first batch goes out after page 5 is stored; page 6 may be read ahead by then, page 8 not
-            if request.method == "GET" and hubspot.call_count("GET", r"/crm/v3/objects/contacts$") >= 8:
+            # the first batch goes out after page 10 is stored; page 11 may be read ahead by then, page 13 not
+            if request.method == "GET" and hubspot.call_count("GET", r"/crm/v3/objects/contacts$") >= 13:
                 ready.set()
             return answer
 
@@ -67,7 +67,7 @@ def test_the_next_pages_are_stored_while_the_target_takes_a_batch(tmp_path: Path
         assert report.status == "ok", report.provider_errors
         assert report.figures("mailchimp").created == PEOPLE
         assert len(mailchimp.members()) == PEOPLE
-        assert len(posts) == 3  # batch subscribes of 500, 500 and 200: none sent twice
+        assert len(posts) == 5  # batch subscribes of 500 (four) and 400: none sent twice
 
 
 @pytest.mark.state
@@ -79,7 +79,7 @@ def test_a_target_error_in_flight_is_the_targets_and_resume_finishes_without_dup
         def fail_second_batch(request: Request) -> Response | None:
             if request.method == "POST" and request.path.endswith(f"/lists/{mailchimp.list_id}"):
                 posts.append(request.path)
-                if len(posts) == 2:
+                if len(posts) == 3:  # the second write call's first batch subscribe
                     return Response.json({"title": "Forbidden", "status": 403, "detail": "list closed"}, 403)
             return serve(request)
 
@@ -88,7 +88,7 @@ def test_a_target_error_in_flight_is_the_targets_and_resume_finishes_without_dup
         with open_engine(config, names=["hubspot", "mailchimp"]) as engine:
             first: Any = engine.migrate("hubspot", "mailchimp", resume=False)
         assert set(first.provider_errors) == {"mailchimp"}
-        assert len(mailchimp.members()) == 500  # the first batch was written and recorded
+        assert len(mailchimp.members()) == 1_000  # the first write call was written and recorded
         mailchimp.dispatch = serve  # type: ignore[method-assign]
         with open_engine(config, names=["hubspot", "mailchimp"]) as engine:
             second = engine.migrate("hubspot", "mailchimp", resume=True)
