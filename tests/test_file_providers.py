@@ -316,6 +316,7 @@ def test_a_request_without_email_is_refused_alone(tmp_path: Path, kind: str) -> 
 
 
 def test_the_merge_keeps_order_mode_and_the_last_staged_row(tmp_path: Path, kind: str) -> None:
+    """An updated row keeps its place (someone keeps the file by hand); a new row goes at the end."""
     path = tmp_path / f"c.{kind}"
     seed(kind, path, ["a@example.com", "b@example.com", "c@example.com"])
     path.chmod(0o640)
@@ -328,11 +329,80 @@ def test_the_merge_keeps_order_mode_and_the_last_staged_row(tmp_path: Path, kind
     rows = rows_of(kind, path)
     assert [(row["email"], row.get("first_name")) for row in rows] == [
         ("a@example.com", "N0"),
+        ("b@example.com", "B2"),
         ("c@example.com", "N2"),
         ("new@example.com", "" if kind == "csv" else None),
-        ("b@example.com", "B2"),
     ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_updates_keep_their_rows_places_new_rows_follow_and_erased_rows_go(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"c.{kind}"
+    seed(kind, path, ["a@example.com", "b@example.com", "c@example.com", "d@example.com"])
+    adapter = make(kind, path)
+    adapter.write_contacts([req("c@example.com", {"email": "c@example.com", "first_name": "C2"})])
+    adapter.write_contacts([req("x@example.com", {"email": "x@example.com", "first_name": "X"})])
+    adapter.erase_contact(remote_id=None, email="b@example.com")
+    adapter.write_contacts([req("a@example.com", {"email": "a@example.com", "first_name": "A2"})])
+    adapter.finish_writes()
+    assert [(row["email"], row["first_name"]) for row in rows_of(kind, path)] == [
+        ("a@example.com", "A2"), ("c@example.com", "C2"), ("d@example.com", "N3"), ("x@example.com", "X"),
+    ]
+
+
+def test_an_update_of_a_repeated_contact_takes_the_place_of_its_last_row(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"c.{kind}"
+    seed(kind, path, ["ann@example.com", "bob@example.com", "Ann@example.com", "cy@example.com"])
+    adapter = make(kind, path)
+    adapter.write_contacts([req("ann@example.com", {"email": "ann@example.com", "first_name": "A2"})])
+    adapter.finish_writes()
+    assert [(row["email"], row["first_name"]) for row in rows_of(kind, path)] == [
+        ("bob@example.com", "N1"), ("ann@example.com", "A2"), ("cy@example.com", "N3"),
+    ]
+
+
+def test_a_renamed_contact_takes_its_old_rows_place_over_a_row_of_its_new_address(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"c.{kind}"
+    seed(kind, path, ["new@example.com", "x@example.com", "old@example.com", "y@example.com"])
+    adapter = make(kind, path)
+    adapter.write_contacts([req("new@example.com", {"email": "new@example.com"}, previous="old@example.com")])
+    adapter.finish_writes()
+    assert [(row["email"], row["first_name"]) for row in rows_of(kind, path)] == [
+        ("x@example.com", "N1"), ("new@example.com", "N2"), ("y@example.com", "N3"),
+    ]
+
+
+def test_a_rename_staged_twice_keeps_the_old_row_and_its_unwritten_columns(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    write_csv(path, ["email", "notes"], [["ann@example.com", "met at expo"], ["cy@example.com", ""]])
+    crashed = make("csv", path)
+    crashed.write_contacts([req("bob@example.com", previous="ann@example.com")])  # killed before the ack
+    rerun = make("csv", path)
+    rerun.write_contacts([req("bob@example.com", previous="ann@example.com")])  # so the rerun sends it again
+    rerun.finish_writes()
+    assert read_csv(path) == [{"email": "bob@example.com", "notes": "met at expo"}, {"email": "cy@example.com", "notes": ""}]
+
+
+def test_a_contact_renamed_there_and_back_keeps_the_row_it_had(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    write_csv(path, ["email", "notes"], [["dee@example.com", "met at expo"], ["cy@example.com", ""]])
+    adapter = make("csv", path)
+    adapter.write_contacts([req("dee@example.com", previous="bob@example.com")])  # bob had no row here
+    adapter.write_contacts([req("bob@example.com", previous="dee@example.com")])
+    adapter.finish_writes()
+    assert read_csv(path) == [{"email": "bob@example.com", "notes": "met at expo"}, {"email": "cy@example.com", "notes": ""}]
+
+
+def test_an_erased_row_does_not_come_back_under_a_contact_renamed_onto_its_address(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    write_csv(path, ["email", "notes"], [["ann@example.com", "private note"], ["cy@example.com", ""]])
+    adapter = make("csv", path)
+    adapter.erase_contact(remote_id=None, email="ann@example.com")
+    adapter.write_contacts([req("ann@example.com", {"email": "ann@example.com"}, previous="bob@example.com")])
+    adapter.finish_writes()
+    assert read_csv(path) == [
+        {"email": "cy@example.com", "notes": ""}, {"email": "ann@example.com", "notes": ""},
+    ]
 
 
 def test_an_email_change_replaces_the_old_row_and_keeps_unwritten_columns(tmp_path: Path) -> None:
@@ -356,11 +426,11 @@ def test_an_email_change_replaces_the_old_row_and_keeps_unwritten_columns(tmp_pa
     )
     assert result.remote_id == "c-1"
     adapter.finish_writes()
-    assert read_csv(path) == [
-        {"id": "c-2", "email": "bob@example.com", "first_name": "Bob", "notes": "", "city": ""},
+    assert read_csv(path) == [  # in the old row's place
         {"id": "c-1", "email": "new@example.com", "first_name": "Ann", "notes": "met at expo", "city": "Leeds"},
+        {"id": "c-2", "email": "bob@example.com", "first_name": "Bob", "notes": "", "city": ""},
     ]
-    assert ids(read_all(adapter)) == ["c-2", "c-1"]
+    assert ids(read_all(adapter)) == ["c-1", "c-2"]
 
 
 def test_a_jsonl_update_lays_fields_over_the_old_line(tmp_path: Path) -> None:
@@ -464,7 +534,7 @@ def test_a_crash_between_replace_and_cleanup_merges_to_the_same_file(tmp_path: P
     shutil.copy(saved, staging_of(path))  # as if killed before the staging file was deleted
     make(kind, path).finish_writes()
     assert path.read_bytes() == merged
-    assert [row["email"] for row in rows_of(kind, path)] == ["c@example.com", "new@example.com"]
+    assert [row["email"] for row in rows_of(kind, path)] == ["new@example.com", "c@example.com"]  # a's place
 
 
 def test_a_failed_merge_leaves_the_target_and_the_staging_file(
@@ -526,37 +596,74 @@ operation = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+class OrderModel:
+    """What the file should hold, in order: rows as merged by the last finish, updated in place (a renamed
+    contact in its old address's place), and the rows new since, in the order of their last write.
+    """
+
+    def __init__(self) -> None:
+        self.merged: dict[str, str] = {}
+        self.new: dict[str, str] = {}
+
+    def upsert(self, key: str, note: str) -> None:
+        if key in self.merged:
+            self.merged[key] = note
+        else:
+            self.new.pop(key, None)
+            self.new[key] = note
+
+    def rename(self, old: str, key: str, note: str) -> None:
+        self.new.pop(old, None)
+        if old == key or old not in self.merged:
+            self.upsert(key, note)
+            return
+        self.new.pop(key, None)
+        self.merged = {(key if k == old else k): (note if k == old else v) for k, v in self.merged.items()
+                       if k != key}
+
+    def erase(self, key: str) -> None:
+        self.merged.pop(key, None)
+        self.new.pop(key, None)
+
+    def finish(self) -> None:
+        self.merged.update(self.new)
+        self.new = {}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operation, max_size=25), kind=st.sampled_from(["csv", "jsonl"]))
 def test_the_file_always_matches_a_dict_of_last_writes(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[Any, ...]], kind: str
 ) -> None:
-    """Every write carries the same fields, so the file must equal a plain dict replayed in order."""
+    """Every write carries the same fields, so the file must equal a plain dict replayed in order, its
+    rows in order too: an update keeps a row's place, a new row goes at the end.
+    """
     path = tmp_path_factory.mktemp("prop") / f"c.{kind}"
-    model: dict[str, str] = {}
+    model = OrderModel()
     adapter = make(kind, path)
     for op in ops:
         if op[0] == "upsert":
             key = op[1].strip().lower()
             adapter.write_contacts([req(op[1], {"email": key, "note": op[2]})])
-            model[key] = op[2]
+            model.upsert(key, op[2])
         elif op[0] == "rename":
             old, new, note = op[1], op[2], op[3]
             adapter.write_contacts([req(new, {"email": new, "note": note}, previous=old)])
-            model.pop(old, None)
-            model[new] = note
+            model.rename(old, new, note)
         elif op[0] == "erase":
             key = op[1].strip().lower()
             adapter.erase_contact(remote_id=None, email=op[1])
-            model.pop(key, None)
+            model.erase(key)
         elif op[0] == "crash":
             adapter = make(kind, path)  # the old one is dropped unfinished; its staging file stays
         else:
             adapter.finish_writes()
+            model.finish()
     adapter.finish_writes()
+    model.finish()
     rows = rows_of(kind, path) if path.exists() else []
     assert len(rows) == len({row["email"] for row in rows}), "one record per contact"
-    assert {row["email"]: row["note"] for row in rows} == model
+    assert [(row["email"], row["note"]) for row in rows] == list(model.merged.items())
 
 
 rows_strategy = st.lists(

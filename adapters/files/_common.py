@@ -85,52 +85,80 @@ class DuplicateRows(Exception):
 
 
 class KeepRows:
-    """Which existing rows a merge copies, and where the rows that staged entries update are.
+    """What a merge does with each existing row: copy it, drop it, or write a staged winner in its place.
 
     Copied: rows without a readable email (never lose input) and rows whose key was not restaged
-    (the last of a repeated key). A restaged row is not copied; its offset is kept so the staged
-    fields can be laid over it: columns the mapping does not write (an ``id``, notes) survive.
+    (the last of a repeated key). A restaged row is replaced where it stands, the staged fields laid
+    over it (columns the mapping does not write, an ``id`` or notes, survive); a renamed contact takes
+    the row of its oldest address that has one (``MergePlan.rows_of``). Erased rows go. Winners with no
+    row follow, in staging order.
+
+    A key met twice, or a renamed contact's better row met after it took another, makes the merge start
+    again (DuplicateRows) knowing each key's last row: the place that wins is then known.
     """
 
-    __slots__ = ("_fallback", "_last", "_plan", "_renamed_rows", "_renames", "_seen")
+    __slots__ = ("_best", "_last", "_owner", "_plan", "_rank", "_seen")
 
     def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
         self._plan = plan
         self._last = last
         self._seen: set[str] = set()
-        self._renames = plan.renames()
-        self._renamed_rows: dict[str, int] = {}  # renamed staged key -> offset of its old key's row
-        # A renamed contact whose old row is gone (merged before a crash) is laid over its own row.
-        self._fallback: dict[str, int] = {}
+        # Each address a renamed winner may take a row of -> (the winner, its preference: lower first).
+        self._owner: dict[str, tuple[str, int]] = {}
+        for key, earlier in plan.moved.items():
+            if earlier and plan.is_winner(key):
+                self._owner.update((address, (key, rank)) for rank, address in enumerate(plan.rows_of(key)))
+        self._rank: dict[str, int] = {}  # a renamed winner -> the preference of the row it took
+        self._best: dict[str, str | None] = {}  # with ``last``: a renamed winner -> the address it takes
+        if last is not None:
+            plan.unplace_all()  # the merge starts again: what the first attempt placed is placed anew
 
-    def old_row(self, key: str) -> int | None:
-        """Where the row that the staged ``key`` is laid over starts, if the file has one."""
-        offset = self._renamed_rows.get(key)
-        if offset is None:
-            offset = self._fallback.get(key)
-        return self._plan.old_offset(key) if offset is None else offset
-
-    def __call__(self, key: str | None, line: int, offset: int) -> bool:
+    def __call__(self, key: str | None, line: int, offset: int) -> bool | str:
+        """True: copy the row as it is; False: drop it; a key: write that staged winner here instead."""
         if key is None:
             return True
+        owner = self._owner.get(key)
+        if owner is not None:
+            return self._place_renamed(owner[0], owner[1], key, line)
         staged = self._plan.final.get(key)
-        if staged is not None:  # restaged, renamed or erased: not copied
-            renamed_to = self._renames.get(key)
-            if renamed_to is not None:
-                self._renamed_rows[renamed_to] = offset  # the last of a repeated key wins
-            elif staged >= 0:
-                moved = self._plan.moved.get(key)
-                if moved is None:
-                    self._plan.lay_over(key, offset)
-                elif moved:
-                    self._fallback[key] = offset
-            return False
+        if staged is None:
+            return self._unstaged(key, line)
+        if staged < 0 or key in self._plan.gone:
+            return False  # erased or renamed away (and maybe staged afresh since: a new row)
+        return self._place(key, line)
+
+    def _unstaged(self, key: str, line: int) -> bool:
         if self._last is not None:
             return self._last.get(key) == line
         if key in self._seen:
             raise DuplicateRows
         self._seen.add(key)
         return True
+
+    def _place(self, key: str, line: int) -> bool | str:
+        if self._last is not None:
+            if self._last.get(key) != line:
+                return False
+        elif self._plan.is_placed(key):
+            raise DuplicateRows
+        self._plan.place(key)
+        return key
+
+    def _place_renamed(self, winner: str, rank: int, key: str, line: int) -> bool | str:
+        if self._last is not None:
+            if winner not in self._best:
+                self._best[winner] = next((a for a in self._plan.rows_of(winner) if a in self._last), None)
+            if self._best[winner] != key or self._last[key] != line:
+                return False
+        else:
+            taken = self._rank.get(winner)
+            if taken is not None and taken < rank:
+                return False  # a row of an older address came first and took it
+            if taken is not None:
+                raise DuplicateRows  # the same address twice, or an older address's row after a newer one
+            self._rank[winner] = rank
+        self._plan.place(winner)
+        return winner
 
 
 class FileAdapter:
@@ -162,8 +190,8 @@ class FileAdapter:
         raise NotImplementedError
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
-        """Existing rows whose key was not restaged, in order, then the winning staged rows laid over
-        the rows they update (``keep.old_row(key)``, known after the first part).
+        """Existing rows in order, each as ``keep`` says (copied, dropped, or a staged winner laid over it),
+        then the winners that had no row, in staging order (``self.staging.new_bodies``).
         """
         raise NotImplementedError
 

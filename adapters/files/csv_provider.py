@@ -200,41 +200,54 @@ class CsvAdapter(FileAdapter):
             header, offset, line = self.header(handle) if handle is not None else ([], 0, 0)
             email_at = self.email_index(header) if header else 0
             header = header or [EMAIL_COLUMN]
-            index = _column_index(header, plan)
+            fill = _Fill(header, plan)
             writer.writerow(header)
             if handle is not None:
-                _copy_kept_rows(writer, _Records(handle, offset=offset, line=line), keep, email_at, len(header))
-            at: dict[str, int] = {}  # a staged name as written -> its column
-            for key, body in self.staging.winning_bodies(plan):
-                old = keep.old_row(key)
-                row = _row_at(handle, old) if old is not None and handle is not None else []
-                row.extend([""] * (len(header) - len(row)))
-                for column, value in json.loads(body).items():
-                    position = at.get(column)
-                    if position is None:
-                        position = at[column] = index[column.strip().lower()]
-                    row[position] = _cell(value)
-                writer.writerow(row)
+                body_at = stack.enter_context(self.staging.bodies())
+                for verdict, cells in _existing_rows(_Records(handle, offset=offset, line=line), keep, email_at):
+                    if isinstance(verdict, str):
+                        fill(cells, body_at(plan.staged_offset(verdict)))
+                    writer.writerow(fill.pad(cells))
+            for _, body in self.staging.new_bodies(plan):
+                writer.writerow(fill([], body))
         text.flush()
         text.detach()
 
 
-def _row_at(handle: IO[bytes], offset: int) -> list[str]:
-    for _, _, cells, _ in _Records(handle, offset=offset, line=1):  # line 1: past any byte-order mark
+class _Fill:
+    """Lays staged fields over a row's cells, in the header's columns (extended with the staged ones)."""
+
+    __slots__ = ("_at", "_index", "_width")
+
+    def __init__(self, header: list[str], plan: MergePlan) -> None:
+        self._index = _column_index(header, plan)
+        self._width = len(header)
+        self._at: dict[str, int] = {}  # a staged name as written -> its column
+
+    def pad(self, cells: list[str]) -> list[str]:
+        if len(cells) < self._width:
+            cells.extend([""] * (self._width - len(cells)))
         return cells
-    return []
+
+    def __call__(self, cells: list[str], body: bytes) -> list[str]:
+        self.pad(cells)
+        for column, value in json.loads(body).items():
+            position = self._at.get(column)
+            if position is None:
+                position = self._at[column] = self._index[column.strip().lower()]
+            cells[position] = _cell(value)
+        return cells
 
 
-def _copy_kept_rows(writer: Any, records: _Records, keep: KeepRows, email_at: int, width: int) -> None:
+def _existing_rows(records: _Records, keep: KeepRows, email_at: int) -> Iterator[tuple[bool | str, list[str]]]:
+    """The existing rows that stay, with ``keep``'s verdict: True to copy, or the staged key laid over it."""
     for start, offset, cells, bad in records:
         if _blank(cells):
             continue
         key = None if bad or email_at >= len(cells) else email_key(cells[email_at])
-        if not keep(key, start, offset):
-            continue
-        if len(cells) < width:
-            cells.extend([""] * (width - len(cells)))
-        writer.writerow(cells)
+        verdict = keep(key, start, offset)
+        if verdict is not False:
+            yield verdict, cells
 
 
 def _column_index(header: list[str], plan: MergePlan) -> dict[str, int]:

@@ -49,13 +49,17 @@ class JsonlAdapter(FileAdapter):
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
         with contextlib.ExitStack() as stack:
-            handle = stack.enter_context(self.path.open("rb")) if self.path.exists() else None
-            if handle is not None:
-                _copy_kept_lines(out, handle, keep)
-            for key, body in self.staging.winning_bodies(plan):
-                old = keep.old_row(key)
-                base = _object_at(handle, old) if old is not None and handle is not None else None
-                out.write(body if base is None else _laid_over(base, body))
+            if self.path.exists():
+                handle = stack.enter_context(self.path.open("rb"))
+                body_at = stack.enter_context(self.staging.bodies())
+                for verdict, raw, data in _existing_lines(handle, keep):
+                    if isinstance(verdict, str):
+                        body = body_at(plan.staged_offset(verdict))
+                        out.write(body if data is None else _laid_over(data, body))
+                    else:
+                        out.write(raw if raw.endswith(b"\n") else raw + b"\n")  # unreadable ones as they were
+            for _, body in self.staging.new_bodies(plan):
+                out.write(body)
 
 
 def _laid_over(base: dict[str, Any], body: bytes) -> bytes:
@@ -67,13 +71,8 @@ def _laid_over(base: dict[str, Any], body: bytes) -> bytes:
     return (dumps_line(base) + "\n").encode("utf-8", "surrogateescape")
 
 
-def _object_at(handle: IO[bytes], offset: int) -> dict[str, Any] | None:
-    handle.seek(offset)
-    data = json.loads(handle.readline())
-    return data if isinstance(data, dict) else None
-
-
-def _copy_kept_lines(out: IO[bytes], handle: IO[bytes], keep: KeepRows) -> None:
+def _existing_lines(handle: IO[bytes], keep: KeepRows) -> Iterator[tuple[bool | str, bytes, dict[str, Any] | None]]:
+    """The existing lines that stay, with ``keep``'s verdict (True to copy, or the staged key laid over it)."""
     offset = 0
     for line, raw in enumerate(handle, start=1):
         start, offset = offset, offset + len(raw)
@@ -83,6 +82,8 @@ def _copy_kept_lines(out: IO[bytes], handle: IO[bytes], keep: KeepRows) -> None:
             data = loads_line((raw.removeprefix(_BOM) if line == 1 else raw).decode("utf-8"))
         except ValueError:  # UnicodeDecodeError is one: an unreadable line is kept as it is
             data = None
-        key = email_key(data.get("email")) if isinstance(data, dict) else None
-        if keep(key, line, start):
-            out.write(raw if raw.endswith(b"\n") else raw + b"\n")  # unreadable lines are kept as they were
+        if not isinstance(data, dict):
+            data = None
+        verdict = keep(None if data is None else email_key(data.get("email")), line, start)
+        if verdict is not False:
+            yield verdict, raw, data

@@ -7,10 +7,11 @@ alone is enough to plan a merge; only the entries that win are read in full.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -20,10 +21,10 @@ import orjson
 UPSERT: Final = "u"
 ERASE: Final = "e"
 REMOVED: Final = -1  # MergePlan.final: the key's row goes
-# MergePlan.final also remembers, in the same int, where the existing row a winner is laid over starts:
-# one dict entry per key however many rows are updated (staging offsets stay below 2**48).
-_OLD_SHIFT: Final = 48
-_STAGED_MASK: Final = (1 << _OLD_SHIFT) - 1
+# MergePlan.final also remembers, in the same int, that a winner has been written in the place of an existing
+# row: one dict entry per key however many rows are updated (staging offsets stay below 2**48).
+_PLACED: Final = 1 << 48
+_STAGED_MASK: Final = _PLACED - 1
 _TAIL_CHUNK: Final = 64 * 1024
 
 
@@ -77,45 +78,64 @@ def fsync_dir(directory: Path) -> None:
 class MergePlan:
     """What the staging file asks of the target, planned from the entry heads alone.
 
-    Memory is one entry per staged key (its winning offset) plus one per rename or erase.
+    Memory is one entry per staged key (its winning offset) plus two per rename or erase.
     """
 
-    final: dict[str, int] = field(default_factory=dict)  # key -> its winning entry (see _OLD_SHIFT), or REMOVED
-    # The exceptions to "a staged key is laid over its own existing row": a renamed contact's row is
-    # the old key's ("new" -> "old"); "" after an erase or a rename away: it starts afresh.
-    moved: dict[str, str] = field(default_factory=dict)
+    final: dict[str, int] = field(default_factory=dict)  # key -> its winning entry (see _PLACED), or REMOVED
+    # A renamed contact's earlier addresses, oldest first, whose rows are its own; () after an erase or a
+    # rename away: the address starts afresh. A key without an entry has only its own row.
+    moved: dict[str, tuple[str, ...]] = field(default_factory=dict)
     columns: dict[str, None] = field(default_factory=dict)  # field names of upserts, first seen first
+    # Keys erased or renamed away: their existing row never comes back, not even under a contact renamed
+    # onto that address later.
+    gone: set[str] = field(default_factory=set)
 
-    def renames(self) -> dict[str, str]:
-        """Old key -> the staged key whose row replaces it."""
-        return {old: new for new, old in self.moved.items() if old and self.is_winner(new)}
+    def rows_of(self, key: str) -> tuple[str, ...]:
+        """The addresses whose existing row the winner ``key`` may take, the first found first."""
+        own = () if key in self.gone else (key,)
+        return self.moved.get(key, ()) + own
 
     def is_winner(self, key: str) -> bool:
         return self.final.get(key, REMOVED) >= 0
 
-    def lay_over(self, key: str, old_offset: int) -> None:
-        """Remember that the winner ``key`` is laid over the existing row at ``old_offset``."""
-        self.final[key] = (self.final[key] & _STAGED_MASK) | ((old_offset + 1) << _OLD_SHIFT)
+    def place(self, key: str) -> None:
+        """Remember that the winner ``key`` has been written where an existing row was."""
+        self.final[key] |= _PLACED
 
-    def old_offset(self, key: str) -> int | None:
-        packed = self.final.get(key, REMOVED)
-        return (packed >> _OLD_SHIFT) - 1 if packed > _STAGED_MASK else None
+    def is_placed(self, key: str) -> bool:
+        return self.final.get(key, REMOVED) > _STAGED_MASK
 
-    def winners(self) -> Iterator[tuple[int, str]]:
-        """``(staging offset, key)`` of each winning entry, offsets ascending."""
-        return ((packed & _STAGED_MASK, key) for key, packed in self.final.items() if packed >= 0)
+    def unplace_all(self) -> None:
+        """Forget every placement (a merge that starts again)."""
+        for key, packed in self.final.items():
+            if packed > _STAGED_MASK:
+                self.final[key] = packed & _STAGED_MASK
+
+    def staged_offset(self, key: str) -> int:
+        """Where the winning entry of ``key`` starts in the staging file."""
+        return self.final[key] & _STAGED_MASK
+
+    def unplaced_winners(self) -> Iterator[tuple[int, str]]:
+        """``(staging offset, key)`` of each winning entry not placed over an existing row, offsets ascending."""
+        return ((packed, key) for key, packed in self.final.items() if 0 <= packed <= _STAGED_MASK)
 
     def upsert(self, key: str, prev: str | None, offset: int) -> None:
         if prev and prev != key:
             self.final[prev] = REMOVED
-            self.moved[key] = self.moved.pop(prev, prev)
-            self.moved[prev] = ""  # whoever takes the old address later is someone else
+            # () when prev's row went already (erased, or this same rename, retried): key keeps its own rows
+            earlier = self.rows_of(prev)
+            self.moved.pop(prev, None)
+            if earlier:
+                self.moved[key] = earlier + self.moved.get(key, ())
+            self.moved[prev] = ()  # whoever takes the old address later is someone else
+            self.gone.add(prev)
         self.final.pop(key, None)  # re-insert: winners stay in the order of their entries
         self.final[key] = offset
 
     def erase(self, key: str) -> None:
         self.final[key] = REMOVED
-        self.moved[key] = ""  # a later create starts afresh: nothing of the erased row comes back
+        self.moved[key] = ()  # a later create starts afresh: nothing of the erased row comes back
+        self.gone.add(key)
 
 
 class Staging:
@@ -173,9 +193,9 @@ class Staging:
                 plan.columns.update(dict.fromkeys(head[3]))
         return plan
 
-    def winning_bodies(self, plan: MergePlan) -> Iterator[tuple[str, bytes]]:
-        """``(key, fields JSON line)`` of each winning entry, in staging order."""
-        winners = plan.winners()
+    def new_bodies(self, plan: MergePlan) -> Iterator[tuple[str, bytes]]:
+        """``(key, fields JSON line)`` of each winning entry not placed over an existing row, in staging order."""
+        winners = plan.unplaced_winners()
         wanted = next(winners, None)
         for offset, raw in self._lines():
             if wanted is None:
@@ -183,6 +203,17 @@ class Staging:
             if offset == wanted[0]:
                 yield wanted[1], raw.partition(b"\t")[2]
                 wanted = next(winners, None)
+
+    @contextlib.contextmanager
+    def bodies(self) -> Iterator[Callable[[int], bytes]]:
+        """Read entries by offset (``MergePlan.staged_offset``): the fields JSON line of the entry there."""
+        with self.path.open("rb") as handle:
+
+            def body_at(offset: int) -> bytes:
+                handle.seek(offset)
+                return handle.readline().partition(b"\t")[2]
+
+            yield body_at
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
         offset = 0
