@@ -108,6 +108,22 @@ def _blank(cells: list[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
 
+class _Column(str):
+    """A column name folded for matching (its value, equality and hash: "first name") that prints as the
+    header wrote it (``str()``: "First Name"), so a note naming the columns nothing reads shows the file's own.
+    """
+
+    written: str
+
+    def __new__(cls, folded: str, written: str) -> _Column:
+        name = super().__new__(cls, folded)
+        name.written = written
+        return name
+
+    def __str__(self) -> str:
+        return self.written
+
+
 def _data_names(header: list[str]) -> list[str]:
     """The names a row's cells are read under: canonical columns match without case ("Email", "First_Name"),
     as the writer matches them, so a header the writer would fill is also one the reader understands. A
@@ -116,7 +132,11 @@ def _data_names(header: list[str]) -> list[str]:
     names: list[str] = []
     for column in header:
         prefix, dot, rest = column.partition(".")
-        folded = f"custom.{rest}" if dot and prefix.lower() == "custom" else column.lower()
+        if dot and prefix.lower() == "custom":
+            folded = f"custom.{rest}"
+        else:
+            folded = column.lower()
+            folded = folded if folded == column else _Column(folded, column)
         names.append(column if folded in names else folded)
     return names
 
