@@ -114,9 +114,14 @@ class RunRow(SQLModel, table=True):
     kind: str = Field(max_length=16)
     started_at: dt.datetime = Field(sa_column=_utc_column(nullable=False))
     finished_at: dt.datetime | None = Field(default=None, sa_column=_utc_column())
-    status: str = Field(default="running", max_length=16)  # running | ok | partial | failed
+    status: str = Field(default="running", max_length=16, index=True)  # running | ok | partial | failed | interrupted
     dry_run: bool = Field(default=False)
     figures: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    # The process running it ("host:pid:nonce", a daemon replica's lease holder id), the lease it runs under
+    # (daemon cycles: "writer"; None for a CLI run), and when that process last said it was alive.
+    owner: str | None = Field(default=None, max_length=128)
+    lease: str | None = Field(default=None, max_length=160)
+    heartbeat_at: dt.datetime | None = Field(default=None, sa_column=_utc_column())
 
 
 class PendingWriteRow(SQLModel, table=True):

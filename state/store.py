@@ -38,6 +38,7 @@ from state.models import (
     RunRow,
     SuppressionRow,
 )
+from state.runs import RUN_BEAT, RunBeats, close_stale_runs, process_id, stale
 
 C = ContactRow.__table__  # type: ignore[attr-defined]
 L = LinkRow.__table__  # type: ignore[attr-defined]
@@ -155,7 +156,9 @@ class WriteFailed:
 class Store:
     """Transactions over the state database. ``dry_run`` keeps one transaction and rolls it back."""
 
-    def __init__(self, url: str, *, hash_key: str | None = None, dry_run: bool = False) -> None:
+    def __init__(
+        self, url: str, *, hash_key: str | None = None, dry_run: bool = False, run_beat: dt.timedelta = RUN_BEAT
+    ) -> None:
         self.engine = open_engine(url)
         try:
             upgrade(self.engine)
@@ -169,8 +172,17 @@ class Store:
         self._hash_key = (hash_key or self._install_key()).encode()
         self._keyed = hmac.new(self._hash_key, digestmod=hashlib.sha256)
         self._thread_locks: dict[str, threading.Lock] = {}
+        # Who runs this store's runs (state/runs.py): this process, or the daemon replica and its lease.
+        self.run_owner = process_id()
+        self.run_lease: str | None = None
+        self._run_beats = RunBeats(self.engine, run_beat)
+
+    def run_as(self, owner: str, *, lease: str) -> None:
+        """Runs started from now on are a daemon replica's cycles, run under ``lease`` held as ``owner``."""
+        self.run_owner, self.run_lease = owner, lease
 
     def close(self) -> None:
+        self._run_beats.close()
         if self._dry_conn is not None:
             self._dry_conn.rollback()
             self._dry_conn.close()
@@ -690,11 +702,20 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str) -> None:
+        """A run row owned by this process, its heartbeat renewed until ``finish_run``; runs whose process
+        stopped beating are closed on the way (a SIGKILLed run would otherwise stay "running").
+        """
         with self.transaction() as conn:
-            conn.execute(sa.insert(RUN).values(id=run_id, kind=kind, started_at=now(), status="running",
-                                               dry_run=self.dry_run, figures="{}"))
+            close_stale_runs(conn)
+            stamp = now()
+            conn.execute(sa.insert(RUN).values(id=run_id, kind=kind, started_at=stamp, status="running",
+                                               dry_run=self.dry_run, figures="{}", owner=self.run_owner,
+                                               lease=self.run_lease, heartbeat_at=stamp))
+        if not self.dry_run:  # a dry run's row is never committed: nothing to keep alive
+            self._run_beats.add(run_id)
 
     def finish_run(self, run_id: str, status: str, figures: Mapping[str, Any]) -> None:
+        self._run_beats.discard(run_id)
         with self.transaction() as conn:
             conn.execute(sa.update(RUN).where(RUN.c.id == run_id).values(
                 finished_at=now(), status=status, figures=json.dumps(figures, default=str)))
@@ -781,8 +802,11 @@ class Store:
                  "cursor": json.loads(r.value)}
                 for r in conn.execute(sa.select(CUR).order_by(CUR.c.provider, CUR.c.stream))
             ]
-            runs = [
-                {"id": r.id, "kind": r.kind, "status": r.status, "dry_run": bool(r.dry_run),
+            stamp = now()
+            runs = [  # a run whose process stopped beating is shown as what it is, before anyone closes it
+                {"id": r.id, "kind": r.kind,
+                 "status": "interrupted" if r.status == "running" and stale(r.heartbeat_at, at=stamp) else r.status,
+                 "dry_run": bool(r.dry_run),
                  "started_at": utc(r.started_at), "finished_at": utc(r.finished_at),
                  "figures": json.loads(r.figures)}
                 for r in conn.execute(sa.select(RUN).order_by(RUN.c.started_at.desc()).limit(10))

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.base import WebhookEvent
-from connector.daemon.leases import utcnow
+from connector.daemon.leases import WRITER, utcnow
+from state.runs import close_stale_runs
 from state.store import INBOX, RUN, Store
 
 STATUS_NEW: Final = "new"
@@ -129,11 +130,26 @@ class Inbox:
                 .values(status=STATUS_NEW, claimed_by=None, claimed_at=None)
             ).rowcount)
 
-    def close_interrupted_runs(self) -> int:
-        """Runs left "running" by a killed or stopped cycle; only the writer-lease holder runs cycles."""
+    def close_interrupted_runs(self, holder: str, *, lease: str = WRITER) -> int:
+        """Runs the new holder of ``lease`` knows are over: the cycles of any other holder (only the holder
+        runs them, so that replica died or lost the lease), and runs of any process that stopped renewing
+        their heartbeat (a SIGKILLed ``crmsync sync``). A manual run beside the daemon, alive, stays running.
+        """
+        with self.store.transaction() as conn:
+            lost = conn.execute(
+                sa.update(RUN)
+                .where(RUN.c.status == "running", RUN.c.lease == lease,
+                       sa.or_(RUN.c.owner.is_(None), RUN.c.owner != holder))
+                .values(status="interrupted", finished_at=utcnow())
+            ).rowcount
+            return int(lost) + close_stale_runs(conn)
+
+    def close_own_runs(self, holder: str) -> int:
+        """The cycles of ``holder`` (this replica) left "running" by a stop mid-cycle."""
         with self.store.transaction() as conn:
             return int(conn.execute(
-                sa.update(RUN).where(RUN.c.status == "running").values(status="interrupted", finished_at=utcnow())
+                sa.update(RUN).where(RUN.c.status == "running", RUN.c.owner == holder)
+                .values(status="interrupted", finished_at=utcnow())
             ).rowcount)
 
     def depth(self) -> int:

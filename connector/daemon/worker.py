@@ -75,6 +75,7 @@ class Daemon:
         self.config, self.engine, self.options, self.stopping = config, engine, options, stopping
         self.lease_lost = lease_lost  # set by the writer lease's heartbeat; the engine's sink watches it
         self.holder = replica_id()
+        engine.store.run_as(self.holder, lease=WRITER)  # its cycles: closed by whoever takes the lease next
         self.leases = Leases(engine.store)
         self.inbox = Inbox(engine.store)
         self.metrics = Metrics(engine.store, self.inbox, engine.runtimes)
@@ -133,7 +134,7 @@ class Daemon:
                         log.warning("writer lease lost mid-cycle: stopped writing", extra={"replica": self.holder})
                         raise
                     except Stopping:
-                        self.inbox.close_interrupted_runs()  # ours: only the lease holder runs cycles
+                        self.inbox.close_own_runs(self.holder)
                         raise
             finally:
                 with contextlib.suppress(sa.exc.SQLAlchemyError):
@@ -142,9 +143,9 @@ class Daemon:
             self._lock.release()
 
     def _after_takeover(self) -> None:
-        """A replica that died mid-cycle left claims and a "running" run: only the lease holder could."""
+        """A replica that died mid-cycle left claims and a "running" cycle: only the lease holder could."""
         orphans = self.inbox.reclaim_orphans(self.holder)
-        runs = self.inbox.close_interrupted_runs()
+        runs = self.inbox.close_interrupted_runs(self.holder, lease=WRITER)
         if orphans or runs:
             log.warning("took over after an interrupted replica", extra={"inbox_reclaimed": orphans,
                                                                         "runs_interrupted": runs})
