@@ -23,6 +23,8 @@ from mappings.contact import OPT_OUT_AT
 from state.store import HubContact
 
 log = logging.getLogger("crmsync.engine")
+# a refused call, or an answer the adapter could not read (malformed JSON, a wrong type), as Engine._guard has it
+UNANSWERED = (ProviderError, OSError, ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 
 def link_sides(contact: HubContact) -> list[Side]:
@@ -53,7 +55,7 @@ def with_opt_out_times(
             continue
         try:
             answered = adapter.opt_out_times(list(ids))
-        except ProviderError as exc:  # the opt-out keeps its record's time: that errs towards the opt-out
+        except UNANSWERED as exc:  # the opt-out keeps its record's time: that errs towards the opt-out
             log.warning("opt-out times unavailable", extra={"provider": provider, "why": type(exc).__name__})
             continue
         times.update({(ids[rid], provider): at for rid, at in answered.items() if rid in ids})

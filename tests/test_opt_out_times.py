@@ -68,5 +68,7 @@ def test_a_provider_that_cannot_tell_or_fails_leaves_the_record_time():
     failing = Timer(RetryableError("POST /crm/v3/objects/contacts/batch/read: 503", status=503))
     assert with_opt_out_times(contacts, before, {"crm": _runtime(failing)}) == before
     assert failing.asked == [["c1"]]
+    unreadable = Timer(ValueError("Expecting value: line 1 column 1 (char 0)"))  # malformed JSON
+    assert with_opt_out_times(contacts, before, {"crm": _runtime(unreadable)}) == before
     assert with_opt_out_times(contacts, before, {"crm": _runtime(object())}) == before  # no such ability
     assert with_opt_out_times(contacts, before, {}) == before  # not configured in this run

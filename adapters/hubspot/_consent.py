@@ -212,18 +212,21 @@ def opt_out_times(client: HubSpotClient, remote_ids: Sequence[str]) -> dict[str,
     for chunk in _chunks(list(dict.fromkeys(remote_ids)), HISTORY_BATCH):
         body = {"inputs": [{"id": i} for i in chunk], "properties": [OPTOUT], "propertiesWithHistory": [OPTOUT]}
         _, data = client.call("POST", "/crm/v3/objects/contacts/batch/read", client.batch.read, body)
-        for row in (data or {}).get("results") or []:
-            history = (row.get("propertiesWithHistory") or {}).get(OPTOUT)
-            since = _opted_out_since(history if isinstance(history, list) else [])
-            if since is not None:
-                out[str(row.get("id"))] = since
+        rows = data.get("results") if isinstance(data, dict) else None
+        for row in rows if isinstance(rows, list) else ():  # a malformed answer times nobody
+            history = row.get("propertiesWithHistory") if isinstance(row, dict) else None
+            versions = history.get(OPTOUT) if isinstance(history, dict) else None
+            since = _opted_out_since(versions if isinstance(versions, list) else [])
+            if since is not None and row.get("id") is not None:
+                out[str(row["id"])] = since
     return out
 
 
 def _opted_out_since(versions: Sequence[Any]) -> dt.datetime | None:
     """The first version of the current run of "true"s; None when the newest version is not "true".
 
-    HubSpot lists versions newest first, but says nothing of their order: they are sorted here by time.
+    HubSpot lists versions newest first. They are sorted here by time all the same (the order is not
+    documented), oldest first, and versions of one millisecond keep HubSpot's order between them.
     """
     timed = []
     for version in versions:
@@ -234,7 +237,7 @@ def _opted_out_since(versions: Sequence[Any]) -> dt.datetime | None:
         if at is not None:
             timed.append((at, str(version.get("value")).strip().lower() == "true"))
     since = None
-    for at, opted_out in sorted(timed, key=lambda v: v[0]):
+    for at, opted_out in sorted(reversed(timed), key=lambda v: v[0]):
         since = (since or at) if opted_out else None
     return since
 

@@ -106,7 +106,7 @@ class StoredContact:
         if value != old and source is not None:
             versions = self.history.get(name)
             if versions is None:
-                versions = self.history[name] = [(old, self.created_ms, source)] if old else []
+                versions = self.history[name] = [(old, self.created_ms, "API")] if old else []
             versions.append((value, at_ms, source))
         if value:
             self.props[name] = value

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from adapters._emulator import Fault
 from adapters.base import SupportsOptOutTimes
 from adapters.hubspot._consent import _opted_out_since
 from adapters.hubspot.emulator import HubSpotEmulator
@@ -58,8 +61,21 @@ def test_the_opt_out_starts_the_current_run_of_trues_whatever_the_order():
     assert _opted_out_since(versions) == dt.datetime(2024, 5, 3, tzinfo=dt.UTC)
     assert _opted_out_since([*versions, _version("false", "2024-05-05T00:00:00Z")]) is None  # opted in since
     assert _opted_out_since([]) is None
+    same_ms = [_version("true", "2024-05-01T00:00:00Z"), _version("false", "2024-05-01T00:00:00Z")]
+    assert _opted_out_since(same_ms) == dt.datetime(2024, 5, 1, tzinfo=dt.UTC)  # newest first, as HubSpot lists
 
 
 def test_malformed_versions_are_skipped_not_fatal():
     versions = [_version("true", "not a time"), "junk", {"value": "true"}, _version("true", "1714521600000")]
     assert _opted_out_since(versions) == dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'{"results": 5}', b'{"results": [5, {"propertiesWithHistory": 3}]}',
+                                 b'{"results": [{"id": "1", "propertiesWithHistory": {"hs_email_optout": "x"}}]}'])
+def test_a_malformed_history_answer_times_nobody(hubspot_emulator: HubSpotEmulator, hubspot_adapter, raw: bytes):
+    ids = hubspot_emulator.seed(2, prefix="m")
+    hubspot_emulator.unsubscribe("m0@example.com")
+    fault = Fault(200, raw=raw)
+    fault.method, fault.path_pattern = "POST", "batch/read"
+    hubspot_emulator.inject(fault)
+    assert hubspot_adapter.opt_out_times(ids) == {}
