@@ -114,8 +114,13 @@ class Org:
         return record
 
     def update(self, record: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+        opting_out = values.get("Email_Opt_Out") is True and record.get("Email_Opt_Out") is not True
         record.update(_writable(values))
-        self._touch(record, self.now())
+        now = self.now()
+        if opting_out:  # Zoho records when an opt-out happened, whoever set it; the mode's values are unconfirmed
+            record["Unsubscribed_Time"] = values.get("Unsubscribed_Time") or now
+            record["Unsubscribed_Mode"] = values.get("Unsubscribed_Mode") or "Manual"
+        self._touch(record, now)
         return record
 
     def set_tags(self, record: dict[str, Any], names: Iterable[str], *, add: bool) -> None:

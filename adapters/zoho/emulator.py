@@ -218,11 +218,12 @@ class ZohoEmulator(WatchChannels):
         self._notify("edit", [record_id], list(values))
 
     def unsubscribe(self, email: str) -> str:
+        """A user opts the contact out in Zoho's UI; one already opted out has nothing to opt out of."""
         with self.org.lock:
             record = self.org.by_email(email)[0]
-            self.org.update(
-                record, {"Email_Opt_Out": True, "Unsubscribed_Mode": "Manual", "Unsubscribed_Time": self.org.now()}
-            )
+            if record.get("Email_Opt_Out") is True:
+                return str(record["id"])
+            self.org.update(record, {"Email_Opt_Out": True})
         self._notify("edit", [record["id"]], ["Email_Opt_Out"])
         return str(record["id"])
 

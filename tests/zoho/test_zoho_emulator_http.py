@@ -205,3 +205,23 @@ def test_watch_patch_and_disable(zoho: ZohoEmulator) -> None:
     gone = api(zoho, "DELETE", "/actions/watch", params={"channel_ids": "1000000068001,42"})
     assert [w["code"] for w in gone.json()["watch"]] == ["SUCCESS", "NOT_SUBSCRIBED"]
     assert api(zoho, "GET", "/actions/watch").status_code == 204
+
+
+def test_an_opt_out_records_its_time_once_whoever_sets_it(zoho: ZohoEmulator) -> None:
+    [by_api, by_ui] = zoho.seed(2, prefix="optout")
+    zoho.edit(by_api, Email_Opt_Out=False)
+    zoho.edit(by_ui, Email_Opt_Out=False)
+    zoho.advance_clock(60)
+    answer = api(zoho, "PUT", "/Contacts", json={"data": [{"id": by_api, "Email_Opt_Out": True}]})
+    assert answer.status_code == 200, answer.text
+    zoho.unsubscribe(zoho.contact(by_ui)["Email"])
+    stamped = {i: zoho.contact(i)["Unsubscribed_Time"] for i in (by_api, by_ui)}
+    assert all(stamped.values()) and {zoho.contact(i)["Unsubscribed_Mode"] for i in stamped} == {"Manual"}
+    zoho.advance_clock(60)
+    zoho.edit(by_api, First_Name="Radia")  # an edit moves Modified_Time, not the opt-out's time
+    zoho.unsubscribe(zoho.contact(by_ui)["Email"])  # already opted out: nothing to do
+    for record_id, at in stamped.items():
+        record = zoho.contact(record_id)
+        assert record["Unsubscribed_Time"] == at
+    assert zoho.contact(by_api)["Modified_Time"] > stamped[by_api]
+    assert zoho.contact(by_ui)["Modified_Time"] == stamped[by_ui]
