@@ -49,8 +49,13 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for ``url``; a new SQLite file is created with mode 0600 before SQLite touches it."""
+def open_engine(url: str, *, pooled: bool = True) -> Engine:
+    """An engine for ``url``; a new SQLite file is created with mode 0600 before SQLite touches it.
+
+    ``pooled=False``: every checkout opens a connection and closes it after (a rare side task, such as a run's
+    heartbeat, then never adds a connection, and its page cache, to the pool the engine's work uses).
+    """
+    pool: dict[str, Any] = {} if pooled else {"poolclass": sa.pool.NullPool}
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
@@ -59,13 +64,13 @@ def open_engine(url: str) -> Engine:
                 raise StateError(f"state.url: directory {path.parent} does not exist")
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, **pool)
     raise StateError(f"state.url: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from state.codec import now
+from state.db import open_engine
 from state.models import RunRow
 
 RUN = RunRow.__table__  # type: ignore[attr-defined]
@@ -52,10 +53,15 @@ def close_stale_runs(conn: Connection, *, older_than: dt.timedelta = RUN_STALE) 
 
 
 class RunBeats:
-    """One thread per store renews the heartbeat of the runs this process has running; it ends when none are."""
+    """One thread per store renews the heartbeat of the runs this process has running; it ends when none are.
 
-    def __init__(self, engine: Engine, period: dt.timedelta) -> None:
-        self._engine = engine
+    Each beat opens its own connection and closes it (``open_engine(url, pooled=False)``): a connection left in
+    the store's pool would serve the engine's work too, with a page cache of its own.
+    """
+
+    def __init__(self, url: str, period: dt.timedelta) -> None:
+        self._url = url
+        self._engine: Engine | None = None
         self._period = period.total_seconds()
         self._runs: set[str] = set()
         self._lock = threading.Lock()
@@ -79,6 +85,8 @@ class RunBeats:
             thread = self._thread
         if thread is not None:
             thread.join(timeout=10)
+        if self._engine is not None:
+            self._engine.dispose()
 
     def _beat(self) -> None:
         while not self._stop.wait(self._period):
@@ -88,6 +96,8 @@ class RunBeats:
                     self._thread = None
                     return
             try:
+                if self._engine is None:
+                    self._engine = open_engine(self._url, pooled=False)
                 with self._engine.begin() as conn:
                     conn.execute(sa.update(RUN).where(RUN.c.id.in_(running), RUN.c.status == "running")
                                  .values(heartbeat_at=now()))

@@ -175,7 +175,7 @@ class Store:
         # Who runs this store's runs (state/runs.py): this process, or the daemon replica and its lease.
         self.run_owner = process_id()
         self.run_lease: str | None = None
-        self._run_beats = RunBeats(self.engine, run_beat)
+        self._run_beats = RunBeats(url, run_beat)
 
     def run_as(self, owner: str, *, lease: str) -> None:
         """Runs started from now on are a daemon replica's cycles, run under ``lease`` held as ``owner``."""
