@@ -79,8 +79,10 @@ BATCH_DEADLINE_S: Final = 1800.0
 # [BULK]. Capping whole calls at 500 cost a thousand updates two jobs, and two rounds of polls, where one
 # does; at a page of members, a push of a thousand (the engine's candidate batch) is one job.
 WRITE_MAX: Final = PAGE_SIZE
-# Subscriber hash -> contact_id pairs remembered from reads and writes (a few tens of MB at most): a member
-# deleted for good answers 404 to its hash, and only this names the contact_id its link is kept by.
+# Subscriber hash -> contact_id pairs remembered from reads (18 MB at most): a member deleted for good answers
+# 404 to its hash, and only this names the contact_id its link is kept by. Writes are not remembered: a daemon
+# reads its own creates back in its next poll anyway, and a migration, which never reads its target, would
+# otherwise hold a pair for every member it created.
 KNOWN_MEMBERS_MAX: Final = 100_000
 
 
@@ -361,7 +363,7 @@ class MailchimpAdapter:
         ``deleted=True``.
 
         A member deleted for good answers 404 to its hash, while its link is kept by its contact_id: the
-        deletion names the contact_id when this adapter has seen the pair, read or written (a hash it never
+        deletion names the contact_id when this adapter has read the member since it started (a hash it never
         saw can only be reported as itself). A member that answers to that contact_id moved to another
         address rather than left, and comes back as it is. After an address change the hint also names the
         old hash, which the record reports as absorbed (``merged_ids``): a link still kept by that hash, from
@@ -419,8 +421,6 @@ class MailchimpAdapter:
         for p in plans:
             if p.result is None:
                 p.done(ok=False, error="not written", retryable=True)
-            elif p.result.ok:
-                self._remember(p.key, p.result.remote_id)
         return [p.result for p in plans if p.result is not None]
 
     def _update(self, plans: list[w.Plan]) -> list[w.Plan]:

@@ -62,7 +62,8 @@ def test_a_member_deleted_for_good_removes_the_link_kept_by_its_contact_id(setup
     mailchimp, config = setup
     write_jsonl(tmp_path / "in.jsonl", _people(3, last_name="One"))
     with _engine(config) as engine:  # one engine, as the daemon keeps for polls and webhook hints alike
-        assert engine.sync().exit_code == 0
+        for _ in range(2):  # the second cycle reads the members the first one created
+            assert engine.sync().exit_code == 0
         [linked] = _mailchimp_links(engine, "p1@example.com")
         assert linked == mailchimp.member("p1@example.com")["contact_id"]
         mailchimp.forget(linked)  # permanently deleted in Mailchimp: its hash answers 404 from now on
@@ -77,7 +78,8 @@ def test_a_hint_for_an_address_a_member_left_fetches_the_member_and_deletes_noth
     mailchimp, config = setup
     write_jsonl(tmp_path / "in.jsonl", _people(3, last_name="One"))
     with _engine(config) as engine:
-        assert engine.sync().exit_code == 0
+        for _ in range(2):
+            assert engine.sync().exit_code == 0
         [linked] = _mailchimp_links(engine, "p1@example.com")
         mailchimp.edit(linked, email_address="p1.new@example.com")
         # a profile hint queued before the move names the old hash, which now answers 404
