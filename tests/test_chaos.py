@@ -5,7 +5,8 @@ email changes, new people) in the
 three emulators, with faults between syncs: 429 with Retry-After, 5xx, dropped connections, partial batch failures
 (one record of a batch refused, the rest accepted) and SIGKILL of a ``python -m connector sync`` process when the
 emulators have seen its n-th call, either before serving it or after the provider acted on it (the answer is lost).
-A kill point past a cycle's last call lets that process finish: the next one starts between cycles.
+A kill point past a cycle's last call lets that process finish: the next one starts between cycles. A
+``crmsync daemon`` is killed the same way, mid-cycle, or once idle after its cycle (or with none due).
 
 An email change gives a person a fresh address in one provider; until a sync the providers hold that person under
 different addresses, so later edits find each person by the address that provider holds now (``People``).
@@ -47,11 +48,15 @@ PEOPLE = tuple(f"{p}-{i}@example.com" for p in PROVIDERS for i in range(SEEDED))
 NAMES = ("Ada", "Grace", "Linus", "Radia")
 TAGS = ("vip", "newsletter", "partner", "webinar")
 EXAMPLES = int(os.environ.get("CRMSYNC_CHAOS_EXAMPLES", "6"))
+STARTUP_S = 3.0  # a daemon is up and at its first jobs by then
+IDLE_S = 1.5  # a daemon that has called no emulator for this long is between cycles
 QUIET_CYCLES = 4  # a contact without a last name settles a cycle or two later (test_sandbox)
 
 people = st.sampled_from(PEOPLE)
 providers = st.sampled_from(PROVIDERS)
 kills = st.tuples(st.just("kill"), st.integers(0, 24), st.booleans())  # after n calls; answered or not
+# a daemon SIGKILLed at its n-th call (its first cycle, the Zoho channel upkeep), or once idle past its cycle
+daemon_kills = st.tuples(st.just("daemon"), st.integers(0, 60), st.booleans())
 # every provider: Mailchimp members are linked by contact_id, which an address change keeps (the subscriber
 # hash, an MD5 of the address, does not: a move there once came back as someone new, held twice everywhere)
 MOVABLE = PROVIDERS
@@ -72,6 +77,7 @@ actions = st.one_of(
     st.tuples(st.just("refuse"), providers, people, st.integers(1, 2)),  # a partial batch failure
     st.tuples(st.just("sync")),
     kills,
+    daemon_kills,
 )
 
 
@@ -109,6 +115,8 @@ class Killer:
         self._left = 0
         self._answered = False
         self.fired = False
+        self.calls = 0  # every call any emulator was asked, and when the last one came
+        self.last_call = time.monotonic()
         for emulator in emulators.values():
             server = getattr(emulator, "server", emulator)
             server.dispatch = self._wrap(server.dispatch)
@@ -116,6 +124,7 @@ class Killer:
     def _wrap(self, dispatch: Callable[[Request], Response | None]) -> Callable[[Request], Response | None]:
         def guarded(request: Request) -> Response | None:
             with self._lock:
+                self.calls, self.last_call = self.calls + 1, time.monotonic()
                 pid, self._left = (self._pid, 0) if self._left == 0 else (None, self._left - 1)
                 if pid is not None:
                     self._pid, self.fired = None, True
@@ -150,6 +159,29 @@ def _sync_killed(killer: Killer, config: Path, after_calls: int, *, answered: bo
     else:
         assert proc.returncode in (0, 1, 3), err.decode(errors="replace")[-1500:]
         _event("kill: the process finished first (the next one starts between cycles)")
+
+
+def _daemon_killed(killer: Killer, config: Path, after_calls: int, *, answered: bool) -> None:
+    """``crmsync daemon`` SIGKILLed at its n-th call, or, when its first cycle ends sooner, once it is idle."""
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "daemon", "--json", "--config", str(config),
+                             "--listen", "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with killer.armed(proc.pid, after_calls, answered=answered):
+            up, deadline = time.monotonic() + STARTUP_S, time.monotonic() + 120
+            while not killer.fired and proc.poll() is None and time.monotonic() < deadline:
+                if time.monotonic() - max(killer.last_call, up) > IDLE_S:
+                    break  # its cycle is over (or none was due: one ran minutes ago), nothing else is: idle
+                time.sleep(0.05)
+        if proc.poll() is None:
+            assert not killer.fired
+            proc.kill()
+            _event("kill: an idle daemon")
+        else:
+            assert killer.fired, proc.stderr.read().decode(errors="replace")[-1500:] if proc.stderr else ""
+            _event("kill: a daemon mid-cycle, answer lost" if answered else "kill: a daemon mid-cycle, call lost")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
 
 
 def _event(text: str) -> None:
@@ -416,6 +448,8 @@ def check_chaos(script: list[tuple[Any, ...]], folder: Path) -> None:
                 assert code in (0, 1, 3), out
             elif action[0] == "kill":
                 _sync_killed(killer, config, action[1], answered=action[2])
+            elif action[0] == "daemon":
+                _daemon_killed(killer, config, action[1], answered=action[2])
             elif (addressed := _addressed(action, people, _state(emulators))) is None:
                 _event(f"{action[0]}: skipped, the provider holds none of the person's addresses")
             else:
