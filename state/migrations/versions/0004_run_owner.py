@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-04 14:00:00.000000
+Create Date: 2026-12-03 13:40:00.000000
 """
 
 from alembic import op
