@@ -14,6 +14,12 @@ The tree (only the CLI turns a class into an exit code)::
 
 from __future__ import annotations
 
+from typing import Final
+
+# What reading a provider's answer raises when the answer is not what the adapter expects (malformed JSON, a
+# missing field, a wrong type): the caller treats it as an unreadable answer from that provider, not a bug.
+UNREADABLE_ANSWER: Final = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
 
 class ProviderError(Exception):
     """A provider call failed. The message names the call, never a body, token or address."""

@@ -30,7 +30,7 @@ from adapters.base import (
     WriteResult,
     WritesLocally,
 )
-from adapters.errors import ProviderError
+from adapters.errors import UNREADABLE_ANSWER, ProviderError
 from connector.ahead import OneAhead
 from connector.opt_out_times import link_sides, with_opt_out_times
 from connector.planner import (
@@ -354,7 +354,7 @@ class Engine:
             return False
         except CursorError:
             raise  # a stored cursor that cannot be read is surfaced (exit 2), never taken for a provider fault
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except UNREADABLE_ANSWER as exc:
             # A provider answered something its adapter could not read (malformed JSON, a missing field, a
             # wrong type): this provider stops for this run, its cursor stays put, the others go on.
             report.provider_errors[rt.name] = f"{rt.name}: unreadable answer ({type(exc).__name__})"

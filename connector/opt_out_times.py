@@ -16,15 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from adapters.base import SupportsOptOutTimes
-from adapters.errors import ProviderError
+from adapters.errors import UNREADABLE_ANSWER, ProviderError
 from connector.planner import Side, untimed_opt_outs
 from connector.runtime import ProviderRuntime
 from mappings.contact import OPT_OUT_AT
 from state.store import HubContact
 
 log = logging.getLogger("crmsync.engine")
-# a refused call, or an answer the adapter could not read (malformed JSON, a wrong type), as Engine._guard has it
-UNANSWERED = (ProviderError, OSError, ValueError, TypeError, KeyError, AttributeError, IndexError)
+# a refused call, or an answer the adapter could not read, as Engine._guard has them
+UNANSWERED = (ProviderError, OSError, *UNREADABLE_ANSWER)
 
 
 def link_sides(contact: HubContact) -> list[Side]:
