@@ -116,6 +116,9 @@ class WriteResult:
     error: str | None = None  # no body, no address: the provider's error code and a short reason
     retryable: bool = False
     suppressed: bool = False  # the provider refuses because the person is suppressed (compliance)
+    # The opt-in time the provider stamped because this write created the person subscribed (ISO text, as it
+    # reads back): the provider's own bookkeeping of crmsync's write, never the person's confirmation.
+    opt_in_stamp: str | None = None
 
 
 @runtime_checkable

@@ -42,6 +42,7 @@ from connector.planner import (
     WriteKind,
     merge_contact,
     merge_new,
+    next_base,
     plan_write,
     project,
     stable_hash,
@@ -171,7 +172,8 @@ class Engine:
         return MergeWrite(
             contact_id=contact.id, changed=merged.changed or email != contact.email, email=email, fields=fields,
             sources=merged.sources, consent=str(merged.consent), consent_at=merged.consent_at,
-            bases={link.link_id: link.observed for link in contact.links if link.observed is not None},
+            bases={link.link_id: next_base(link.observed, link.base) for link in contact.links
+                   if link.observed is not None},
             conflicts=[
                 ConflictWrite(field=c.field, winner=c.winner, candidates=_candidates_json(c.candidates))
                 for c in merged.conflicts
@@ -276,7 +278,8 @@ class Engine:
             if result is not None and result.ok:
                 _count_write(figures, planned)
                 oks.append(WriteOk(contact_id=cand.contact_id, remote_id=result.remote_id or cand.remote_id,
-                                   base=planned.projection, ack_hash=stable_hash(planned.projection),
+                                   base=next_base(planned.projection, cand.base, opt_in_stamp=result.opt_in_stamp),
+                                   ack_hash=stable_hash(planned.projection),
                                    version=cand.version))
                 continue
             error = result.error if result is not None and result.error else "no result for this record"

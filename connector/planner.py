@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from mappings.contact import META_KEYS, OPT_IN_AT, OPT_OUT_AT, Consent
+from mappings.contact import META_KEYS, OPT_IN_AT, OPT_OUT_AT, OWN_OPT_IN_AT, Consent
 from state.codec import json_text
 
 OPTED_OUT: Final = frozenset({Consent.UNSUBSCRIBED, Consent.CLEANED})
@@ -174,6 +174,19 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return None
 
 
+def _explicit_opt_in_at(side: Side) -> dt.datetime | None:
+    """When a subscribed side's person confirmed the opt-in, if its provider records it.
+
+    Not the stamp a provider set on crmsync's own create (its base keeps that one): nobody confirmed anything then.
+    """
+    if side.observed.get("consent") != Consent.SUBSCRIBED:
+        return None  # an unsubscribed member keeps the time of the opt-in it withdrew: no evidence of when it did
+    at = _parse_time(side.observed.get(OPT_IN_AT))
+    if at is not None and side.base is not None and at == _parse_time(side.base.get(OWN_OPT_IN_AT)):
+        return None
+    return at
+
+
 def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
     """Each side's consent change against its base, timed by the explicit opt-in a subscribed side carries or the
     opt-out time an opted-out one does (else by the record's last change); a side still at its base status with an
@@ -184,9 +197,7 @@ def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
         seen = side.observed.get("consent")
         if seen is None or seen == Consent.UNKNOWN:
             continue
-        # an opt-in time is evidence of an opt-in only while the person is subscribed: an unsubscribed member
-        # keeps the time of the opt-in it since withdrew, which says nothing of when it opted out
-        opt_in_at = _parse_time(side.observed.get(OPT_IN_AT)) if seen == Consent.SUBSCRIBED else None
+        opt_in_at = _explicit_opt_in_at(side)
         opt_out_at = _parse_time(side.observed.get(OPT_OUT_AT)) if seen in OPTED_OUT else None
         renewed = side.base is not None and seen == side.base.get("consent")
         if renewed and opt_in_at is None:
@@ -200,6 +211,17 @@ def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
     return tuple(sorted(events, key=lambda e: (e.provider, e.status, e.renewed)))
 
 
+def next_base(
+    agreed: Mapping[str, Any], previous: Mapping[str, Any] | None, *, opt_in_stamp: str | None = None
+) -> Fields:
+    """The merge base a link keeps after agreeing on ``agreed``: it remembers the opt-in stamp crmsync's own create
+    set there (``opt_in_stamp`` of this write, else the one the previous base kept), which ``consent_events`` never
+    takes for an opt-in, however often the base is replaced.
+    """
+    stamp = opt_in_stamp or (previous or {}).get(OWN_OPT_IN_AT)
+    return {**agreed, OWN_OPT_IN_AT: stamp} if stamp else dict(agreed)
+
+
 def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:
     """The providers whose new opt-out only its record's last change times, while an explicit opt-in of the same
     person is not newer than that change: only the opt-out's own time can say which came last.
@@ -208,10 +230,7 @@ def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:
     win. Elsewhere the record's time decides rightly: an opt-out is never later than its record's last change.
     The engine asks the providers that can tell (HubSpot: ``hs_email_optout``'s history) for these alone.
     """
-    opt_ins = [
-        at for s in sides
-        if s.observed.get("consent") == Consent.SUBSCRIBED and (at := _parse_time(s.observed.get(OPT_IN_AT)))
-    ]
+    opt_ins = [at for s in sides if (at := _explicit_opt_in_at(s))]
     if not opt_ins:
         return ()
     newest_in = max(opt_ins)

@@ -46,6 +46,9 @@ CUSTOM_PREFIX: Final = "custom."
 OPT_IN_AT: Final = "_opt_in_at"  # meta key: ISO time of an explicit (confirmed) opt-in, when a source records one
 OPT_OUT_AT: Final = "_opt_out_at"  # meta key: ISO time of the opt-out itself, when a source records one
 META_KEYS: Final = frozenset((OPT_IN_AT, OPT_OUT_AT))  # read-only evidence of consent, never a field to merge
+# Kept in a link's merge base only, never read from a provider: the opt-in time a provider stamped because crmsync
+# itself created the person there as subscribed (Mailchimp's ``timestamp_opt``). The person confirmed nothing then.
+OWN_OPT_IN_AT: Final = "_own_opt_in_at"
 
 Fields = dict[str, Any]
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.base import Cursor
+from mappings.contact import OWN_OPT_IN_AT
 from state.bulk import insert_rows
 from state.codec import dump_fields, dump_sources, load_fields, load_sources, now, utc
 from state.db import StateError, open_engine, upgrade
@@ -53,6 +54,19 @@ META = MetaRow.__table__  # type: ignore[attr-defined]
 
 EXCLUDED = "excluded"  # a pending_write status: never push this contact to this provider (deleted/merged there)
 _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
+
+
+def _agrees(observed: str, base: str | None) -> bool:
+    """An observation (as JSON text) equals the link's base, apart from the own-create stamp the base may keep."""
+    if base is None:
+        return False
+    if observed == base:
+        return True
+    if f'"{OWN_OPT_IN_AT}"' not in base:
+        return False
+    kept = load_fields(base)
+    kept.pop(OWN_OPT_IN_AT, None)
+    return observed == dump_fields(kept)
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -385,7 +399,7 @@ class Store:
                                 "acked_version": 0, "remote_id": record.remote_id, "observed": None,
                                 "observed_at": None, "has_observation": False})
                 continue
-            if link is not None and link.base is not None and observed == link.base:
+            if link is not None and _agrees(observed, link.base):
                 outcome.unchanged += 1
                 if link.remote_id != record.remote_id:
                     updates.append({"_id": link.id, "remote_id": record.remote_id, "observed": None,

@@ -14,11 +14,12 @@ from connector.planner import (
     Side,
     merge_contact,
     merge_new,
+    next_base,
     plan_write,
     project,
     untimed_opt_outs,
 )
-from mappings.contact import OPT_IN_AT, OPT_OUT_AT, Consent
+from mappings.contact import OPT_IN_AT, OPT_OUT_AT, OWN_OPT_IN_AT, Consent
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROVIDERS = ("crm", "mail", "zoho")
@@ -143,6 +144,63 @@ def test_a_renewed_opt_in_at_the_status_of_its_base_lifts_only_an_older_opt_out(
     assert merged.consent_events == () and not merged.changed  # nothing new to record: no ledger noise
 
 
+def test_the_opt_in_stamp_of_crmsync_own_create_lifts_no_opt_out():
+    # Mailchimp stamps timestamp_opt when crmsync creates a member subscribed: the person confirmed nothing then,
+    # so an opt-out from before it, reaching crmsync later (a CRM connected since), still wins
+    created = T0 + dt.timedelta(hours=1)
+    hub = Hub(fields={"email": "a@example.com"}, consent=Consent.SUBSCRIBED, consent_at=T0)
+    base = next_base({"consent": Consent.SUBSCRIBED}, None, opt_in_stamp=created.isoformat())
+    mail = Side(provider="mail", observed={"consent": Consent.SUBSCRIBED, OPT_IN_AT: created.isoformat()},
+                base=base, updated_at=created + dt.timedelta(hours=1))
+    crm = Side(provider="crm", observed={"consent": Consent.UNSUBSCRIBED, OPT_OUT_AT: T0.isoformat()}, base=None,
+               updated_at=T0)
+    merged = merge_contact(hub, [crm, mail], policy=ConflictPolicy.NEWEST, priority=())
+    assert merged.consent == Consent.UNSUBSCRIBED
+    assert untimed_opt_outs([crm, mail]) == ()  # no opt-in competes: no opt-out time is worth asking for
+    # the same stamp, had the person confirmed it, lifts the older opt-out
+    confirmed = Side(provider="mail", observed=mail.observed, base={"consent": Consent.SUBSCRIBED},
+                     updated_at=mail.updated_at)
+    assert merge_contact(hub, [crm, confirmed], policy=ConflictPolicy.NEWEST, priority=()).consent \
+        == Consent.SUBSCRIBED
+    # a later real confirmation has its own time, and lifts it however old the kept stamp is
+    again = Side(provider="mail", observed={"consent": Consent.SUBSCRIBED,
+                                            OPT_IN_AT: (created + dt.timedelta(days=1)).isoformat()},
+                 base=base, updated_at=created + dt.timedelta(days=1))
+    assert merge_contact(hub, [crm, again], policy=ConflictPolicy.NEWEST, priority=()).consent == Consent.SUBSCRIBED
+
+
+@st.composite
+def own_creates_beside_others(draw):
+    """A member crmsync created subscribed (its base keeps the create's stamp), read again beside other sides."""
+    stamp = (T0 + dt.timedelta(minutes=draw(st.integers(0, 1000)))).isoformat()
+    base = {**draw(fields()), "consent": Consent.SUBSCRIBED, OWN_OPT_IN_AT: stamp}
+    own = Side(provider="mail", observed={**draw(fields()), "consent": Consent.SUBSCRIBED, OPT_IN_AT: stamp},
+               base=base, updated_at=draw(times))
+    return own, [s for s in draw(sides_with_opt_ins(opt_out_times=True)) if s.provider != "mail"]
+
+
+@settings(max_examples=300)
+@given(hub=hubs(), drawn=own_creates_beside_others(), policy=policies)
+def test_the_stamp_of_an_own_create_is_evidence_of_nothing(hub, drawn, policy):
+    own, others = drawn
+    unstamped = Side(provider=own.provider, observed={k: v for k, v in own.observed.items() if k != OPT_IN_AT},
+                     base=own.base, updated_at=own.updated_at)
+    merged = merge_contact(hub, [own, *others], policy=policy, priority=PROVIDERS)
+    assert merged == merge_contact(hub, [unstamped, *others], policy=policy, priority=PROVIDERS)
+    assert untimed_opt_outs([own, *others]) == untimed_opt_outs([unstamped, *others])
+
+
+def test_a_link_keeps_the_stamp_of_its_own_create_across_every_new_base():
+    first = next_base({"consent": Consent.SUBSCRIBED}, None, opt_in_stamp="2026-01-01T10:00:00+00:00")
+    assert first == {"consent": Consent.SUBSCRIBED, OWN_OPT_IN_AT: "2026-01-01T10:00:00+00:00"}
+    observed = {"consent": Consent.SUBSCRIBED, "first_name": "Ann", OPT_IN_AT: "2026-01-01T10:00:00+00:00"}
+    assert next_base(observed, first) == {**observed, OWN_OPT_IN_AT: "2026-01-01T10:00:00+00:00"}
+    assert next_base(observed, first, opt_in_stamp="2026-02-01T10:00:00+00:00")[OWN_OPT_IN_AT] \
+        == "2026-02-01T10:00:00+00:00"  # created anew (deleted there, then written again)
+    assert next_base(observed, {"consent": Consent.SUBSCRIBED}) == observed
+    assert next_base(observed, None) == observed and next_base(observed, None) is not observed
+
+
 def test_a_provider_that_keeps_its_opt_outs_is_projected_as_it_will_hold_them():
     fields = {"email": "a@example.com", "first_name": "Ann"}
     out = {"email": "a@example.com", "first_name": "Ann", "consent": Consent.UNSUBSCRIBED}
@@ -163,8 +221,11 @@ def sides_with_opt_ins(draw, *, opt_out_times: bool = False):
     for side in draw(sides()):
         opt_in = draw(times)
         if opt_in is not None:
+            base = side.base
+            if base is not None and draw(st.booleans()):  # the stamp of crmsync's own create there
+                base = {**base, OWN_OPT_IN_AT: opt_in.isoformat()}
             side = Side(provider=side.provider, observed={**side.observed, OPT_IN_AT: opt_in.isoformat()},
-                        base=side.base, updated_at=side.updated_at)
+                        base=base, updated_at=side.updated_at)
         if opt_out_times and side.updated_at is not None and draw(st.booleans()):
             side = _opted_out_before(side, draw(st.integers(0, 600)))
         out.append(side)
@@ -249,7 +310,8 @@ def test_an_opt_out_is_lifted_only_by_an_explicit_opt_in_newer_than_every_opt_ou
         return
     assert merged.consent == Consent.SUBSCRIBED
     opt_ins = [dt.datetime.fromisoformat(s.observed[OPT_IN_AT]) for s in sides
-               if s.observed.get("consent") == Consent.SUBSCRIBED and s.observed.get(OPT_IN_AT)]
+               if s.observed.get("consent") == Consent.SUBSCRIBED and s.observed.get(OPT_IN_AT)
+               and s.observed[OPT_IN_AT] != (s.base or {}).get(OWN_OPT_IN_AT)]
     assert merged.consent_at in opt_ins
     assert all((at := _opt_out_time(s)) is not None and merged.consent_at > at for s in reported)
     if hub.consent in (Consent.UNSUBSCRIBED, Consent.CLEANED) and hub.consent_at is not None:

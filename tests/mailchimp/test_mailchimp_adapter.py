@@ -242,6 +242,27 @@ def test_a_thousand_updates_are_one_batches_job_and_creates_stay_500_a_call(mail
     assert mailchimp_emulator.member("new999@example.com")["status"] == "unsubscribed"
 
 
+def test_a_create_at_subscribed_reports_the_opt_in_stamp_mailchimp_gave_it(mailchimp_emulator):
+    # Mailchimp stamps timestamp_opt on any change to subscribed, crmsync's own create included: the engine keeps
+    # that stamp in the link's base so it never reads it back as the person's confirmation
+    seeded = mailchimp_emulator.seed(1)[0]
+    adapter = make(mailchimp_emulator)
+    results = adapter.write_contacts([
+        request(0, "new@example.com", status="subscribed"), request(1, "pending@example.com", status="pending"),
+        request(2, "contact0@example.com", remote_id=seeded, status="subscribed", FNAME="Known"),
+        request(3, "exists@example.com"),
+    ])
+    assert all(r.ok for r in results)
+    assert results[0].opt_in_stamp == mailchimp_emulator.member("new@example.com")["timestamp_opt"] != ""
+    assert [r.opt_in_stamp for r in results[1:]] == [None, None, None]  # pending; an update; new_member_status
+    mailchimp_emulator.subscribe("later@example.com")
+    again = adapter.write_contacts([request(0, "later@example.com", status="subscribed", FNAME="Signed up")])
+    assert again[0].ok and again[0].opt_in_stamp is None  # it existed: its stamp is the person's own
+    subscribing = make(mailchimp_emulator, new_member_status="subscribed")
+    [made] = subscribing.write_contacts([request(0, "no.status@example.com")])
+    assert made.opt_in_stamp == mailchimp_emulator.member("no.status@example.com")["timestamp_opt"] != ""
+
+
 def test_per_member_errors_stay_with_their_member(mailchimp_emulator):
     adapter = make(mailchimp_emulator)
     results = adapter.write_contacts([request(0, "ok@example.com"), request(1, "broken@"), request(2, "b@example.com")])
