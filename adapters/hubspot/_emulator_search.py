@@ -7,6 +7,7 @@ https://developers.hubspot.com/docs/api-reference/search/guide: page <= 200 (def
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -67,12 +68,12 @@ def _native(contact: StoredContact, name: str) -> Any:
 Predicate = Callable[[StoredContact], bool]
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "EQ": lambda a, b: a == b,
-    "NEQ": lambda a, b: a != b,
-    "LT": lambda a, b: a < b,
-    "LTE": lambda a, b: a <= b,
-    "GT": lambda a, b: a > b,
-    "GTE": lambda a, b: a >= b,
+    "EQ": operator.eq,
+    "NEQ": operator.ne,
+    "LT": operator.lt,
+    "LTE": operator.le,
+    "GT": operator.gt,
+    "GTE": operator.ge,
 }
 
 
@@ -123,6 +124,9 @@ def _native_predicate(name: str, op: str, flt: dict[str, Any]) -> Predicate:
         values = {_key(name, str(v)) for v in flt.get("values") or []}
         inside = op == "IN"
         return lambda c: (read(c) in values) == inside
+    if name in {"lastmodifieddate", "hs_lastmodifieddate"} and op in _ORDER:  # the incremental read's filter
+        order, theirs = _ORDER[op], _key(name, str(flt.get("value")))
+        return lambda c: order(c.updated_ms, theirs)
     compare = _comparison(name, op, flt)
     return lambda c: compare(read(c))
 
@@ -152,7 +156,12 @@ def _sort_key(name: str) -> Callable[[StoredContact], tuple[Any, ...]]:
 def run(contacts: Sequence[StoredContact], body: dict[str, Any]) -> tuple[list[StoredContact], int]:
     """The matching contacts in order (all of them) and the total."""
     groups = [[_predicate(f) for f in g.get("filters") or []] for g in body.get("filterGroups") or []]
-    found = [c for c in contacts if not groups or any(all(test(c) for test in group) for group in groups)]
+    if len(groups) == 1:  # one group: each filter narrows what the one before it kept
+        found = list(contacts)
+        for test in groups[0]:
+            found = [c for c in found if test(c)]
+    else:
+        found = [c for c in contacts if not groups or any(all(test(c) for test in group) for group in groups)]
     query = str(body.get("query") or "").lower()
     if query:
         fields = ("email", "firstname", "lastname", "phone", "company")

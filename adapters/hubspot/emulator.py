@@ -481,7 +481,9 @@ class HubSpotEmulator:
             lag_ms = int(self.search_lag_s * 1000)
             horizon = self.portal.now_ms() - lag_ms
             with self.portal.lock:
-                visible = [c for c in self.portal.live() if not lag_ms or c.updated_ms <= horizon]
+                visible = self.portal.live()
+                if lag_ms:
+                    visible = [c for c in visible if c.updated_ms <= horizon]
                 found, total = search.run(visible, body)
                 offset, limit = int(body.get("after") or 0), int(body.get("limit") or 10)
                 end = min(offset + limit, search.SEARCH_RESULT_CAP)
