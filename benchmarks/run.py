@@ -5,7 +5,8 @@
 Rows:
   migrate N HubSpot -> Mailchimp   wall, contacts/s, API calls vs the minimum (list pages + batch calls), peak RSS
   floor                             the same copy by a script that makes only the minimum calls, no state, no mapping
-  incremental (1% changed)          a sync cycle after 1% of the contacts changed in HubSpot, vs the full migrate
+  incremental (1% changed)          a sync cycle (HubSpot and Mailchimp, as the full run) after 1% of the contacts
+                                    changed in HubSpot, vs the full migrate
   peak RSS at the small size        the same migrate at --small contacts, to see memory stay flat
   rate-bound HubSpot -> JSONL       HubSpot's real limits (100 / 10 s): wall vs the issue's floor, calls / allowed
                                     rate, and vs the least time the calls alone take in that rolling window
@@ -68,7 +69,8 @@ def write_config(folder: Path, hubspot: HubSpotEmulator, mailchimp: MailchimpEmu
     lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
     if mailchimp is not None:
         lines += ["", "[providers.mailchimp]"] + [f"{k} = {json.dumps(v)}" for k, v in mailchimp.sandbox_options().items()]
-    lines += ["", "[providers.export]", 'type = "jsonl"', f'path = "{folder / "export.jsonl"}"']
+    else:  # the rate-bound row's target; the migrate row's cycles hold the same two providers as its full run
+        lines += ["", "[providers.export]", 'type = "jsonl"', f'path = "{folder / "export.jsonl"}"']
     (folder / "crmsync.toml").write_text("\n".join(lines) + "\n")
 
 
