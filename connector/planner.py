@@ -213,13 +213,13 @@ def consent_events(sides: Sequence[Side]) -> tuple[ConsentEvent, ...]:
 
 def next_base(
     agreed: Mapping[str, Any], previous: Mapping[str, Any] | None, *, opt_in_stamp: str | None = None
-) -> Fields:
+) -> Mapping[str, Any]:
     """The merge base a link keeps after agreeing on ``agreed``: it remembers the opt-in stamp crmsync's own create
     set there (``opt_in_stamp`` of this write, else the one the previous base kept), which ``consent_events`` never
     takes for an opt-in, however often the base is replaced.
     """
     stamp = opt_in_stamp or (previous or {}).get(OWN_OPT_IN_AT)
-    return {**agreed, OWN_OPT_IN_AT: stamp} if stamp else dict(agreed)
+    return {**agreed, OWN_OPT_IN_AT: stamp} if stamp else agreed
 
 
 def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:

@@ -35,6 +35,25 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     )
 
 
+def inserted_ids(conn: Connection, table: sa.Table, key: str, keys: Sequence[Any]) -> dict[Any, int] | None:
+    """The ids SQLite gave the rows ``insert_rows`` just put into ``table``, by their ``key`` column (``keys`` in
+    the rows' order); None where that cannot be known without reading every row back.
+
+    SQLite gives a row inserted without an id the largest id in the table plus one, and the writer holds the
+    database for its whole transaction, so the rows of one ``executemany`` take consecutive ids that end at
+    ``last_insert_rowid()``. Both ends are read back to be sure (after the largest possible id, SQLite picks at
+    random instead).
+    """
+    if conn.dialect.name != "sqlite" or not keys:
+        return None
+    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    first = last - len(keys) + 1
+    ends = conn.execute(sa.select(table.c.id, table.c[key]).where(table.c.id.in_({first, last}))).all()
+    if {row[0]: row[1] for row in ends} != {first: keys[0], last: keys[-1]}:
+        return None
+    return dict(zip(keys, range(first, last + 1), strict=True))
+
+
 def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` that reuses its last answer for the same object: the rows of a page share their stamps."""
     last_in: Any = object()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from adapters.base import Cursor
 from mappings.contact import OWN_OPT_IN_AT
-from state.bulk import insert_rows
+from state.bulk import insert_rows, inserted_ids
 from state.codec import dump_fields, dump_sources, load_fields, load_sources, now, utc
 from state.db import StateError, open_engine, upgrade
 from state.models import (
@@ -455,7 +455,7 @@ class Store:
                              "sources": dump_sources(result.sources), "consent": result.consent,
                              "consent_at": result.consent_at, "version": 1, "updated_at": stamp})
         insert_rows(conn, C, rows)
-        ids = self._contacts_by_email(conn, emails)
+        ids = inserted_ids(conn, C, "email", emails) or self._contacts_by_email(conn, emails)
         with_events = [email for email, result in settled.items() if result.consent_events]
         if with_events:
             insert_rows(conn, LEDGER, [

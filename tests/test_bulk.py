@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from state.bulk import insert_rows
+from state.bulk import insert_rows, inserted_ids
 from state.store import C, Store
 
 
@@ -40,5 +40,39 @@ def test_rows_must_name_every_defaulted_column(tmp_path):
         with store.engine.begin() as conn, pytest.raises(ValueError, match="contact"):
             insert_rows(conn, C, [{"email": "a@example.com", "fields": "{}", "sources": "{}",
                                    "updated_at": dt.datetime.now(dt.UTC)}])
+    finally:
+        store.close()
+
+
+def test_the_ids_sqlite_gave_the_rows_are_those_a_read_back_finds(state_url):
+    store = Store(state_url)
+    at = dt.datetime(2026, 3, 4, tzinfo=dt.UTC)
+    try:
+        with store.engine.begin() as conn:
+            insert_rows(conn, C, _rows("first", at))
+            conn.execute(sa.delete(C).where(C.c.email == "first4@example.com"))  # the largest id is free again
+            rows = _rows("second", at)
+            insert_rows(conn, C, rows)
+            known = inserted_ids(conn, C, "email", [r["email"] for r in rows])
+            stored = {r.email: r.id for r in conn.execute(sa.select(C.c.email, C.c.id))}
+        if store.engine.dialect.name == "sqlite":
+            assert known == {r["email"]: stored[r["email"]] for r in rows}
+        else:
+            assert known is None  # read back instead
+    finally:
+        store.close()
+
+
+def test_ids_that_cannot_be_vouched_for_are_read_back_instead(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    at = dt.datetime(2026, 3, 4, tzinfo=dt.UTC)
+    try:
+        with store.engine.begin() as conn:
+            insert_rows(conn, C, _rows("first", at))
+            later = _rows("second", at)
+            insert_rows(conn, C, later[:3])
+            # the last insert was not these rows: their ids are not the ones last_insert_rowid() ends
+            assert inserted_ids(conn, C, "email", [r["email"] for r in _rows("first", at)]) is None
+            assert inserted_ids(conn, C, "email", []) is None
     finally:
         store.close()
