@@ -368,11 +368,13 @@ class Store:
             if settle is not None:
                 settled = self._settle_new(conn, unlinked, new_emails, settle)
             by_email.update(self._insert_contacts(conn, provider, new_emails, settled))
+            # in the order the source gave them (inserts go sorted, a lock order): a migrated file keeps its order
             outcome.created.update(
                 (by_email[email], PushCandidate(
-                    contact_id=by_email[email], email=email, fields=dict(result.fields), consent=result.consent,
-                    version=1, remote_id=None, linked=False, base=None, frozen=frozenset()))
-                for email, result in settled.items()
+                    contact_id=by_email[email], email=email, fields=dict(settled[email].fields),
+                    consent=settled[email].consent, version=1, remote_id=None, linked=False, base=None,
+                    frozen=frozenset()))
+                for email in dict.fromkeys(str(r.email) for r in unlinked) if email in settled
             )
         # a contact created just now has no link anywhere yet: only the others are looked up
         fresh = set(new_emails)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -192,3 +193,15 @@ def test_a_file_crmsync_rewrote_is_not_read_back_and_a_later_edit_still_is(tmp_p
     code, out = run(config, "sync")
     assert code == 0 and out["providers"]["mail"]["pulled"] == 6, out
     assert read_csv(tmp_path / "crm.csv")["p1@example.com"]["first_name"] == "Edited"
+
+
+def test_a_migrated_file_keeps_the_order_of_its_source(tmp_path):
+    # people new to the hub are stored in address order (a lock order), but written in the order read
+    emails = [f"{name}@example.com" for name in ("zoe", "adam", "mia", "bob", "Yann", "carl")]
+    write_csv(tmp_path / "in.csv", [{"email": e, "first_name": e[:3]} for e in emails] * 2)  # and duplicated
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'state.db'}",
+                          {"src": ("csv", "in.csv"), "dst": ("jsonl", "out.jsonl")})
+    code, out = run(config, "migrate", "--from", "src", "--to", "dst")
+    assert code == 0, out
+    written = [json.loads(line)["email"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert written == [e.lower() for e in emails]
