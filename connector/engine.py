@@ -454,12 +454,12 @@ class Engine:
 
         def run() -> None:
             with self._writing_ahead(dst):
+                if saved is not None:  # a rerun: first what a crash left stored but not pushed, in source order
+                    self._push(dst, report, linked_to=source)
                 last = self._pull(src, stream, report, cursor, on_stored=after_page, single_source=True)
                 self._reconcile_all(report)
                 if waiting:
                     push_waiting()
-                if saved is not None:  # a resumed run: what a crash left stored but not pushed
-                    self._push(dst, report, linked_to=source)
             self._finish(dst)
             self.store.save_cursor(source, stream, last, done=True)
 

@@ -362,19 +362,19 @@ class Store:
         self._follow_merges(conn, provider, records, by_remote)
         unlinked = [r for r in records if r.remote_id not in by_remote]
         by_email = self._contacts_by_email(conn, sorted({str(r.email) for r in unlinked}))
-        new_emails = sorted({str(r.email) for r in unlinked} - by_email.keys())
+        # new people in the order the source gave them: their ids keep it, so every push (a resumed one too)
+        # writes a migrated file in its source's order
+        new_emails = [e for e in dict.fromkeys(str(r.email) for r in unlinked) if e not in by_email]
         settled: dict[str, Settled] = {}
         if new_emails:
             if settle is not None:
                 settled = self._settle_new(conn, unlinked, new_emails, settle)
             by_email.update(self._insert_contacts(conn, provider, new_emails, settled))
-            # in the order the source gave them (inserts go sorted, a lock order): a migrated file keeps its order
             outcome.created.update(
                 (by_email[email], PushCandidate(
-                    contact_id=by_email[email], email=email, fields=dict(settled[email].fields),
-                    consent=settled[email].consent, version=1, remote_id=None, linked=False, base=None,
-                    frozen=frozenset()))
-                for email in dict.fromkeys(str(r.email) for r in unlinked) if email in settled
+                    contact_id=by_email[email], email=email, fields=dict(result.fields), consent=result.consent,
+                    version=1, remote_id=None, linked=False, base=None, frozen=frozenset()))
+                for email, result in settled.items()
             )
         # a contact created just now has no link anywhere yet: only the others are looked up
         fresh = set(new_emails)

@@ -49,8 +49,7 @@ def _migrate(config: Path) -> subprocess.Popen[bytes]:
 
 
 def _rows(path: Path) -> list[dict[str, object]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return sorted(rows, key=lambda r: str(r["email"]))
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.mark.slow
@@ -84,5 +83,5 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     assert final.returncode in (0, 1), err.decode(errors="replace")[-2000:]
     got = _rows(tmp_path / "crashy" / "out.jsonl")
     assert len(got) == len({r["email"] for r in got}), "no duplicate"
-    assert got == expected, "no loss, no difference"
+    assert got == expected, "no loss, no difference, not even in the rows' order"
     assert not [p for p in os.listdir(tmp_path / "crashy") if "staging" in p or p.endswith(".tmp")]
