@@ -12,6 +12,7 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def trial_runner(examples: int, failures: list[tuple[list[tuple[Any, ...]], str]
             try:
                 check_chaos(script, Path(folder))
             except Exception as exc:  # any break counts as a failed schedule, and the run goes on
-                failures.append((script, repr(exc)[:300]))
+                where = traceback.extract_tb(exc.__traceback__)[-1]  # a bare assert says nothing else
+                failures.append((script, f"{repr(exc)[:300]} at {Path(where.filename).name}:{where.lineno}"))
 
     return trial
 

@@ -172,8 +172,9 @@ def _daemon_killed(killer: Killer, config: Path, after_calls: int, *, answered: 
                 if time.monotonic() - max(killer.last_call, up) > IDLE_S:
                     break  # its cycle is over (or none was due: one ran minutes ago), nothing else is: idle
                 time.sleep(0.05)
+        if killer.fired:  # the SIGKILL is sent, but the process may not have been reaped yet
+            proc.wait(timeout=60)
         if proc.poll() is None:
-            assert not killer.fired
             proc.kill()
             _event("kill: an idle daemon")
         else:
