@@ -40,6 +40,7 @@ from connector.planner import (
     PlannedWrite,
     Side,
     WriteKind,
+    as_created,
     merge_contact,
     merge_new,
     next_base,
@@ -277,8 +278,9 @@ class Engine:
             result = by_ref.get(str(cand.contact_id))
             if result is not None and result.ok:
                 _count_write(figures, planned)
+                agreed = planned.projection if result.created is None else self._created(rt, planned, result.created)
                 oks.append(WriteOk(contact_id=cand.contact_id, remote_id=result.remote_id or cand.remote_id,
-                                   base=next_base(planned.projection, cand.base, opt_in_stamp=result.opt_in_stamp),
+                                   base=next_base(agreed, cand.base, opt_in_stamp=result.opt_in_stamp),
                                    ack_hash=stable_hash(planned.projection),
                                    version=cand.version))
                 continue
@@ -298,6 +300,15 @@ class Engine:
         if suppressed:
             self.store.record_suppressed(rt.name, suppressed, evidence=f"{rt.name} refused: suppressed there")
         self.progress.advance(f"push {rt.name}", len(batch))
+
+    @staticmethod
+    def _created(rt: ProviderRuntime, planned: PlannedWrite, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The base of a record this write created, with what the provider filled in itself (see ``as_created``)."""
+        try:
+            held = rt.mapping.to_canonical(record)
+        except (InvalidRecord, *UNREADABLE_ANSWER):  # an answer not shaped as a read: the projection alone
+            return planned.projection
+        return as_created(planned.projection, held)
 
     def _finish(self, rt: ProviderRuntime) -> None:
         if self.store.dry_run:

@@ -222,6 +222,14 @@ def next_base(
     return {**agreed, OWN_OPT_IN_AT: stamp} if stamp else agreed
 
 
+def as_created(projection: Mapping[str, Any], held: Mapping[str, Any]) -> Fields:
+    """What a provider holds after crmsync created a record there: the projection, plus what the provider filled in
+    of its own (Mailchimp's ``pending`` for an unknown consent, empty tags), never in place of what crmsync wrote:
+    a value the provider changed (trimmed, cut short) is then still read back as its change, once.
+    """
+    return {**{k: v for k, v in held.items() if k not in projection}, **projection}
+
+
 def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:
     """The providers whose new opt-out only its record's last change times, while an explicit opt-in of the same
     person is not newer than that change: only the opt-out's own time can say which came last.

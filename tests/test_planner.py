@@ -12,6 +12,7 @@ from connector.planner import (
     ConflictPolicy,
     Hub,
     Side,
+    as_created,
     merge_contact,
     merge_new,
     next_base,
@@ -188,6 +189,15 @@ def test_the_stamp_of_an_own_create_is_evidence_of_nothing(hub, drawn, policy):
     merged = merge_contact(hub, [own, *others], policy=policy, priority=PROVIDERS)
     assert merged == merge_contact(hub, [unstamped, *others], policy=policy, priority=PROVIDERS)
     assert untimed_opt_outs([own, *others]) == untimed_opt_outs([unstamped, *others])
+
+
+def test_a_created_record_is_based_on_what_the_provider_filled_in_but_never_over_what_crmsync_wrote():
+    projection = {"email": "a@example.com", "first_name": "Annabelle", "tags": frozenset({"vip"})}
+    held = {"email": "a@example.com", "first_name": "Annab", "tags": frozenset({"vip"}), "consent": Consent.PENDING,
+            "company": None, OPT_IN_AT: None}
+    assert as_created(projection, held) == {**projection, "consent": Consent.PENDING, "company": None,
+                                            OPT_IN_AT: None}
+    # the provider cut the name short: the base keeps what crmsync wrote, so the read-back is that change, once
 
 
 def test_a_link_keeps_the_stamp_of_its_own_create_across_every_new_base():

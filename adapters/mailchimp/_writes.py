@@ -59,6 +59,7 @@ class Plan:
     result: WriteResult | None = None
     contact_id: str | None = None  # the member's stable id, when an answer named it
     opt_in_stamp: str | None = None  # the timestamp_opt Mailchimp gave the member this write created subscribed
+    created: dict[str, Any] | None = None  # the member as the batch subscribe that created it answered
 
     @property
     def email(self) -> str:
@@ -91,6 +92,7 @@ class Plan:
             retryable=retryable,
             suppressed=suppressed,
             opt_in_stamp=self.opt_in_stamp if ok else None,
+            created=self.created if ok else None,
         )
 
 
@@ -137,6 +139,7 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
             contact_id = member.get("contact_id")
             p.contact_id = contact_id if isinstance(contact_id, str) and contact_id else None
             p.opt_in_stamp = _own_opt_in_stamp(member) if created else None
+            p.created = dict(member) if created else None
             p.done()
     for error in answer.get("errors", ()):
         p = by_key.get(subscriber_hash(str(error.get("email_address", ""))))

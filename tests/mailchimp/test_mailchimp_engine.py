@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 from filesync import run, write_config, write_jsonl
 
+from adapters.base import Cursor
 from adapters.mailchimp._wire import subscriber_hash
 from adapters.mailchimp.emulator import MailchimpEmulator
 from connector.app import open_engine
 from connector.config import load_config
 from connector.engine import Engine
-from state.store import L
+from state.store import L, Pulled
 
 PEOPLE = 1_000
 
@@ -113,3 +114,22 @@ def test_an_upemail_hint_moves_a_link_still_kept_by_the_old_hash(setup, tmp_path
         assert _mailchimp_links(engine, "p1.new@example.com") == [contact_id]  # the link moved to the contact_id
         assert engine.store.links_of("p1@example.com")[0] is None  # the person moved, not doubled
     assert run(config, "status")[1]["contacts"] == contacts
+
+
+def test_members_crmsync_created_read_back_as_no_change(setup, tmp_path):
+    # Mailchimp fills in what crmsync did not send (pending for an unknown consent, the opt-in stamp of a subscribed
+    # create, empty tags and merge fields): the base keeps what the create answered, so the read-back is no change
+    # and the first poll after a migration reconciles nobody again
+    mailchimp, config = setup
+    people = [{**p, "consent": "subscribed"} if i % 2 else p for i, p in enumerate(_people(30, last_name="One"))]
+    write_jsonl(tmp_path / "in.jsonl", people)
+    code, out = run(config, "sync")
+    assert code == 0 and out["providers"]["mailchimp"]["created"] == 30, out
+    assert {m["status"] for m in mailchimp.members()} == {"pending", "subscribed"}
+    with _engine(config) as engine:
+        rt = engine.runtimes["mailchimp"]
+        pulled = [Pulled(remote_id=r.remote_id, email=str(fields["email"]), fields=fields, updated_at=r.updated_at)
+                  for page in rt.adapter.read_contacts(Cursor()) for r in page.records
+                  if (fields := rt.mapping.to_canonical(r.data))]
+        outcome = engine.store.store_page("mailchimp", None, pulled, None)
+    assert (outcome.stored, outcome.unchanged) == (0, 30)
