@@ -304,8 +304,8 @@ class Engine:
     @staticmethod
     def _created(rt: ProviderRuntime, planned: PlannedWrite, record: Mapping[str, Any]) -> Mapping[str, Any]:
         """The base of a record this write created, with what the provider filled in itself (see ``as_created``)."""
-        try:
-            held = rt.mapping.to_canonical(record)
+        try:  # only what the projection does not say: the rest is crmsync's own
+            held = rt.mapping.to_canonical(record, skip=planned.projection)
         except (InvalidRecord, *UNREADABLE_ANSWER):  # an answer not shaped as a read: the projection alone
             return planned.projection
         return as_created(planned.projection, held)

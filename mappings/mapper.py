@@ -19,7 +19,7 @@ Rules the machinery keeps, so that tables and their ``inbound``/``outbound`` fun
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -183,9 +183,12 @@ class ProviderMapping:
         """The part of a (hub) contact this provider holds: what to hash and compare with its last ack."""
         return {k: v for k, v in fields.items() if self.carries(k)}
 
-    def to_canonical(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+    def to_canonical(self, raw: Mapping[str, Any], *, skip: Container[str] | None = None) -> dict[str, Any]:
+        """``raw`` as canonical fields; ``skip`` names canonical fields not to read (nor require)."""
         out: dict[str, Any] = {}
         for f in self._fields:  # per contact per cycle: kept free of avoidable calls
+            if skip is not None and f.canonical in skip:
+                continue
             key = f.key
             value = raw.get(key, _MISSING) if key is not None else _get(raw, f.path)
             if value is _MISSING:

@@ -477,3 +477,14 @@ def test_a_contact_survives_fields_to_contact_and_back_through_jsonl(fields: dic
     mapping = build_mapping("jsonl")
     contact = Contact.from_fields(mapping.to_canonical(through_jsonl(mapping.to_provider(fields))))
     assert contact == Contact.from_fields(fields)
+
+
+def test_skipped_fields_are_neither_read_nor_required():
+    mapping = build_mapping("mailchimp")
+    member = {"email_address": "Ann@Example.com", "status": "pending", "tags": [],
+              "merge_fields": {"FNAME": "Ann", "PHONE": "not a phone"}}
+    assert mapping.to_canonical(member, skip={"email", "first_name", "phone"}) == {
+        "consent": Consent.PENDING, "tags": frozenset()}
+    with pytest.raises(InvalidRecord):
+        mapping.to_canonical({"status": "pending"})
+    assert mapping.to_canonical({"status": "pending"}, skip={"email"}) == {"consent": Consent.PENDING}
