@@ -116,12 +116,10 @@ class WriteResult:
     error: str | None = None  # no body, no address: the provider's error code and a short reason
     retryable: bool = False
     suppressed: bool = False  # the provider refuses because the person is suppressed (compliance)
-    # The opt-in time the provider stamped because this write created the person subscribed (ISO text, as it
-    # reads back): the provider's own bookkeeping of crmsync's write, never the person's confirmation.
-    opt_in_stamp: str | None = None
     # The record as the provider answered the write that created it (its own shape, as a read returns it), when
-    # the answer carries it: what the provider filled in itself (a default status, empty tags) becomes part of
-    # the base, so reading the record back is no change.
+    # the answer carries it: what the provider filled in itself (a default status, empty tags, the opt-in time it
+    # stamped on the create, which is no confirmation by the person) becomes part of the base, so reading the
+    # record back is no change.
     created: Mapping[str, Any] | None = None
 
 

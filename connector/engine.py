@@ -51,7 +51,7 @@ from connector.planner import (
 from connector.progress import NoProgress, ProgressSink
 from connector.report import RunReport
 from connector.runtime import ProviderRuntime
-from mappings.contact import Consent
+from mappings.contact import OPT_IN_AT, Consent
 from mappings.mapper import InvalidRecord
 from state.store import (
     ConflictWrite,
@@ -279,8 +279,10 @@ class Engine:
             if result is not None and result.ok:
                 _count_write(figures, planned)
                 agreed = planned.projection if result.created is None else self._created(rt, planned, result.created)
+                # a record this write created: any opt-in time it holds is the create's own stamp (Mailchimp's)
+                stamp = agreed.get(OPT_IN_AT) if result.created is not None else None
                 oks.append(WriteOk(contact_id=cand.contact_id, remote_id=result.remote_id or cand.remote_id,
-                                   base=next_base(agreed, cand.base, opt_in_stamp=result.opt_in_stamp),
+                                   base=next_base(agreed, cand.base, opt_in_stamp=stamp),
                                    ack_hash=stable_hash(planned.projection),
                                    version=cand.version))
                 continue

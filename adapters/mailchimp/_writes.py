@@ -58,7 +58,6 @@ class Plan:
     moved: bool = False  # the address changed: update the member at the old address's hash
     result: WriteResult | None = None
     contact_id: str | None = None  # the member's stable id, when an answer named it
-    opt_in_stamp: str | None = None  # the timestamp_opt Mailchimp gave the member this write created subscribed
     created: dict[str, Any] | None = None  # the member as the batch subscribe that created it answered
 
     @property
@@ -91,7 +90,6 @@ class Plan:
             error=error,
             retryable=retryable,
             suppressed=suppressed,
-            opt_in_stamp=self.opt_in_stamp if ok else None,
             created=self.created if ok else None,
         )
 
@@ -138,7 +136,6 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
         if p is not None and p.result is None:
             contact_id = member.get("contact_id")
             p.contact_id = contact_id if isinstance(contact_id, str) and contact_id else None
-            p.opt_in_stamp = _own_opt_in_stamp(member) if created else None
             p.created = dict(member) if created else None
             p.done()
     for error in answer.get("errors", ()):
@@ -154,12 +151,6 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
     # never a forced status) is safe whether it exists or not.
     existing.extend(p for p in plans if p.result is None and p not in existing)
     return existing
-
-
-def _own_opt_in_stamp(member: Mapping[str, Any]) -> str | None:
-    """A member this write created as subscribed: Mailchimp stamps ``timestamp_opt`` at the create itself."""
-    stamp = member.get("timestamp_opt")
-    return stamp if member.get("status") == "subscribed" and isinstance(stamp, str) and stamp.strip() else None
 
 
 def operations(

@@ -245,6 +245,9 @@ def test_a_thousand_updates_are_one_batches_job_and_creates_stay_500_a_call(mail
 def test_a_create_at_subscribed_reports_the_opt_in_stamp_mailchimp_gave_it(mailchimp_emulator):
     # Mailchimp stamps timestamp_opt on any change to subscribed, crmsync's own create included: the engine keeps
     # that stamp in the link's base so it never reads it back as the person's confirmation
+    def stamp(result):  # the opt-in time in the record the write reports it created
+        return (result.created or {}).get("timestamp_opt") or None
+
     seeded = mailchimp_emulator.seed(1)[0]
     adapter = make(mailchimp_emulator)
     results = adapter.write_contacts([
@@ -253,14 +256,14 @@ def test_a_create_at_subscribed_reports_the_opt_in_stamp_mailchimp_gave_it(mailc
         request(3, "exists@example.com"),
     ])
     assert all(r.ok for r in results)
-    assert results[0].opt_in_stamp == mailchimp_emulator.member("new@example.com")["timestamp_opt"] != ""
-    assert [r.opt_in_stamp for r in results[1:]] == [None, None, None]  # pending; an update; new_member_status
+    assert stamp(results[0]) == mailchimp_emulator.member("new@example.com")["timestamp_opt"] != ""
+    assert [stamp(r) for r in results[1:]] == [None, None, None]  # pending; an update; new_member_status
     mailchimp_emulator.subscribe("later@example.com")
     again = adapter.write_contacts([request(0, "later@example.com", status="subscribed", FNAME="Signed up")])
-    assert again[0].ok and again[0].opt_in_stamp is None  # it existed: its stamp is the person's own
+    assert again[0].ok and stamp(again[0]) is None  # it existed: its stamp is the person's own
     subscribing = make(mailchimp_emulator, new_member_status="subscribed")
     [made] = subscribing.write_contacts([request(0, "no.status@example.com")])
-    assert made.opt_in_stamp == mailchimp_emulator.member("no.status@example.com")["timestamp_opt"] != ""
+    assert stamp(made) == mailchimp_emulator.member("no.status@example.com")["timestamp_opt"] != ""
 
 
 def test_per_member_errors_stay_with_their_member(mailchimp_emulator):
