@@ -13,6 +13,7 @@ import fcntl
 import functools
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -40,13 +41,30 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The journal mode is not set here: it is a property of the file, set once by _use_wal.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; one writer at a time
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9 (not power loss of the last txn)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA secure_delete=ON")  # a forgotten person's rows are zeroed, not left in free pages
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _use_wal(path: Path) -> None:
+    """Put the file in WAL mode (readers never block the writer; one writer at a time), once, under the file lock.
+
+    WAL is kept in the file itself. Switching to it takes an exclusive lock, and SQLite answers "database is
+    locked" at once, without waiting out busy_timeout, when another connection switches at the same moment:
+    several processes or threads opening a new file together failed that way. The switch is made under the lock
+    file that schema upgrades take, by a connection of its own, and only when the file is not in WAL mode yet.
+    """
+    with _file_lock(path):
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
 
 
 def open_engine(url: str, *, pooled: bool = True) -> Engine:
@@ -64,6 +82,7 @@ def open_engine(url: str, *, pooled: bool = True) -> Engine:
                 raise StateError(f"state.url: directory {path.parent} does not exist")
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
+            _use_wal(path)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
@@ -97,6 +116,13 @@ def _upgrade_lock(engine: Engine) -> Iterator[None]:
     if path is None:
         yield
         return
+    with _file_lock(path):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Held by one process (or thread) at a time: an flock on a file beside the SQLite database."""
     with open(str(path) + ".lock", "a") as handle:
         os.chmod(handle.name, 0o600)
         fcntl.flock(handle, fcntl.LOCK_EX)
