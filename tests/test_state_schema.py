@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import threading
 import stat
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
