@@ -73,7 +73,7 @@ class WatchChannels:
             return bad("INVALID_DATA", "body is not valid JSON"), 1
         items = body.get("watch") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="watch"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="watch"), 1
         results = [self._enable_one(i, item) for i, item in enumerate(items)]
         ok = sum(r["status"] == "success" for r in results)
         return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
@@ -146,7 +146,7 @@ class WatchChannels:
             return bad("INVALID_DATA", "body is not valid JSON"), 1
         items = body.get("watch") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="watch"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="watch"), 1
         results = [self._enable_one(i, item, patch=True) for i, item in enumerate(items)]
         ok = sum(r["status"] == "success" for r in results)
         return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
@@ -154,7 +154,9 @@ class WatchChannels:
     def _watch_disable(self, request: Request) -> tuple[Response, int]:
         ids = [i for i in (request.arg("channel_ids") or "").split(",") if i]
         if not ids:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="channel_ids"), 1
+            return bad(
+                "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="channel_ids"
+            ), 1
         results = []
         for channel_id in ids:
             with self._lock:

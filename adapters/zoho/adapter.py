@@ -574,7 +574,8 @@ def _classify(response: requests.Response) -> ProviderError | None:
     except ValueError:
         body = None
     code = str(body.get("code") or "") if isinstance(body, dict) else ""
-    if status == 401 and code != "TOKEN_BOUND_DATA_MISMATCH":  # that one is a page token, not our token
+    # A refused page token is a 400 (OAS v8.0 getRecords); a 401 with its code is tolerated, and is no OAuth failure.
+    if status == 401 and code != "TOKEN_BOUND_DATA_MISMATCH":
         return None
     listed = next(
         (body[k] for k in ("data", "watch") if isinstance(body, dict) and isinstance(body.get(k), list)), None

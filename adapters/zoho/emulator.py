@@ -385,9 +385,9 @@ class ZohoEmulator(WatchChannels):
             return refused, 1
         per_page, page = _int_arg(request, "per_page", PER_PAGE_MAX), _int_arg(request, "page", 1)
         if per_page is None or not 1 <= per_page <= PER_PAGE_MAX:
-            return bad("INVALID_DATA", "invalid per_page", param="per_page", maximum=PER_PAGE_MAX), 1
+            return bad("INVALID_DATA", "invalid per_page", param_name="per_page", maximum=PER_PAGE_MAX), 1
         if page is None or page < 1:
-            return bad("INVALID_DATA", "invalid page", param="page"), 1
+            return bad("INVALID_DATA", "invalid page", param_name="page"), 1
         if page * per_page > PAGE_PARAM_ROW_CAP:
             return bad(
                 "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
@@ -407,14 +407,14 @@ class ZohoEmulator(WatchChannels):
         sort_by = request.arg("sort_by", "id") or "id"
         order = request.arg("sort_order", "desc" if sort_by != "id" else "asc")
         if sort_by not in SORTABLE or order not in ("asc", "desc"):
-            return [], bad("INVALID_DATA", "invalid sort_by or sort_order", param="sort_by")
+            return [], bad("INVALID_DATA", "invalid sort_by or sort_order", param_name="sort_by")
         since_raw = request.headers.get("if-modified-since")
         since = None
         if since_raw:
             try:
                 since = _header_time(since_raw)
             except ValueError:
-                return [], bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since")
+                return [], bad("INVALID_DATA", "invalid If-Modified-Since", param_name="If-Modified-Since")
         with self.org.lock:
             rows = [r for r in self.org.contacts.values() if since is None or r["Modified_Time"] > since]
             rows.sort(key=lambda r: (r[sort_by] if sort_by != "id" else int(r["id"]), int(r["id"])))
@@ -426,11 +426,12 @@ class ZohoEmulator(WatchChannels):
         raw = request.arg("fields")
         if not raw:
             return [], Response.json(
-                error_body("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="fields"), 400
+                error_body("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="fields"),
+                400,
             )
         fields = [f for f in raw.split(",") if f]
         if len(fields) > FIELDS_MAX:
-            return [], bad("LIMIT_EXCEEDED", "fields exceeds the limit", param="fields", limit=FIELDS_MAX)
+            return [], bad("LIMIT_EXCEEDED", "fields exceeds the limit", param_name="fields", limit=FIELDS_MAX)
         unknown = [f for f in fields if not self.org.known_field(f)]
         if unknown:
             return [], bad("INVALID_DATA", "invalid field name", api_name=unknown[0])
@@ -439,17 +440,14 @@ class ZohoEmulator(WatchChannels):
     def _token_page(self, token: str, bound: tuple[str | None, ...]) -> Response:
         with self._lock:
             query = self._page_tokens.get(token)
-        if query is None or query.bound != bound:
-            return Response.json(
-                error_body(
-                    "TOKEN_BOUND_DATA_MISMATCH",
-                    "The page_token given seems to be invalid or input param is added, altered, or deleted",
-                    param="page_token",
-                ),
-                401,
+        if query is None or query.bound != bound:  # a 400, not a 401 (OAS v8.0 getRecords examples)
+            return bad(
+                "TOKEN_BOUND_DATA_MISMATCH",
+                "The page_token given seems to be invalid or input param is added or altered or deleted",
+                param_name="page_token",
             )
         if query.expires < time.time():
-            return bad("EXPIRED_VALUE", "The value provided has expired.", param="page_token")
+            return bad("EXPIRED_VALUE", "The value provided has expired.", param_name="page_token")
         if query.offset >= self.page_token_row_cap:
             return bad(
                 "PAGINATION_LIMIT_EXCEEDED",
@@ -488,7 +486,7 @@ class ZohoEmulator(WatchChannels):
             return refused
         ids = [i for i in ids_arg.split(",") if i]
         if len(ids) > 100:
-            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100)
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param_name="ids", limit=100)
         with self.org.lock:
             data = [render(self.org.contacts[i], fields, self.tz) for i in ids if i in self.org.contacts]
         if not data:
@@ -510,7 +508,7 @@ class ZohoEmulator(WatchChannels):
         if email is None and criteria.startswith("(Email:equals:") and criteria.endswith(")"):
             email = criteria[len("(Email:equals:") : -1]
         if not email:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="criteria"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="criteria"), 1
         with self.org.lock:
             data = [render(r, None, self.tz) for r in self.org.by_email(email)]
         if not data:
@@ -523,14 +521,14 @@ class ZohoEmulator(WatchChannels):
         kind = request.arg("type", "all")
         per_page, page = _int_arg(request, "per_page", PER_PAGE_MAX), _int_arg(request, "page", 1)
         if kind not in ("all", "recycle", "permanent"):
-            return bad("INVALID_DATA", "invalid type", param="type"), 1
+            return bad("INVALID_DATA", "invalid type", param_name="type"), 1
         if per_page is None or not 1 <= per_page <= DELETED_PER_PAGE_MAX or page is None or page < 1:
-            return bad("INVALID_DATA", "invalid per_page or page", param="per_page"), 1
+            return bad("INVALID_DATA", "invalid per_page or page", param_name="per_page"), 1
         since_raw = request.headers.get("if-modified-since")
         try:
             since = _header_time(since_raw) if since_raw else None
         except ValueError:
-            return bad("INVALID_DATA", "invalid If-Modified-Since", param="If-Modified-Since"), 1
+            return bad("INVALID_DATA", "invalid If-Modified-Since", param_name="If-Modified-Since"), 1
         with self.org.lock:
             rows = [
                 d for d in self.org.deleted if kind in ("all", d.kind) and (since is None or d.deleted_time > since)
@@ -555,7 +553,7 @@ class ZohoEmulator(WatchChannels):
 
     def _fields_meta(self, request: Request) -> tuple[Response, int]:
         if request.arg("module") != "Contacts":
-            return bad("INVALID_MODULE", "the module name given seems to be invalid", param="module"), 1
+            return bad("INVALID_MODULE", "the module name given seems to be invalid", param_name="module"), 1
         names = sorted(n for n in self._meta_fields() if n != "id")
         return Response.json({"fields": [_field_meta(n, i) for i, n in enumerate(names)]}), 1
 
@@ -579,7 +577,7 @@ class ZohoEmulator(WatchChannels):
             return bad("INVALID_DATA", "body is not valid JSON"), 1
         items = body.get("data") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="data"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="data"), 1
         if len(items) > UPSERT_MAX:
             return bad("LIMIT_EXCEEDED", "the number of records exceeds the limit", limit=UPSERT_MAX), 1
         dup_fields = body.get("duplicate_check_fields") or ["Email"]
@@ -656,11 +654,11 @@ class ZohoEmulator(WatchChannels):
         if ids is None and request.arg("ids"):
             ids = (request.arg("ids") or "").split(",")
         if not isinstance(tags, list) or not tags or not all(isinstance(t, dict) and t.get("name") for t in tags):
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="tags"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="tags"), 1
         if not isinstance(ids, list) or not ids:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="ids"), 1
         if len(ids) > TAG_IDS_MAX:
-            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=TAG_IDS_MAX), 1
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param_name="ids", limit=TAG_IDS_MAX), 1
         names = [str(t["name"]) for t in tags]
         results = []
         changed = []
@@ -691,9 +689,9 @@ class ZohoEmulator(WatchChannels):
     def _delete_many(self, request: Request) -> tuple[Response, int]:
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if not ids:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="ids"), 1
         if len(ids) > 100:
-            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param="ids", limit=100), 1
+            return bad("LIMIT_EXCEEDED", "ids exceeds the limit", param_name="ids", limit=100), 1
         results = [self._delete_result(i) for i in ids]
         ok = sum(r["status"] == "success" for r in results)
         return Response.json({"data": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
@@ -715,7 +713,7 @@ class ZohoEmulator(WatchChannels):
         """Delete from the recycle bin for good (GDPR erasure); unknown ids are refused per id."""
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if not ids:
-            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param="ids"), 1
+            return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="ids"), 1
         results = []
         with self.org.lock:
             binned = {d.id: d for d in self.org.deleted if d.kind == "recycle"}

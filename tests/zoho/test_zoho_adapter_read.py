@@ -114,7 +114,24 @@ def test_expired_page_token_resumes_from_the_watermark(zoho: ZohoEmulator) -> No
     )
     rest = [r.remote_id for p in adapter.read_contacts(stale) for r in p.records]
     assert set(rest) | {r.remote_id for r in page.records} == set(ids)
-    assert zoho.refreshes() == 1  # the page token's 401 TOKEN_BOUND_DATA_MISMATCH is not an OAuth failure
+    assert zoho.refreshes() == 1  # the page token's 400 TOKEN_BOUND_DATA_MISMATCH is not an OAuth failure
+
+
+def test_a_page_token_refused_with_401_is_not_an_oauth_failure(zoho: ZohoEmulator) -> None:
+    """Zoho documents the refusal as 400 (OAS v8.0); an implementation answering 401 is tolerated too."""
+    ids = seed_old(zoho, 450)
+    adapter = make_adapter(zoho)
+    page = next(adapter.read_contacts(Cursor()))
+    refused = {
+        "code": "TOKEN_BOUND_DATA_MISMATCH",
+        "details": {"param_name": "page_token"},
+        "message": "The page_token given seems to be invalid",
+        "status": "error",
+    }
+    zoho.inject(Fault(status=401, body=refused, method="GET", path_pattern=r"/crm/v8/Contacts$"))
+    rest = [r.remote_id for p in adapter.read_contacts(page.next_cursor) for r in p.records]
+    assert set(rest) | {r.remote_id for r in page.records} == set(ids)
+    assert zoho.refreshes() == 1
 
 
 class Clock:

@@ -76,7 +76,7 @@ def test_page_token_is_bound_to_its_query(zoho: ZohoEmulator) -> None:
     same = api(zoho, "GET", "/Contacts", params={**params, "page_token": next_token})
     assert same.status_code == 200 and same.json()["info"]["count"] == 2
     changed = api(zoho, "GET", "/Contacts", params={**params, "per_page": 3, "page_token": next_token})
-    assert changed.status_code == 401 and changed.json()["code"] == "TOKEN_BOUND_DATA_MISMATCH"
+    assert changed.status_code == 400 and changed.json()["code"] == "TOKEN_BOUND_DATA_MISMATCH"
     both = api(zoho, "GET", "/Contacts", params={**params, "page": 2, "page_token": next_token})
     assert both.status_code == 400 and both.json()["code"] == "AMBIGUITY_DURING_PROCESSING"
 
@@ -102,7 +102,7 @@ def test_field_and_page_size_limits(zoho: ZohoEmulator) -> None:
     missing = api(zoho, "GET", "/Contacts", params={"per_page": 10})
     assert missing.json() == {
         "code": "REQUIRED_PARAM_MISSING",
-        "details": {"param": "fields"},
+        "details": {"param_name": "fields"},
         "message": "One of the expected parameter is missing",
         "status": "error",
     }
