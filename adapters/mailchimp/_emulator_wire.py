@@ -112,12 +112,29 @@ def query_time(raw: str, name: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def select_fields(payload: dict[str, Any], fields: str | None, exclude: str | None) -> dict[str, Any]:
-    """Apply Mailchimp's ``fields`` / ``exclude_fields`` (comma-separated dotted paths)."""
+def select_fields(
+    payload: dict[str, Any],
+    fields: str | None,
+    exclude: str | None,
+    *,
+    keys: frozenset[str] = frozenset(),
+    item_keys: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Apply Mailchimp's ``fields`` / ``exclude_fields`` (comma-separated dotted paths).
+
+    A path the resource does not have is refused, as Mailchimp does ("will throw an error if a field isn't
+    valid in your request": https://mailchimp.com/developer/marketing/docs/methods-parameters/#partial-responses).
+    ``keys`` are top-level keys the resource documents besides those in ``payload``; ``item_keys`` those of the
+    objects in its collection (``members``), which an empty page cannot show. Maps below that (``merge_fields``)
+    are free-form and not checked.
+    """
     if not fields and not exclude:
         return payload
     wanted = [f.strip() for f in (fields or "").split(",") if f.strip()]
     dropped = [f.strip() for f in (exclude or "").split(",") if f.strip()]
+    for path in (*wanted, *dropped):
+        if not _known_field(payload, path, keys=keys, item_keys=item_keys):
+            raise invalid(f"The field {path} is not valid for this resource.")
 
     def keep(path: str) -> bool:
         if any(path == d or path.startswith(d + ".") for d in dropped):
@@ -135,6 +152,18 @@ def select_fields(payload: dict[str, Any], fields: str | None, exclude: str | No
 
     result: dict[str, Any] = walk(payload, "")
     return result
+
+
+def _known_field(payload: Mapping[str, Any], path: str, *, keys: frozenset[str], item_keys: frozenset[str]) -> bool:
+    head, _, rest = path.partition(".")
+    if head not in payload and head not in keys:
+        return False
+    value = payload.get(head)
+    sub = rest.partition(".")[0]
+    if not sub or not isinstance(value, list):
+        return not sub or isinstance(value, dict) or head in keys
+    seen = {k for item in value if isinstance(item, dict) for k in item}
+    return sub in seen or sub in item_keys
 
 
 def seed_member(i: int) -> tuple[str, dict[str, Any], list[str]]:

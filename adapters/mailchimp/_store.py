@@ -21,6 +21,45 @@ OPTED_OUT: Final = frozenset({"unsubscribed", "cleaned"})
 DEFAULT_MERGE_FIELDS: Final = ("FNAME", "LNAME", "ADDRESS", "PHONE", "COMPANY")
 ADDRESS_KEYS: Final = ("addr1", "addr2", "city", "state", "zip", "country")
 
+# A member's keys in the API reference (ListsMembersMembers), including those this emulator never fills:
+# ``fields`` may name any of them, and nothing else.
+MEMBER_KEYS: Final = frozenset(
+    {
+        "_links",
+        "consents_to_one_to_one_messaging",
+        "contact_id",
+        "email_address",
+        "email_client",
+        "email_type",
+        "full_name",
+        "id",
+        "interests",
+        "ip_opt",
+        "ip_signup",
+        "language",
+        "last_changed",
+        "last_note",
+        "list_id",
+        "location",
+        "marketing_permissions",
+        "member_rating",
+        "merge_fields",
+        "sms_phone_number",
+        "sms_subscription_last_updated",
+        "sms_subscription_status",
+        "source",
+        "stats",
+        "status",
+        "tags",
+        "tags_count",
+        "timestamp_opt",
+        "timestamp_signup",
+        "unique_email_id",
+        "unsubscribe_reason",
+        "vip",
+        "web_id",
+    }
+)
 COMPLIANCE_TITLE: Final = "Member In Compliance State"
 FORGOTTEN_TITLE: Final = "Forgotten Email Not Subscribed"
 

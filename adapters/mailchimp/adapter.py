@@ -43,27 +43,26 @@ from adapters.secret import Secret
 PAGE_SIZE: Final = 1000  # GET members: count max 1000 [SPEC]
 MAX_CONNECTIONS: Final = 10  # simultaneous connections per user [RL]
 NEW_MEMBER_STATUSES: Final = frozenset({"pending", "subscribed"})
-MEMBER_FIELDS: Final = (
-    ",".join(
-        f"members.{name}"
-        for name in (
-            "id",
-            "email_address",
-            "unique_email_id",
-            "contact_id",
-            "status",
-            "merge_fields",
-            "interests",
-            "tags",
-            "last_changed",
-            "timestamp_opt",
-            "list_id",
-            "vip",
-            "language",
-        )
-    )
-    + ",total_items"
+# The member keys a read asks for (``fields``): a field the resource does not have is an error, not ignored
+# (https://mailchimp.com/developer/marketing/docs/methods-parameters/#partial-responses), so a single member
+# is asked for these keys alone and the listing for them under ``members.`` plus its ``total_items``.
+MEMBER_KEYS: Final = (
+    "id",
+    "email_address",
+    "unique_email_id",
+    "contact_id",
+    "status",
+    "merge_fields",
+    "interests",
+    "tags",
+    "last_changed",
+    "timestamp_opt",
+    "list_id",
+    "vip",
+    "language",
 )
+MEMBER_FIELDS: Final = ",".join(MEMBER_KEYS)
+LISTING_FIELDS: Final = ",".join(f"members.{name}" for name in MEMBER_KEYS) + ",total_items"
 # /batches: [BULK] suggests polling from ~5 s, backing off to ~60 s. A status GET is a cheap call and
 # the only cost of asking early, while a job already finished waits out the whole first pause: start
 # at a quarter second and double, so a slow job costs two more polls than starting at 1 s would.
@@ -320,7 +319,7 @@ class MailchimpAdapter:
         if status is not None:
             params["status"] = status
         if not self._degraded:
-            params.update(sort_field="last_changed", sort_dir="ASC", fields=MEMBER_FIELDS)
+            params.update(sort_field="last_changed", sort_dir="ASC", fields=LISTING_FIELDS)
         try:
             response = self.transport.request("GET", f"/lists/{self.list_id}/members", params=params)
             if self._read_started is None and status is None:
@@ -389,7 +388,7 @@ class MailchimpAdapter:
         """One member by hash or contact_id (member routes take both [SDK]), or None if there is none."""
         try:
             answer = self.transport.request(
-                "GET", f"/lists/{self.list_id}/members/{key}", params={"fields": MEMBER_FIELDS.replace("members.", "")}
+                "GET", f"/lists/{self.list_id}/members/{key}", params={"fields": MEMBER_FIELDS}
             ).json()
         except MemberRefused as exc:
             if exc.status != 404:

@@ -41,6 +41,7 @@ from adapters.mailchimp._emulator_wire import (
     tarball,
 )
 from adapters.mailchimp._store import (
+    MEMBER_KEYS,
     OPTED_OUT,
     WRITABLE_STATUSES,
     Audience,
@@ -63,6 +64,25 @@ MAX_CONNECTIONS: Final = 10  # simultaneous connections per user [RL]
 DEFAULT_KEY: Final = "0123456789abcdef0123456789abcdef-us1"
 DEFAULT_LIST: Final = "a1b2c3d4e5"
 SORT_FIELDS: Final = frozenset({"timestamp_opt", "timestamp_signup", "last_changed"})
+MERGE_FIELD_KEYS: Final = frozenset(
+    {
+        "_links",
+        "default_value",
+        "display_order",
+        "help_text",
+        "list_id",
+        "merge_id",
+        "name",
+        "options",
+        "public",
+        "required",
+        "tag",
+        "type",
+    }
+)
+SEGMENT_KEYS: Final = frozenset(
+    {"_links", "created_at", "id", "list_id", "member_count", "name", "options", "type", "updated_at"}
+)
 _L = r"/lists/(?P<list>[^/]+)"
 _M = _L + r"/members/(?P<key>[^/]+)"
 _FRIENDLY: Final = {"first_name": "FNAME", "last_name": "LNAME", "phone": "PHONE", "company": "COMPANY"}
@@ -442,19 +462,18 @@ class MailchimpEmulator(EmulatorServer):
                 s: sum(1 for m in audience.members.values() if m.status == s)
                 for s in ("subscribed", "unsubscribed", "cleaned")
             }
-        return ok(
-            {
-                "id": audience.list_id,
-                "web_id": 1,
-                "name": audience.name,
-                "double_optin": audience.double_optin,
-                "stats": {
-                    "member_count": counts["subscribed"],
-                    "unsubscribe_count": counts["unsubscribed"],
-                    "cleaned_count": counts["cleaned"],
-                },
-            }
-        )
+        payload = {
+            "id": audience.list_id,
+            "web_id": 1,
+            "name": audience.name,
+            "double_optin": audience.double_optin,
+            "stats": {
+                "member_count": counts["subscribed"],
+                "unsubscribe_count": counts["unsubscribed"],
+                "cleaned_count": counts["cleaned"],
+            },
+        }
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields")))
 
     def _segments(self, request: Request) -> Response:
         """Tags are static segments; only those are kept here."""
@@ -482,7 +501,7 @@ class MailchimpEmulator(EmulatorServer):
                 ]
             )
         payload = {"segments": rows[offset : offset + count], "list_id": audience.list_id, "total_items": len(rows)}
-        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields")))
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields"), item_keys=SEGMENT_KEYS))
 
     def _merge_fields(self, request: Request) -> Response:
         audience = self._audience(request)
@@ -497,7 +516,10 @@ class MailchimpEmulator(EmulatorServer):
             }
             for i, tag in enumerate(audience.merge_tags)
         ]
-        return ok({"merge_fields": fields, "list_id": audience.list_id, "total_items": len(fields)})
+        payload = {"merge_fields": fields, "list_id": audience.list_id, "total_items": len(fields), "_links": []}
+        return ok(
+            select_fields(payload, request.arg("fields"), request.arg("exclude_fields"), item_keys=MERGE_FIELD_KEYS)
+        )
 
     def _list_members(self, request: Request) -> Response:
         audience = self._audience(request)
@@ -533,12 +555,17 @@ class MailchimpEmulator(EmulatorServer):
                 )
             page = [audience.member_json(m) for m in rows[offset : offset + count]]
         payload = {"members": page, "list_id": audience.list_id, "total_items": len(rows), "_links": []}
-        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields")))
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields"), item_keys=MEMBER_KEYS))
 
     def _get_member(self, request: Request) -> Response:
         member = self._member(request)
         return ok(
-            select_fields(self.audience.member_json(member), request.arg("fields"), request.arg("exclude_fields"))
+            select_fields(
+                self.audience.member_json(member),
+                request.arg("fields"),
+                request.arg("exclude_fields"),
+                keys=MEMBER_KEYS,
+            )
         )
 
     def _create_member(self, request: Request) -> Response:
