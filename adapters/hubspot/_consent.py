@@ -16,7 +16,7 @@ from typing import Any, Final
 from adapters.base import ProviderRecord
 from adapters.errors import AuthError, FatalProviderError, ProviderError, RetryableError
 from adapters.hubspot._client import BadRequest, HubSpotClient, NotFound
-from adapters.hubspot._read import parse_time
+from adapters.hubspot._read import parse_time, read_body
 
 OPTOUT: Final = "hs_email_optout"
 
@@ -92,11 +92,7 @@ class Unsubscriber:
             return []
         opted: set[str] = set()
         for chunk in _chunks(emails, BATCH_MAX):
-            body = {
-                "idProperty": "email",
-                "inputs": [{"id": e} for e in chunk],
-                "properties": ["email", "hs_email_optout"],
-            }
+            body = read_body(chunk, ["email", OPTOUT], by_email=True)
             _, data = self._client.call("POST", "/crm/v3/objects/contacts/batch/read", self._client.batch.read, body)
             for row in (data or {}).get("results") or []:
                 props = row.get("properties") or {}
@@ -210,7 +206,7 @@ def opt_out_times(client: HubSpotClient, remote_ids: Sequence[str]) -> dict[str,
     """
     out: dict[str, dt.datetime] = {}
     for chunk in _chunks(list(dict.fromkeys(remote_ids)), HISTORY_BATCH):
-        body = {"inputs": [{"id": i} for i in chunk], "properties": [OPTOUT], "propertiesWithHistory": [OPTOUT]}
+        body = read_body(chunk, [OPTOUT], history=[OPTOUT])
         _, data = client.call("POST", "/crm/v3/objects/contacts/batch/read", client.batch.read, body)
         rows = data.get("results") if isinstance(data, dict) else None
         for row in rows if isinstance(rows, list) else ():  # a malformed answer times nobody

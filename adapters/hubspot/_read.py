@@ -51,6 +51,19 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
+def read_body(
+    ids: Sequence[str], properties: Sequence[str], *, by_email: bool = False, history: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A ``batch/read`` body. The spec requires ``properties`` and ``propertiesWithHistory`` both (an empty list
+    asks for no history): a strict implementation refuses a body without them [SPEC BatchReadInputSimplePublicObjectId].
+    """
+    body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties),
+                            "propertiesWithHistory": list(history)}  # fmt: skip
+    if by_email:
+        body["idProperty"] = "email"
+    return body
+
+
 def to_record(raw: dict[str, Any]) -> ProviderRecord:
     props = raw.get("properties") or {}
     rid = str(raw.get("id") or props.get("hs_object_id"))

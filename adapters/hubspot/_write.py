@@ -19,6 +19,7 @@ from adapters.base import WriteRequest, WriteResult
 from adapters.errors import FatalProviderError, RetryableError
 from adapters.hubspot._client import PROPERTY_CODES, BadRequest, DuplicateContact, HubSpotClient, NotFound
 from adapters.hubspot._consent import Unsubscriber
+from adapters.hubspot._read import read_body
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class Writer:
                 done[index] = _failed(by_index[index], "LIFECYCLE_NOT_MOVED", retryable=True)
 
     def _lookup(self, emails: list[str]) -> dict[str, Any]:
-        body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
+        body = read_body(emails, ["email"], by_email=True)
         _, data = self._client.call("POST", "/crm/v3/objects/contacts/batch/read", self._client.batch.read, body)
         found = {}
         for row in (data or {}).get("results") or []:

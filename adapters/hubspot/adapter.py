@@ -22,7 +22,7 @@ from adapters.hubspot._client import (
     NotFound,
 )
 from adapters.hubspot._consent import ConsentReader, Unsubscriber, opt_out_times
-from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, SEARCH_PAGE, Reader, to_record
+from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, SEARCH_PAGE, Reader, read_body, to_record
 from adapters.hubspot._write import BATCH_MAX, Writer
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
@@ -124,7 +124,7 @@ class HubSpotAdapter:
         ids = list(dict.fromkeys(str(i) for i in remote_ids))
         for start in range(0, len(ids), BATCH_MAX):
             chunk = ids[start : start + BATCH_MAX]
-            body = {"inputs": [{"id": i} for i in chunk], "properties": self._properties}
+            body = read_body(chunk, self._properties)
             _, data = self.client.call("POST", "/crm/v3/objects/contacts/batch/read", self.client.batch.read, body)
             records = [to_record(r) for r in (data or {}).get("results") or []]
             covered = {r.remote_id for r in records} | {m for r in records for m in r.merged_ids}

@@ -48,6 +48,8 @@ SUBSCRIPTION_IDS: Final = {
 LIST_PAGE_MAX: Final = 100  # https://developers.hubspot.com/docs/api/crm/contacts
 BATCH_MAX: Final = 100
 HISTORY_PAGE_MAX: Final = 50  # a list page or batch read that asks for propertiesWithHistory [providers/hubspot.md]
+# https://github.com/HubSpot/HubSpot-public-api-spec-collection (CRM/Contacts v3): BatchReadInputSimplePublicObjectId
+BATCH_READ_REQUIRED: Final = ("properties", "propertiesWithHistory")
 CONTACTS: Final = "/crm/v3/objects/contacts"
 PREFS_V3: Final = "/communication-preferences/v3"
 PREFS_V4: Final = "/communication-preferences/v4/statuses"
@@ -533,6 +535,10 @@ class HubSpotEmulator:
         except search.SearchError as exc:
             return error(400, str(exc), "VALIDATION_ERROR")
         body = request.json()
+        missing_keys = [k for k in BATCH_READ_REQUIRED if not isinstance(body.get(k), list)]
+        if missing_keys:  # required by the spec (BatchReadInputSimplePublicObjectId): [] asks for none
+            return error(400, f"Invalid input JSON: missing required field(s) {', '.join(missing_keys)}",
+                         "VALIDATION_ERROR")  # fmt: skip
         wanted = tuple(body.get("properties") or ()) or None
         history = tuple(body.get("propertiesWithHistory") or ())
         if history and len(inputs) > HISTORY_PAGE_MAX:

@@ -242,8 +242,18 @@ def test_batch_read_with_history_takes_at_most_50(emu):
     done = api.read(BatchReadInputSimplePublicObjectId(inputs=inputs[:50], properties=[],
                                                        properties_with_history=["email"]), _request_timeout=T)
     assert len(done.results) == 50
-    assert len(api.read(BatchReadInputSimplePublicObjectId(inputs=inputs, properties=["email"]),
+    assert len(api.read(BatchReadInputSimplePublicObjectId(inputs=inputs, properties=["email"],
+                                                           properties_with_history=[]),
                         _request_timeout=T).results) == 51  # 100 without history
+
+
+def test_batch_read_requires_properties_and_properties_with_history(emu):
+    (contact,) = emu.seed(1)
+    api = client(emu).crm.contacts.batch_api
+    with pytest.raises(ApiException) as exc:  # the spec marks both required; [] asks for none
+        api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=contact)], properties=["email"]),
+                 _request_timeout=T)
+    assert exc.value.status == 400 and "propertiesWithHistory" in json.loads(exc.value.body)["message"]
 
 
 def test_injected_faults_reach_the_sdk(emu):
