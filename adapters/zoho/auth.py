@@ -169,7 +169,7 @@ class TokenManager:
         self._accounts.add_secret(access)
         log.info("zoho: access token refreshed (expires in %s s)", body.get("expires_in"))
         domain = body.get("api_domain")
-        lifetime = float(body.get("expires_in") or 3600)
+        lifetime = _lifetime_s(body)
         return CachedToken(
             access_token=access,
             expires_at=started + lifetime,
@@ -198,6 +198,20 @@ class TokenManager:
                 status=response.status_code,
             )
         return body
+
+
+def _lifetime_s(body: dict[str, Any]) -> float:
+    """Seconds the token lives. Beside ``expires_in_sec``, Zoho's ``expires_in`` is in milliseconds (the official
+    SDK reads it so: OAuthToken.get_token_expires_in in zohocrmsdk8-0); alone, it is in seconds.
+    """
+    for key, scale in (("expires_in_sec", 1.0), ("expires_in", 1000.0 if "expires_in_sec" in body else 1.0)):
+        try:
+            value = float(body.get(key) or 0) / scale
+        except (TypeError, ValueError):
+            continue
+        if value > 0:
+            return value
+    return 3600.0
 
 
 class GrantRefused(AuthError):

@@ -87,6 +87,7 @@ class ZohoEmulator(WatchChannels):
         self.refusals: Counter[str] = Counter()  # address -> upserts and updates still to refuse ([refuse_writes])
         self.page_tokens = True  # False: never offer next_page_token (an older or partial implementation)
         self.grant_params_from = "both"  # where the token endpoint reads its parameters: both, query or body
+        self.expires_in_ms = False  # True: older answers, expires_in in ms beside expires_in_sec (the SDK reads both)
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
         self.token_grants: list[float] = []  # times of refresh grants answered with a token
@@ -360,15 +361,16 @@ class ZohoEmulator(WatchChannels):
             self.token_grants.append(now)
             token = "1000." + secrets.token_hex(16)
             self.access_tokens[token] = now + self.token_ttl_s
-        return Response.json(
-            {
-                "access_token": token,
-                "scope": SCOPE,
-                "api_domain": self.api_domain or self.url,
-                "token_type": "Bearer",
-                "expires_in": self.token_ttl_s,
-            }
-        )
+        answer: dict[str, Any] = {
+            "access_token": token,
+            "scope": SCOPE,
+            "api_domain": self.api_domain or self.url,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl_s,
+        }
+        if self.expires_in_ms:
+            answer.update(expires_in=self.token_ttl_s * 1000, expires_in_sec=self.token_ttl_s)
+        return Response.json(answer)
 
     # -- reading -------------------------------------------------------------------------------
     def _list(self, request: Request) -> tuple[Response, int]:

@@ -74,6 +74,17 @@ def test_a_token_near_expiry_is_refreshed_before_use(zoho: ZohoEmulator) -> None
     assert zoho.refreshes() == 2
 
 
+def test_expires_in_beside_expires_in_sec_is_milliseconds(zoho: ZohoEmulator) -> None:
+    zoho.expires_in_ms = True  # {"expires_in": 3600000, "expires_in_sec": 3600}, as older Zoho answers read
+    now = [1_000_000.0]
+    adapter = make_adapter(zoho)
+    adapter._tokens._clock = lambda: now[0]  # noqa: SLF001 - an hour on a fake clock
+    adapter.check()
+    now[0] += 3600 - 299  # under five minutes left of the hour, not of a thousand hours
+    adapter.check()
+    assert zoho.refreshes() == 2
+
+
 def test_a_short_lived_token_is_not_refreshed_on_every_call(zoho: ZohoEmulator) -> None:
     zoho.token_ttl_s = 60  # an accounts server handing out one-minute tokens
     adapter = make_adapter(zoho)
