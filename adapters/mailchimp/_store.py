@@ -60,6 +60,8 @@ MEMBER_KEYS: Final = frozenset(
         "web_id",
     }
 )
+MEMBER_TAGS_SHOWN: Final = 50  # a member's ``tags`` lists at most 50; ``tags_count`` counts them all [SPEC]
+
 COMPLIANCE_TITLE: Final = "Member In Compliance State"
 FORGOTTEN_TITLE: Final = "Forgotten Email Not Subscribed"
 
@@ -381,6 +383,7 @@ class Audience:
                 },
                 "source": "API - Generic",
                 "tags_count": len(member.tags),
-                "tags": [{"id": self.tag_id(t), "name": t} for t in member.tags],
+                # "Returns up to 50 tags applied to this member. To retrieve all tags see Member Tags" [SPEC]
+                "tags": [{"id": self.tag_id(t), "name": t} for t in member.tags[:MEMBER_TAGS_SHOWN]],
                 "list_id": self.list_id,
             }

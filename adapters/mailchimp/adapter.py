@@ -55,6 +55,7 @@ MEMBER_KEYS: Final = (
     "merge_fields",
     "interests",
     "tags",
+    "tags_count",
     "last_changed",
     "timestamp_opt",
     "list_id",
@@ -62,6 +63,9 @@ MEMBER_KEYS: Final = (
     "language",
 )
 MEMBER_FIELDS: Final = ",".join(MEMBER_KEYS)
+# A member's ``tags`` lists at most 50 ("To retrieve all tags see Member Tags"), ``tags_count`` all of them:
+# https://mailchimp.com/developer/marketing/api/list-members/ . A member with more is completed from its tags.
+MEMBER_TAGS_SHOWN: Final = 50
 LISTING_FIELDS: Final = ",".join(f"members.{name}" for name in MEMBER_KEYS) + ",total_items"
 # /batches: [BULK] suggests polling from ~5 s, backing off to ~60 s. A status GET is a cheap call and
 # the only cost of asking early, while a job already finished waits out the whole first pause: start
@@ -335,7 +339,41 @@ class MailchimpAdapter:
         members = answer.get("members") if isinstance(answer, dict) else None
         if not isinstance(members, list):
             raise RetryableError(f"{PROVIDER} GET members -> 200 without a members list", provider=PROVIDER)
-        return [_with_id(m) for m in members if isinstance(m, dict) and (m.get("id") or m.get("email_address"))]
+        listed = [_with_id(m) for m in members if isinstance(m, dict) and (m.get("id") or m.get("email_address"))]
+        return [self._with_all_tags(m) for m in listed]
+
+    def _with_all_tags(self, member: dict[str, Any]) -> dict[str, Any]:
+        """The member with every tag it has: a listing or GET shows 50 at most, its tags endpoint all of them.
+
+        Written back, a truncated list would make the tags past the 50th inactive (see ``w.operations``).
+        """
+        tags, count = member.get("tags"), member.get("tags_count")
+        if not isinstance(tags, list):
+            return member
+        if isinstance(count, int) and not isinstance(count, bool):
+            complete = count <= len(tags)
+        else:  # no count given: a full first 50 may not be all
+            complete = len(tags) < MEMBER_TAGS_SHOWN
+        if complete:
+            return member
+        found: list[Any] = []
+        try:
+            while True:
+                answer = self.transport.request(
+                    "GET",
+                    f"/lists/{self.list_id}/members/{member['id']}/tags",
+                    params={"count": 1000, "offset": len(found)},
+                ).json()
+                page = answer.get("tags") if isinstance(answer, dict) else None
+                if not isinstance(page, list) or not page:
+                    break
+                found += page
+                if len(found) >= int(answer.get("total_items") or 0):
+                    break
+        except MemberRefused as exc:
+            if exc.status != 404:  # gone since it was listed: what the listing showed is all there is
+                raise
+        return {**member, "tags": found} if len(found) > len(tags) else member
 
     def _record(self, member: Mapping[str, Any], changed: dt.datetime) -> ProviderRecord:
         ref = member_ref(member)  # contact_id: an address change in Mailchimp keeps the link
@@ -394,7 +432,7 @@ class MailchimpAdapter:
             if exc.status != 404:
                 raise
             return None
-        return answer if isinstance(answer, dict) else None
+        return self._with_all_tags(answer) if isinstance(answer, dict) else None
 
     # -- writing ------------------------------------------------------------------------------
     def write_contacts(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:

@@ -80,6 +80,7 @@ MERGE_FIELD_KEYS: Final = frozenset(
         "type",
     }
 )
+TAG_KEYS: Final = frozenset({"id", "name", "date_added"})
 SEGMENT_KEYS: Final = frozenset(
     {"_links", "created_at", "id", "list_id", "member_count", "name", "options", "type", "updated_at"}
 )
@@ -662,9 +663,15 @@ class MailchimpEmulator(EmulatorServer):
         return Response.empty(204)
 
     def _get_tags(self, request: Request) -> Response:
+        """A member's tags, paged like every collection (count 10 by default, 1000 at most)."""
         member = self._member(request)
+        count = int_arg(request, "count", 10)
+        if count > MAX_COUNT:
+            raise invalid(f"The count parameter must be at most {MAX_COUNT}.")
+        offset = int_arg(request, "offset", 0)
         tags = [{"id": self.audience.tag_id(t), "name": t, "date_added": iso(member.last_changed)} for t in member.tags]
-        return ok({"tags": tags, "total_items": len(tags)})
+        payload = {"tags": tags[offset : offset + count], "total_items": len(tags), "_links": []}
+        return ok(select_fields(payload, request.arg("fields"), request.arg("exclude_fields"), item_keys=TAG_KEYS))
 
     def _post_tags(self, request: Request) -> Response:
         member = self._member(request)
