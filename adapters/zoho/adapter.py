@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final
 
 import requests
 
-from adapters._http import Transport
+from adapters._http import Transport, request_id
 from adapters.base import Cursor, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
 from adapters.errors import AuthError, FatalProviderError, ProviderError, QuotaExhausted, RateLimited
 from adapters.ratelimit import RateLimiter
@@ -80,6 +80,18 @@ class ZohoCallRejected(FatalProviderError):
         super().__init__(message, **kwargs)
         self.code = code
         self.items = items
+
+
+class ZohoAuthRefused(AuthError):
+    """A 401/403 with Zoho's envelope; ``code`` says which (INVALID_TOKEN, OAUTH_SCOPE_MISMATCH, NO_PERMISSION...)."""
+
+    def __init__(self, message: str, *, code: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.code = code
+
+
+# 401 codes a new access token cannot cure: refreshing for them would only spend the refresh budget (OAUTH).
+NOT_CURED_BY_REFRESH: Final = frozenset({"OAUTH_SCOPE_MISMATCH", "NO_PERMISSION"})
 
 
 class ZohoAdapter:
@@ -197,7 +209,7 @@ class ZohoAdapter:
         try:
             return self._send(token, method, path, params=params, json=json, headers=headers, idempotent=idempotent)
         except AuthError as exc:
-            if exc.status != 401:
+            if exc.status != 401 or getattr(exc, "code", "") in NOT_CURED_BY_REFRESH:
                 raise
         token = self._tokens.after_401(token.access_token)
         return self._send(token, method, path, params=params, json=json, headers=headers, idempotent=idempotent)
@@ -564,10 +576,11 @@ def _classify(response: requests.Response) -> ProviderError | None:
         "method": response.request.method or "",
         "path": _path(response),
         "status": status,
+        "request_id": request_id(response.headers),
     }
     if status == 429 and response.headers.get("X-API-CREDITS-REMAINING", "").strip() == "0":
         return QuotaExhausted(f"zoho {common['method']} {common['path']} -> 429: API credits spent", **common)
-    if status < 400 or status in (403, 429) or status >= 500 or status == 408:
+    if status < 400 or status == 429 or status >= 500 or status == 408:
         return None
     try:
         body = response.json()
@@ -575,8 +588,11 @@ def _classify(response: requests.Response) -> ProviderError | None:
         body = None
     code = str(body.get("code") or "") if isinstance(body, dict) else ""
     # A refused page token is a 400 (OAS v8.0 getRecords); a 401 with its code is tolerated, and is no OAuth failure.
-    if status == 401 and code != "TOKEN_BOUND_DATA_MISMATCH":
-        return None
+    if status in (401, 403) and code != "TOKEN_BOUND_DATA_MISMATCH":
+        # The code tells the user what to fix: an expired token, a missing scope, a profile without permission.
+        return ZohoAuthRefused(
+            f"zoho {common['method']} {common['path']} -> {status} {code[:40]}".rstrip(), code=code[:40], **common
+        )
     listed = next(
         (body[k] for k in ("data", "watch") if isinstance(body, dict) and isinstance(body.get(k), list)), None
     )

@@ -104,6 +104,24 @@ def test_401_refreshes_once_and_retries_once_not_a_loop(zoho: ZohoEmulator) -> N
     assert zoho.call_count("GET", r"/Contacts$") == 3  # first check, the refused call, its one retry
 
 
+def test_a_scope_mismatch_is_reported_by_code_and_spends_no_refresh(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    adapter.check()
+    mismatch = {"code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "invalid oauth scope", "status": "error"}
+    zoho.inject(*[Fault(status=401, body=mismatch, path_pattern="/crm/")] * 3)
+    with pytest.raises(AuthError, match="401 OAUTH_SCOPE_MISMATCH"):
+        adapter.check()
+    assert zoho.refreshes() == 1  # a new token has the same scopes: the 10-per-10-minutes budget is kept
+
+
+def test_a_403_names_its_code(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    denied = {"code": "NO_PERMISSION", "details": {"permissions": ["Crm_Implied_View_Contacts"]}, "status": "error"}
+    zoho.inject(Fault(status=403, body={**denied, "message": "permission denied"}, path_pattern="/crm/"))
+    with pytest.raises(AuthError, match="403 NO_PERMISSION"):
+        adapter.check()
+
+
 def test_bad_refresh_token_is_an_auth_error_without_secrets(zoho: ZohoEmulator) -> None:
     adapter = make_adapter(zoho, refresh_token=Secret("1000.wrong.refresh"))
     with pytest.raises(AuthError) as caught:
