@@ -247,5 +247,9 @@ def _email(record: ProviderRecord) -> str:
     return str(_props(record).get("email") or "").strip().lower()
 
 
+# v3 says NOT_SUBSCRIBED; v4 (PublicStatus, PublicWideStatus) says UNSUBSCRIBED. Either is an opt-out wherever read.
+OPTED_OUT: Final = frozenset({"NOT_SUBSCRIBED", "UNSUBSCRIBED"})
+
+
 def _not_subscribed(status: Any) -> bool:
-    return isinstance(status, dict) and str(status.get("status") or "").upper() == "NOT_SUBSCRIBED"
+    return isinstance(status, dict) and str(status.get("status") or "").strip().upper() in OPTED_OUT

@@ -16,6 +16,8 @@ from adapters.hubspot._emulator_data import SUBSCRIPTIONS, Portal, iso_ms
 from adapters.hubspot._emulator_wire import error
 
 BATCH_MAX: Final = 100
+# v4 says NOT_SPECIFIED / SUBSCRIBED / UNSUBSCRIBED (PublicStatus, PublicWideStatus); v3 says NOT_SUBSCRIBED
+V4_STATUS: Final = {"NOT_SUBSCRIBED": "UNSUBSCRIBED", "SUBSCRIBED": "SUBSCRIBED", "NOT_SPECIFIED": "NOT_SPECIFIED"}
 
 
 class Preferences:
@@ -96,7 +98,7 @@ class Preferences:
                 "subscriberIdString": email,
                 "subscriptionId": int(sid),
                 "subscriptionName": dict(SUBSCRIPTIONS)[sid],
-                "status": status,
+                "status": V4_STATUS[status],
                 "channel": "EMAIL",
                 "source": "API",
                 "timestamp": now,
@@ -125,7 +127,7 @@ class Preferences:
                 {
                     "subscriberIdString": email,
                     "channel": "EMAIL",
-                    "status": "NOT_SUBSCRIBED",
+                    "status": "UNSUBSCRIBED",
                     "wideStatusType": "PORTAL_WIDE",
                     "timestamp": iso_ms(self.portal.now_ms()),
                 }
@@ -150,7 +152,7 @@ class Preferences:
         results = [
             {"subscriberIdString": str(email), "wideStatuses": [
                 {"subscriberIdString": str(email), "channel": "EMAIL", "wideStatusType": "PORTAL_WIDE",
-                 "status": "NOT_SUBSCRIBED" if self.portal.optout(str(email)) else "SUBSCRIBED", "timestamp": now}]}
+                 "status": "UNSUBSCRIBED" if self.portal.optout(str(email)) else "SUBSCRIBED", "timestamp": now}]}
             for email in inputs
         ]  # fmt: skip
         return self.v4_envelope(results, self.portal.now_ms())

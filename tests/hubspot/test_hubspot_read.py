@@ -302,3 +302,28 @@ def test_an_idle_cycle_does_not_read_the_last_window_again(hubspot_emulator, hub
     hubspot_emulator.reset_counters()
     quiet = list(hubspot_adapter.read_contacts(once_more[-1].next_cursor))
     assert ids(quiet) == [] and hubspot_emulator.call_count("POST", SEARCH) == 1
+
+
+@pytest.mark.parametrize("word", ["UNSUBSCRIBED", "NOT_SUBSCRIBED"])
+def test_a_v4_opt_out_reads_in_v4s_word_and_in_v3s(hubspot_emulator, hubspot_adapter, word):
+    # v4's PublicWideStatus.status is NOT_SPECIFIED / SUBSCRIBED / UNSUBSCRIBED; v3 says NOT_SUBSCRIBED: either opts out
+    (a,) = hubspot_emulator.seed(1, prefix="w")
+    hubspot_emulator.portal.contacts[a].props["hs_email_optout"] = "false"
+    hubspot_emulator.hidden_properties = {"hs_email_optout"}
+    answer = {"status": "COMPLETE", "startedAt": "2024-05-01T10:00:00.000Z", "completedAt": "2024-05-01T10:00:00.001Z",
+              "results": [{"subscriberIdString": "w0@example.com", "channel": "EMAIL", "status": word,
+                           "wideStatusType": "PORTAL_WIDE", "timestamp": "2024-05-01T10:00:00.000Z"}]}
+    hubspot_emulator.inject(Fault(200, answer, method="GET", path_pattern="/v4/statuses/.+/unsubscribe-all"))
+    (record,) = hubspot_adapter.fetch_contacts([a])
+    assert record.data["properties"]["hs_email_optout"] == "true"
+
+
+def test_the_emulators_v4_answers_use_v4s_words(hubspot_emulator, hubspot_adapter):
+    hubspot_emulator.seed(1, prefix="v")
+    hubspot_emulator.unsubscribe("v0@example.com")
+    _, wide = hubspot_adapter.client.raw("GET", "/communication-preferences/v4/statuses/{email}/unsubscribe-all",
+                                         path_params={"email": "v0@example.com"}, query=(("channel", "EMAIL"),))
+    _, each = hubspot_adapter.client.raw("GET", "/communication-preferences/v4/statuses/{email}",
+                                         path_params={"email": "v0@example.com"}, query=(("channel", "EMAIL"),))
+    assert {r["status"] for r in wide["results"]} == {"UNSUBSCRIBED"}
+    assert {r["status"] for r in each["results"]} == {"UNSUBSCRIBED"}
