@@ -73,12 +73,19 @@ def status_value(value: Any, name: str, *, required: bool) -> str:
 
 
 def tarball(batch_id: str, results: list[dict[str, Any]]) -> bytes:
+    """A gzipped tar of JSON files, "a single file per operation", each an array of results [BULK]
+    (https://mailchimp.com/developer/marketing/guides/run-async-requests-batch-endpoint/), under a directory.
+    """
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        data = json.dumps(results).encode()
-        info = tarfile.TarInfo(f"{batch_id}/{uuid.uuid4().hex}.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        folder = tarfile.TarInfo(batch_id)
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for result in results:
+            data = json.dumps([result]).encode()
+            info = tarfile.TarInfo(f"{batch_id}/{uuid.uuid4().hex}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return gzip.compress(raw.getvalue())
 
 

@@ -16,18 +16,20 @@ with ``update_existing: true`` it overwrites existing members' status [SPEC], [B
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.base import WriteRequest, WriteResult
+from adapters.errors import RetryableError
 from adapters.mailchimp._wire import (
     FORGOTTEN,
     OPTED_OUT,
+    PROVIDER,
     SUPPRESSED_TITLES,
     WRITABLE_STATUSES,
     refusal_code,
@@ -204,22 +206,47 @@ def _op(method: str, path: str, body: Mapping[str, Any], operation_id: str) -> d
     return {"method": method, "path": path, "operation_id": operation_id, "body": json.dumps(body)}
 
 
-def read_results(tarball: bytes) -> dict[str, tuple[int, str]]:
-    """operation_id -> (status code, problem title) from a /batches result archive [BULK]."""
+def read_results(archive: bytes) -> dict[str, tuple[int, str]]:
+    """operation_id -> (status code, problem title) from a /batches result archive [BULK].
+
+    A gzipped tar of JSON files, each an array of ``{"status_code", "operation_id", "response"}`` where
+    ``response`` is itself a JSON string; how results spread over files is not fixed (one file per operation,
+    paged answers over several), so every file is read. A file holding one entry rather than an array is
+    taken too, and a body some client already un-gzipped (``Content-Encoding: gzip``) is a plain tar.
+    An archive that cannot be read is a RetryableError: the operations are upserts, safe to send again.
+    """
     out: dict[str, tuple[int, str]] = {}
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(tarball))) as tar:
-        for member in tar.getmembers():
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                continue
-            try:
-                entries = json.loads(handle.read() or b"[]")
-            except ValueError:
-                continue
-            for entry in entries if isinstance(entries, list) else ():
-                if isinstance(entry, dict) and entry.get("operation_id"):
-                    out[str(entry["operation_id"])] = (int(entry.get("status_code", 0)), _title(entry.get("response")))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    out.update(_entries(handle.read()))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise RetryableError(
+            f"{PROVIDER} /batches results: unreadable archive ({type(exc).__name__})", provider=PROVIDER
+        ) from None
     return out
+
+
+def _entries(raw: bytes) -> dict[str, tuple[int, str]]:
+    try:
+        entries = json.loads(raw or b"[]")
+    except ValueError:
+        return {}
+    out: dict[str, tuple[int, str]] = {}
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if isinstance(entry, dict) and entry.get("operation_id") not in (None, ""):
+            out[str(entry["operation_id"])] = (_status(entry.get("status_code")), _title(entry.get("response")))
+    return out
+
+
+def _status(value: Any) -> int:
+    """The operation's HTTP status; 0 (no answer: retried) when missing or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _title(response: Any) -> str:

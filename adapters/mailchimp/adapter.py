@@ -77,6 +77,7 @@ BATCH_POLL_MAX_S: Final = 60.0
 # sync then waits for no job at all. Larger sets stay one job (SPEC promise 7: batch endpoints).
 DIRECT_MAX_OPS: Final = 2 * MAX_CONNECTIONS
 BATCH_DEADLINE_S: Final = 1800.0
+RESULTS_ATTEMPTS: Final = 3  # downloads of a finished job's results, each with a fresh URL
 # The most requests one write call takes. Only batch subscribe is capped (w.BATCH_MEMBERS a call [SPEC]):
 # creates and opt-outs are split into calls of that size, while /batches takes any number of operations
 # [BULK]. Capping whole calls at 500 cost a thousand updates two jobs, and two rounds of polls, where one
@@ -603,6 +604,9 @@ class MailchimpAdapter:
             if exc.status in (404, 405, 501):  # no /batches here (a proxy or a partial API): one call each
                 return self._run_direct(groups)
             raise
+        job_id = job.get("id") if isinstance(job, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise RetryableError(f"{PROVIDER} POST /batches -> answered without a batch id", provider=PROVIDER)
         waited, pause = 0.0, self._poll_s
         while job.get("status") != "finished":
             if waited > BATCH_DEADLINE_S:
@@ -610,10 +614,31 @@ class MailchimpAdapter:
             self._sleep(pause)
             waited += pause
             pause = min(pause * 2, BATCH_POLL_MAX_S)
-            job = self.transport.request("GET", f"/batches/{job['id']}").json()
+            job = self._batch_status(job_id)
         if job.get("errored_operations") == 0:  # "finished" alone is not success [BULK]
             return {str(op["operation_id"]): (200, "") for op in ops}
-        return w.read_results(self._download(str(job.get("response_body_url") or "")))
+        return self._job_results(job_id, job)
+
+    def _batch_status(self, job_id: str) -> dict[str, Any]:
+        job = self.transport.request("GET", f"/batches/{job_id}").json()
+        if not isinstance(job, dict):
+            raise RetryableError(f"{PROVIDER} GET /batches/{{id}} -> 200 without a batch", provider=PROVIDER)
+        return job
+
+    def _job_results(self, job_id: str, job: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
+        """The job's per-operation answers. A results URL is valid for ten minutes and a new status call gives a
+        new one (https://mailchimp.com/developer/marketing/guides/run-async-requests-batch-endpoint/), so a
+        failed download (an expired link, a storage hiccup, a broken archive) asks for a fresh URL and tries again.
+        """
+        for attempt in range(1, RESULTS_ATTEMPTS + 1):
+            try:
+                return w.read_results(self._download(str(job.get("response_body_url") or "")))
+            except RetryableError:
+                if attempt == RESULTS_ATTEMPTS:
+                    raise
+            self._sleep(float(attempt))
+            job = self._batch_status(job_id)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _download(self, url: str) -> bytes:
         if not url:

@@ -5,10 +5,19 @@ Each test names the source of the behaviour it holds the adapter (and the emulat
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
+import tarfile
+
+import pytest
 import requests
 
-from adapters.base import Cursor
+from adapters._emulator import Fault
+from adapters.base import Cursor, WriteRequest
+from adapters.errors import RetryableError
 from adapters.mailchimp import MailchimpAdapter
+from adapters.mailchimp._writes import read_results
 from adapters.mailchimp.emulator import MailchimpEmulator
 from adapters.secret import Secret
 from mappings.providers.mailchimp import tags_in
@@ -66,3 +75,61 @@ def test_a_member_with_more_than_50_tags_is_read_with_all_of_them(mailchimp_emul
     assert tags_in(fetched.data["tags"]) == set(many)
     # one tags call for the one member with more than 50, paged 1000 at a time
     assert mailchimp_emulator.call_count("GET", "tags") == 2
+
+
+# -- /batches results --------------------------------------------------------------------------
+# "A GET request to the response_body_url returns a gzipped tar archive of JSON files. You can expect a single
+# file per operation, unless one of your operations contains paged data; in that case, those responses may also
+# be split across multiple files." ... "any response_body_url is only valid for ten minutes after it's
+# generated. You can always generate a new response_body_url by making another Batch status call."
+# https://mailchimp.com/developer/marketing/guides/run-async-requests-batch-endpoint/
+def archive(files: dict[str, object], *, compress: bool = True) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        folder = tarfile.TarInfo("b1")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, content in files.items():
+            data = content if isinstance(content, bytes) else json.dumps(content).encode()
+            info = tarfile.TarInfo(f"b1/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue()) if compress else raw.getvalue()
+
+
+def test_results_are_read_from_every_file_of_the_archive_in_any_documented_shape():
+    problem = json.dumps({"title": "Invalid Resource", "status": 400})
+    files = {
+        "a.json": [{"status_code": 200, "operation_id": "m0", "response": "{}"},
+                   {"status_code": 400, "operation_id": "m1", "response": problem}],
+        "b.json": {"status_code": 404, "operation_id": "m2", "response": ""},  # one entry, not an array
+        "c.json": [{"status_code": "204", "operation_id": "t0", "response": ""},
+                   {"status_code": None, "operation_id": "t1", "response": None}],
+        "notes.txt": b"not json",
+    }
+    expected = {"m0": (200, ""), "m1": (400, "Invalid Resource"), "m2": (404, ""), "t0": (204, ""), "t1": (0, "")}
+    assert read_results(archive(files)) == expected
+    assert read_results(archive(files, compress=False)) == expected  # a client that already un-gzipped it
+
+
+def test_an_unreadable_archive_is_a_retryable_error_not_a_crash():
+    with pytest.raises(RetryableError):
+        read_results(b"<Error><Code>AccessDenied</Code></Error>")
+    with pytest.raises(RetryableError):
+        read_results(archive({"a.json": []})[:40])  # cut short
+
+
+def test_an_expired_results_link_is_renewed_by_another_status_call(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(30)
+    mailchimp_emulator.refuse_writes("contact3@example.com")  # one failed operation: the results are read
+    expired = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+    mailchimp_emulator.inject(Fault(403, raw=expired, headers={"Content-Type": "application/xml"},
+                                    path_pattern="/_emulator/batch-results/"))
+    adapter = make(mailchimp_emulator)
+    reqs = [WriteRequest(ref=f"r{i}", remote_id=ids[i], email=f"contact{i}@example.com",
+                         fields={"merge_fields": {"FNAME": "Renewed"}}) for i in range(30)]
+    results = {r.ref: r for r in adapter.write_contacts(reqs)}
+    assert mailchimp_emulator.call_count("POST", "batches") == 1  # the job ran once
+    assert mailchimp_emulator.call_count("GET", "batch-results") == 2  # the second, fresh link worked
+    assert not results["r3"].ok and results["r3"].retryable
+    assert all(results[f"r{i}"].ok for i in range(30) if i != 3)
