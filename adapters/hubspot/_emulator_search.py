@@ -39,7 +39,10 @@ def validate(body: Any, raw_length: int) -> None:
     limit = int(body.get("limit") or 10)
     if not 0 < limit <= SEARCH_PAGE_MAX:
         raise SearchError(f"limit must be between 1 and {SEARCH_PAGE_MAX}")
-    if int(body.get("after") or 0) >= SEARCH_RESULT_CAP:
+
+
+def check_offset(offset: int) -> None:
+    if offset >= SEARCH_RESULT_CAP:
         raise SearchError(f"Paging is limited to {SEARCH_RESULT_CAP} results; narrow the query")
 
 

@@ -51,6 +51,14 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
+def next_after(data: Any) -> str | None:
+    """``paging.next.after`` of an answer, or None (any level missing or null)."""
+    paging = data.get("paging") if isinstance(data, dict) else None
+    nxt = paging.get("next") if isinstance(paging, dict) else None
+    after = nxt.get("after") if isinstance(nxt, dict) else None
+    return str(after) if after not in (None, "") else None
+
+
 def read_body(
     ids: Sequence[str], properties: Sequence[str], *, by_email: bool = False, history: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -160,7 +168,7 @@ class Reader:
             try:
                 while True:
                     body = pending.result()
-                    after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
+                    after = next_after(body)
                     if after:
                         pending = ahead.submit(self._list_page, str(after))
                     records = self._enrich([to_record(r) for r in (body or {}).get("results") or []])
@@ -191,10 +199,12 @@ class Reader:
         start = to_ms(cursor.updated_after - self._lookback) if cursor.updated_after else 0
         operator = "GTE"
         while True:
-            results = self._search([{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED)
+            results, more = self._search(
+                [{"propertyName": MODIFIED, "operator": operator, "value": str(start)}], MODIFIED
+            )
             started = started or self._client.server_time
             records = [to_record(r) for r in results]
-            last = len(results) < self._search_page
+            last = not more
             taken = self._enrich([r for r in records if scan.take(r)])
             yield Page(records=taken, next_cursor=scan.final(started) if last and started else scan.cursor())
             if last:
@@ -218,22 +228,28 @@ class Reader:
                 {"propertyName": MODIFIED, "operator": "EQ", "value": str(at_ms)},
                 {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
             ]
-            results = self._search(filters, "hs_object_id")
+            results, more = self._search(filters, "hs_object_id")
             records = [to_record(r) for r in results]
             yield Page(records=self._enrich([r for r in records if scan.take(r)]), next_cursor=scan.cursor())
-            if len(results) < self._search_page:
+            if not more or not records:
                 return
             last_id = max(int(r.remote_id) for r in records)
 
-    def _search(self, filters: list[dict[str, str]], sort: str) -> list[dict[str, Any]]:
+    def _search(self, filters: list[dict[str, str]], sort: str) -> tuple[list[dict[str, Any]], bool]:
+        """One first page of a query, and whether more match it.
+
+        No ``after``: every query starts at its first result, and ``after`` is an opaque token HubSpot hands out
+        (the spec's example is ``"NTI1Cg%3D%3D"``), so "0" need not be one. ``limit`` is a maximum, so a short
+        page with ``paging.next`` is not the end; a full page without it is checked once more (cheap, never wrong).
+        """
         body = {
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": self._properties,
             "limit": self._search_page,
-            "after": "0",
         }
         _, data = self._client.call(
             "POST", "/crm/v3/objects/contacts/search", self._client.search_api.do_search, body, search=True
         )
-        return list((data or {}).get("results") or [])
+        results = list((data or {}).get("results") or [])
+        return results, bool(next_after(data)) or len(results) >= self._search_page

@@ -8,6 +8,7 @@ headers, merges that mint new ids, a read-only ``hs_email_optout`` and a v3 API 
 
 from __future__ import annotations
 
+import base64
 import bisect
 import datetime as dt
 import json
@@ -134,6 +135,13 @@ class HubSpotEmulator:
     def _knobs(self) -> None:
         self.enterprise = self._enterprise_initially  # batch preferences calls need Marketing Hub Enterprise
         self.search_lag_s = 0.0  # the search index trails writes [SEARCH]
+        # `after` is an opaque token in the spec (NextPage example "NTI1Cg%3D%3D"): True hands out and takes only
+        # such tokens, as an implementation free to choose its cursors may; False keeps record ids and offsets
+        self.opaque_cursors = False
+        self.search_page_cap: int | None = None  # `limit` is a maximum: serve at most this many a search page
+        # how `properties=` in a query is read: "any" (repeated and comma-separated, as HubSpot does), "repeated"
+        # (the spec's explode=true, one name a value), "first" (only the first value, split on commas)
+        self.query_style = "any"
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
         self.refusals: Counter[str] = Counter()  # address -> batch writes still to refuse ([refuse_writes])
@@ -391,10 +399,33 @@ class HubSpotEmulator:
         add("GET", PREFS_V4 + r"/(?P<email>[^/]+)", prefs.v4_statuses)
 
     # -- contacts ----------------------------------------------------------------------------
-    @staticmethod
-    def _properties(request: Request, key: str = "properties") -> tuple[str, ...] | None:
-        names = [n for raw in request.query.get(key, []) for n in raw.split(",") if n]
+    def _properties(self, request: Request, key: str = "properties") -> tuple[str, ...] | None:
+        values = request.query.get(key, [])
+        if self.query_style == "repeated":
+            return tuple(v for v in values if v) or None
+        if self.query_style == "first":
+            values = values[:1]
+        names = [n for raw in values for n in raw.split(",") if n]
         return tuple(names) or None
+
+    def _cursor_out(self, position: int | str) -> str:
+        if not self.opaque_cursors:
+            return str(position)
+        return base64.urlsafe_b64encode(f"hs:{position}".encode()).decode()
+
+    def _cursor_in(self, token: str | None) -> int:
+        """The position an ``after`` names; ValueError (a 400) for a token this portal never handed out."""
+        if not token:
+            return 0
+        if not self.opaque_cursors:
+            return int(token)
+        try:
+            text = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("Invalid paging cursor: after") from exc
+        if not text.startswith("hs:") or not text[3:].isdigit():
+            raise ValueError("Invalid paging cursor: after")
+        return int(text[3:])
 
     def _list(self, request: Request) -> Response:
         limit = int(request.arg("limit") or 10)
@@ -403,7 +434,10 @@ class HubSpotEmulator:
         if not 0 < limit <= most:
             return error(400, f"limit must be between 1 and {most}", "VALIDATION_ERROR")
         archived = (request.arg("archived") or "false").lower() == "true"
-        after = int(request.arg("after") or 0)
+        try:
+            after = self._cursor_in(request.arg("after"))
+        except ValueError as exc:
+            return error(400, str(exc), "VALIDATION_ERROR")
         with self.portal.lock:
             ids = self._ids_in_order()
             rows = []  # a page and one more (is there a next page?), found from the position after ``after``
@@ -417,7 +451,7 @@ class HubSpotEmulator:
             page = [c.view(wanted, history) for c in rows[:limit]]
         body: dict[str, Any] = {"results": page}
         if len(rows) > limit:
-            nxt = page[-1]["id"]
+            nxt = self._cursor_out(page[-1]["id"])
             body["paging"] = {"next": {"after": nxt, "link": f"{self.url}{CONTACTS}?after={nxt}"}}
         return Response.json(body)
 
@@ -480,6 +514,9 @@ class HubSpotEmulator:
         try:
             body = request.json() or {}
             search.validate(body, len(request.body))
+            offset, limit = self._cursor_in(body.get("after")), int(body.get("limit") or 10)
+            search.check_offset(offset)
+            served = min(limit, self.search_page_cap or limit)
             lag_ms = int(self.search_lag_s * 1000)
             horizon = self.portal.now_ms() - lag_ms
             with self.portal.lock:
@@ -487,15 +524,14 @@ class HubSpotEmulator:
                 if lag_ms:
                     visible = [c for c in visible if c.updated_ms <= horizon]
                 found, total = search.run(visible, body)
-                offset, limit = int(body.get("after") or 0), int(body.get("limit") or 10)
-                end = min(offset + limit, search.SEARCH_RESULT_CAP)
+                end = min(offset + served, search.SEARCH_RESULT_CAP)
                 wanted = tuple(body.get("properties") or ()) or None
                 page = [c.view(wanted) for c in found[offset:end]]
         except (search.SearchError, ValueError) as exc:
             return error(400, str(exc), "VALIDATION_ERROR")
         out: dict[str, Any] = {"total": total, "results": page}
-        if offset + limit < total:
-            out["paging"] = {"next": {"after": str(offset + limit)}}
+        if offset + served < total:
+            out["paging"] = {"next": {"after": self._cursor_out(offset + served)}}
         return Response.json(out)
 
     @staticmethod

@@ -327,3 +327,28 @@ def test_the_emulators_v4_answers_use_v4s_words(hubspot_emulator, hubspot_adapte
                                          path_params={"email": "v0@example.com"}, query=(("channel", "EMAIL"),))
     assert {r["status"] for r in wide["results"]} == {"UNSUBSCRIBED"}
     assert {r["status"] for r in each["results"]} == {"UNSUBSCRIBED"}
+
+
+def test_opaque_after_tokens_page_the_list_and_search_starts_without_one(hubspot_emulator, hubspot_adapter):
+    # the spec's `after` is an opaque token (its example: "NTI1Cg%3D%3D"); "0" is not one a portal must take
+    hubspot_emulator.opaque_cursors = True
+    seeded = hubspot_emulator.seed(250)
+    pages = list(hubspot_adapter.read_contacts(Cursor()))
+    assert ids(pages) == seeded
+    assert all(p.next_cursor.page_token is None or not p.next_cursor.page_token.isdigit() for p in pages)
+    hubspot_emulator.touch(seeded[:30], at=T0 + dt.timedelta(minutes=10))
+    changed = ids(hubspot_adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))
+    assert set(seeded[:30]) <= set(changed)
+
+
+@pytest.mark.parametrize("spread", [True, False], ids=["distinct-times", "one-instant"])
+def test_short_search_pages_with_a_next_page_are_not_the_end(hubspot_emulator, hubspot_adapter, spread):
+    # `limit` is a maximum: a portal may serve fewer and say so with paging.next
+    seeded = hubspot_emulator.seed(450, modified_at=T0 + dt.timedelta(minutes=1))
+    if spread:
+        for n, contact_id in enumerate(seeded):
+            hubspot_emulator.portal.contacts[contact_id].updated_ms = int(T0.timestamp() * 1000) + 60_000 + n
+    hubspot_emulator.search_page_cap = 70
+    pages = list(hubspot_adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))
+    assert set(ids(pages)) == set(seeded) and len(ids(pages)) == len(seeded)
+    assert hubspot_emulator.call_count("POST", SEARCH) <= 450 // 70 + 4
