@@ -103,6 +103,15 @@ class Org:
         key = email.strip().lower()
         return [c for c in self.contacts.values() if str(c.get("Email") or "").lower() == key]
 
+    def by_any_email(self, email: str) -> list[dict[str, Any]]:
+        """Search Records' ``email`` parameter: a match in any email field of the module, not only Email."""
+        key = email.strip().lower()
+        return [
+            c
+            for c in self.contacts.values()
+            if key in (str(c.get("Email") or "").lower(), str(c.get("Secondary_Email") or "").lower())
+        ]
+
     def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         now = self.now()
         record: dict[str, Any] = {"id": self.new_id(), "Email_Opt_Out": False, "Tag": []}

@@ -484,9 +484,13 @@ class ZohoAdapter:
         return found
 
     def find_by_email(self, email: str) -> ProviderRecord | None:
+        """The contact whose Email is ``email``. The search's ``email`` parameter looks in every email field
+        (Secondary_Email too), so a hit is kept only when its Email is the address itself.
+        """
         response = self.call("GET", CONTACTS + "/search", params={"email": email, "fields": ",".join(self.fields)})
         records, _ = _page_records(response)
-        return records[0] if records else None
+        wanted = email.strip().lower()
+        return next((r for r in records if str(r.data.get("Email") or "").strip().lower() == wanted), None)
 
     def _write_tags(
         self, requests: Sequence[WriteRequest], results: list[WriteResult], inserted: set[str]

@@ -507,12 +507,14 @@ class ZohoEmulator(WatchChannels):
     def _search(self, request: Request) -> tuple[Response, int]:
         email = request.arg("email")
         criteria = request.arg("criteria") or ""
+        exact = None
         if email is None and criteria.startswith("(Email:equals:") and criteria.endswith(")"):
-            email = criteria[len("(Email:equals:") : -1]
-        if not email:
+            exact = criteria[len("(Email:equals:") : -1]
+        if not email and not exact:
             return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="criteria"), 1
         with self.org.lock:
-            data = [render(r, None, self.tz) for r in self.org.by_email(email)]
+            found = self.org.by_email(exact) if exact else self.org.by_any_email(email or "")
+            data = [render(r, None, self.tz) for r in found]
         if not data:
             return Response.empty(204), 1
         return Response.json(

@@ -103,6 +103,19 @@ def test_email_change_updates_the_same_record(zoho: ZohoEmulator) -> None:
     assert len(zoho.all_contacts()) == 2
 
 
+def test_an_address_held_only_as_secondary_email_is_not_that_contact(zoho: ZohoEmulator) -> None:
+    """Search's email parameter looks in every email field: only a contact whose Email it is may be taken."""
+    [holder, owner] = zoho.seed(2)
+    zoho.edit(holder, Secondary_Email="contact1@example.com")  # listed first by the search
+    adapter = make_adapter(zoho)
+    found = adapter.find_by_email("Contact1@example.com")
+    assert found is not None and found.remote_id == owner
+    zoho.edit(owner, Email="elsewhere@example.com")
+    assert adapter.find_by_email("contact1@example.com") is None
+    adapter.erase_contact(remote_id=None, email="contact1@example.com")
+    assert zoho.contact(holder) is not None  # forget never deletes someone else's record
+
+
 def test_tags_go_through_bulk_actions(zoho: ZohoEmulator) -> None:
     [rid] = zoho.seed(1)
     zoho.edit(rid, Last_Name="T")
