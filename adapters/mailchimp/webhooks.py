@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -76,17 +77,48 @@ class WebhookVerifier:
 
 
 def _fired_at(text: str | None) -> dt.datetime | None:
+    """``2009-03-26 21:35:57`` (UTC, no zone) as documented; an ISO 8601 stamp with a zone is read too."""
     if not text:
         return None
     try:
-        return dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+        moment = dt.datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
     except ValueError:
         return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The delivery as PHP-style form keys (``data[merges][FNAME]``).
+
+    Mailchimp documents the body as ``application/x-www-form-urlencoded`` but shows it, and parses it in its
+    own samples, as JSON (``{"type": ..., "data": {"merges": {...}}}``) [WH]: a JSON object is taken too and
+    flattened to the same keys.
+    """
+    text = body.decode("utf-8", "replace")
+    if text.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return dict(_flatten(parsed, ""))
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}[{key}]" if prefix else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _flatten(item, f"{prefix}[{i}]")
+    elif prefix:
+        yield prefix, "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def parse_delivery(body: bytes, *, list_id: str) -> list[WebhookEvent]:
     """One delivery = one event. Events of another audience and campaign events yield nothing."""
-    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    form = _form(body)
     kind_raw = form.get("type", "")
     if form.get("data[list_id]") not in (None, list_id):
         return []
@@ -111,12 +143,13 @@ def parse_delivery(body: bytes, *, list_id: str) -> list[WebhookEvent]:
     if merges:
         payload["merges"] = merges
     # No delivery id exists: dedupe on (type, id, fired_at) [SKWH]; hashed so no address is in the key.
+    fired = _fired_at(form.get("fired_at"))
     identity = "|".join(
         (
             kind_raw,
             form.get("data[id]") or form.get("data[new_id]") or "",
             email.strip().lower(),
-            form.get("fired_at", ""),
+            fired.strftime("%Y-%m-%d %H:%M:%S") if fired else form.get("fired_at", ""),  # one spelling per moment
         )
     )
     # upemail: the old hash too, for a link still kept by it (see _wire.MOVED_FROM)
@@ -127,7 +160,7 @@ def parse_delivery(body: bytes, *, list_id: str) -> list[WebhookEvent]:
             kind=kind,
             remote_id=hint,
             email=email.strip().lower(),
-            occurred_at=_fired_at(form.get("fired_at")),
+            occurred_at=fired,
             payload=payload,
         )
     ]

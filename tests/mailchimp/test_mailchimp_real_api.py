@@ -5,10 +5,12 @@ Each test names the source of the behaviour it holds the adapter (and the emulat
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import io
 import json
 import tarfile
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -133,3 +135,27 @@ def test_an_expired_results_link_is_renewed_by_another_status_call(mailchimp_emu
     assert mailchimp_emulator.call_count("GET", "batch-results") == 2  # the second, fresh link worked
     assert not results["r3"].ok and results["r3"].retryable
     assert all(results[f"r{i}"].ok for i in range(30) if i != 3)
+
+
+# -- webhook bodies ------------------------------------------------------------------------------
+# "The body of the webhook request is sent as application/x-www-form-urlencoded data. The Subscribes event,
+# ingested and parsed as JSON, will look something like this: {"type": "subscribe", "fired_at": "2009-03-26
+# 21:35:57", "data": {...}}", and the same page's signature samples parse the raw body with json.loads:
+# https://github.com/mailchimp/fern-marketing-api-docs/blob/HEAD/fern/docs/pages/api-concepts/webhooks.mdx
+@pytest.mark.parametrize("fired_at", ["2009-03-26 21:35:57", "2009-03-26T21:35:57+00:00"])
+def test_a_webhook_delivered_as_json_reads_as_the_form_it_stands_for(mailchimp_emulator, fired_at):
+    lid = mailchimp_emulator.list_id
+    data = {"id": "8a25ff1d98", "list_id": lid, "email": "Ana@Example.com", "email_type": "html",
+            "ip_opt": "198.51.100.7", "merges": {"EMAIL": "Ana@Example.com", "FNAME": "Ana", "LNAME": "Silva",
+                                                 "ADDRESS": {"addr1": "1 High St", "city": "London"}}}
+    as_json = json.dumps({"type": "unsubscribe", "fired_at": fired_at, "data": {**data, "action": "unsub"}})
+    form = {"type": "unsubscribe", "fired_at": "2009-03-26 21:35:57", "data[action]": "unsub",
+            **{f"data[{k}]": v for k, v in data.items() if not isinstance(v, dict)},
+            **{f"data[merges][{k}]": v for k, v in data["merges"].items() if isinstance(v, str)}}
+    adapter = make(mailchimp_emulator)
+    [from_json] = adapter.parse_webhook(headers={"Content-Type": "application/json"}, body=as_json.encode())
+    [from_form] = adapter.parse_webhook(headers={}, body=urlencode(form).encode())
+    assert from_json == from_form
+    assert from_json.kind == "unsubscribed" and from_json.email == "ana@example.com"
+    assert from_json.occurred_at == dt.datetime(2009, 3, 26, 21, 35, 57, tzinfo=dt.UTC)
+    assert from_json.payload["merges"] == {"EMAIL": "Ana@Example.com", "FNAME": "Ana", "LNAME": "Silva"}
