@@ -51,6 +51,16 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
+def query_properties(names: Sequence[str]) -> list[str]:
+    """``properties=`` values of a GET, for every reading of the parameter: the spec declares it ``explode: true``
+    (one name a value, as the SDK sends) and describes it as "a comma separated list". So the joined list comes
+    first (a server reading one value and splitting it), then each name (a server reading every value whole, for
+    which the joined value is an unknown property: "ignored", says the spec). HubSpot itself takes either.
+    """
+    names = list(dict.fromkeys(names))
+    return [",".join(names), *names] if len(names) > 1 else names
+
+
 def next_after(data: Any) -> str | None:
     """``paging.next.after`` of an answer, or None (any level missing or null)."""
     paging = data.get("paging") if isinstance(data, dict) else None
@@ -184,9 +194,8 @@ class Reader:
                 pending.cancel()  # a caller that stops early does not wait for a page it will not take
 
     def _list_page(self, after: str | None) -> Any:
-        # One comma-separated value, as the reference documents it (HubSpot also takes repeated ones);
         # archived is left to its default (false) rather than sent as the SDK's "False".
-        kwargs: dict[str, Any] = {"limit": self._page_size, "properties": [",".join(self._properties)]}
+        kwargs: dict[str, Any] = {"limit": self._page_size, "properties": query_properties(self._properties)}
         if after:
             kwargs["after"] = after
         _, body = self._client.call("GET", "/crm/v3/objects/contacts", self._client.basic.get_page, **kwargs)

@@ -22,7 +22,15 @@ from adapters.hubspot._client import (
     NotFound,
 )
 from adapters.hubspot._consent import ConsentReader, Unsubscriber, opt_out_times
-from adapters.hubspot._read import BASE_PROPERTIES, LIST_PAGE, SEARCH_PAGE, Reader, read_body, to_record
+from adapters.hubspot._read import (
+    BASE_PROPERTIES,
+    LIST_PAGE,
+    SEARCH_PAGE,
+    Reader,
+    query_properties,
+    read_body,
+    to_record,
+)
 from adapters.hubspot._write import BATCH_MAX, Writer
 from adapters.ratelimit import RateLimiter
 from adapters.secret import Secret
@@ -136,7 +144,7 @@ class HubSpotAdapter:
         try:
             _, raw = self.client.call(
                 "GET", "/crm/v3/objects/contacts/{contactId}", self.client.basic.get_by_id, remote_id,
-                properties=[",".join(self._properties)],
+                properties=query_properties(self._properties),
             )  # fmt: skip
         except NotFound:
             return ProviderRecord(remote_id=remote_id, data={"id": remote_id}, deleted=True)

@@ -352,3 +352,17 @@ def test_short_search_pages_with_a_next_page_are_not_the_end(hubspot_emulator, h
     pages = list(hubspot_adapter.read_contacts(Cursor(phase="incremental", updated_after=T0)))
     assert set(ids(pages)) == set(seeded) and len(ids(pages)) == len(seeded)
     assert hubspot_emulator.call_count("POST", SEARCH) <= 450 // 70 + 4
+
+
+@pytest.mark.parametrize("style", ["any", "repeated", "first"])
+def test_every_reading_of_properties_in_a_query_gets_every_property(hubspot_emulator, hubspot_adapter, style):
+    # spec: properties is `explode: true` (one name a value); its description: "a comma separated list"
+    hubspot_emulator.query_style = style
+    (a,) = hubspot_emulator.seed(1)
+    hubspot_emulator.edit(a, phone="+12025550123", company="Acme")
+    (listed,) = [r for p in hubspot_adapter.read_contacts(Cursor()) for r in p.records]
+    fetched = hubspot_adapter._fetch_one(a)
+    for record in (listed, fetched):
+        props = record.data["properties"]
+        assert props["email"] == "contact0@example.com" and props["phone"] == "+12025550123"
+        assert props["company"] == "Acme" and "hs_email_optout" in props and "lifecyclestage" in props
