@@ -296,7 +296,7 @@ class ZohoAdapter:
                 query = Query(since=restart - ONE_SECOND if restart else None)
                 continue
             raw, info = _page_records(response)
-            nxt = self._next_query(query, raw, info) if info.get("more_records") and raw else None
+            nxt = self._next_query(query, raw, info) if raw and _more(info, len(raw), self.page_size) else None
             records = [r for r in raw if not (r.updated_at == last_time and r.remote_id in last_ids)]
             if records and records[-1].updated_at is not None:
                 if records[-1].updated_at != last_time:
@@ -393,7 +393,7 @@ class ZohoAdapter:
             )
             items, info = _body(response)
             records = [deleted_record(item) for item in items if isinstance(item, dict) and item.get("id")]
-            more = bool(info.get("more_records")) and bool(items)
+            more = bool(items) and _more(info, len(items), PER_PAGE_MAX)
             extra = dict(cursor.extra)
             if not more:  # moved only once every page is stored; never past the horizon
                 extra["deleted_after"] = format_zoho_time(max(after, horizon))
@@ -624,6 +624,16 @@ def _body(response: requests.Response) -> tuple[list[Any], dict[str, Any]]:
     data = body.get("data")
     info = body.get("info")
     return (data if isinstance(data, list) else []), (info if isinstance(info, dict) else {})
+
+
+def _more(info: Mapping[str, Any], count: int, per_page: int) -> bool:
+    """Whether another page follows. ``more_records`` says so; an answer without it (an info object cut short)
+    goes on after a full page or when it names a next page token, so that no page is lost.
+    """
+    more = info.get("more_records")
+    if isinstance(more, bool):
+        return more
+    return count >= per_page or bool(info.get("next_page_token"))
 
 
 def _page_records(response: requests.Response) -> tuple[list[ProviderRecord], dict[str, Any]]:

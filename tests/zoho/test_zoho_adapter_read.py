@@ -134,6 +134,23 @@ def test_a_page_token_refused_with_401_is_not_an_oauth_failure(zoho: ZohoEmulato
     assert zoho.refreshes() == 1
 
 
+def test_a_full_page_without_more_records_is_not_the_last(zoho: ZohoEmulator) -> None:
+    ids = seed_old(zoho, 5)
+    adapter = make_adapter(zoho, page_size=2)
+    ordered = sorted(zoho.all_contacts(), key=lambda c: (parse_zoho_time(c["Modified_Time"]), int(c["id"])))
+    zoho.inject(Fault(status=200, body={"data": ordered[:2]}, method="GET", path_pattern=r"/crm/v8/Contacts$"))
+    read = [r.remote_id for p in adapter.read_contacts(Cursor()) for r in p.records]
+    assert sorted(set(read)) == sorted(ids)
+
+
+def test_a_short_page_without_info_is_the_last(zoho: ZohoEmulator) -> None:
+    seed_old(zoho, 1)
+    adapter = make_adapter(zoho, page_size=2)
+    zoho.inject(Fault(status=200, body={"data": zoho.all_contacts()}, method="GET", path_pattern=r"/Contacts$"))
+    pages = list(adapter.read_contacts(Cursor()))
+    assert [len(p.records) for p in pages] == [1] and pages[-1].next_cursor.phase == "incremental"
+
+
 class Clock:
     """The adapter's clock, moved together with the emulator's."""
 
