@@ -45,6 +45,7 @@ SEARCH_RATE: Final = "5/1s"  # https://developers.hubspot.com/docs/api-reference
 WINDOW_MARGIN: Final = 1.05
 _EXISTING_ID: Final = re.compile(r"Existing ID:\s*(\d+)")
 _NOT_RETRYABLE_5XX: Final = frozenset({522, 525, 526})  # "contact HubSpot" [ERR]
+TEN_SECONDLY_WAIT_S: Final = 10.0  # policyName TEN_SECONDLY_ROLLING: the burst window [USAGE]
 
 
 class DuplicateContact(RecordRejected):
@@ -154,13 +155,18 @@ def classify(
 def _rate_limited(
     headers: Mapping[str, str], body: Mapping[str, Any], message: str, common: dict[str, Any]
 ) -> ProviderError:
-    policy = str(body.get("policyName") or "").upper()
-    if policy == "DAILY":  # the day's budget is spent: stop this provider's cycle, do not spin [USAGE]
+    policy = str(body.get("policyName") or "").strip().upper()
+    said = str(body.get("message") or "").lower()  # "You have reached your <policy> limit." [USAGE]
+    if policy == "DAILY" or (not policy and "daily limit" in said):
+        # the day's budget is spent: stop this provider's cycle, do not spin [USAGE]
         return QuotaExhausted(message + " (daily API limit reached)", **common)
     wait = parse_retry_after(_header(headers, "Retry-After"))
     if wait is None:
         interval = _header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
-        wait = int(interval) / 1000 if interval and interval.isdigit() else 1.0
+        wait = int(interval) / 1000 if interval and interval.strip().isdigit() else None
+    if wait is None:  # no header says: the window the policy names (a rolling 10 s one clears within 10 s)
+        rolling = policy == "TEN_SECONDLY_ROLLING" or (not policy and "ten_secondly" in said)
+        wait = TEN_SECONDLY_WAIT_S if rolling else 1.0
     return RateLimited(message, retry_after=wait, **common)
 
 

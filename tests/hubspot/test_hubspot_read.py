@@ -366,3 +366,25 @@ def test_every_reading_of_properties_in_a_query_gets_every_property(hubspot_emul
         props = record.data["properties"]
         assert props["email"] == "contact0@example.com" and props["phone"] == "+12025550123"
         assert props["company"] == "Acme" and "hs_email_optout" in props and "lifecyclestage" in props
+
+
+def test_a_ten_secondly_429_without_headers_waits_the_window(hubspot_emulator, make_hubspot_adapter):
+    # the rate-limit headers are not promised on a 429; the policy still names a 10-second rolling window
+    hubspot_emulator.seed(3)
+    sleeps: list[float] = []
+    adapter = make_hubspot_adapter(sleeps=sleeps)
+    body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.", "errorType": "RATE_LIMIT",
+            "policyName": "TEN_SECONDLY_ROLLING", "correlationId": "c0ffee00-0000-4000-8000-000000000000"}
+    hubspot_emulator.inject(Fault(429, body), Fault(429, {**body, "policyName": None}))
+    assert len(ids(adapter.read_contacts(Cursor()))) == 3
+    assert sleeps == [10.0, 10.0]
+
+
+def test_a_daily_429_without_a_policy_name_still_stops(hubspot_emulator, make_hubspot_adapter):
+    sleeps: list[float] = []
+    adapter = make_hubspot_adapter(sleeps=sleeps)
+    hubspot_emulator.inject(Fault(429, {"status": "error", "message": "You have reached your daily limit.",
+                                        "errorType": "RATE_LIMIT"}))
+    with pytest.raises(QuotaExhausted):
+        list(adapter.read_contacts(Cursor()))
+    assert sleeps == [] and hubspot_emulator.call_count() == 1
