@@ -38,6 +38,20 @@ KINDS: Final = {
 }
 
 
+# Generic subscriptions (https://developers.hubspot.com/changelog/public-beta-generic-webhook-subscriptions, the
+# `crmObjects` of a project app's webhooks.json) send object.<kind> with objectTypeId; contacts are "0-1".
+CONTACT_OBJECT_TYPE: Final = "0-1"
+
+
+def _kind(raw: Mapping[str, Any]) -> str | None:
+    subscription = str(raw.get("subscriptionType") or raw.get("eventType") or "").strip().lower()
+    if subscription.startswith("object."):
+        if str(raw.get("objectTypeId") or "").strip() != CONTACT_OBJECT_TYPE:
+            return None  # another object type
+        subscription = "contact." + subscription.removeprefix("object.")
+    return KINDS.get(subscription)
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
@@ -104,7 +118,7 @@ def _event_id(raw: Mapping[str, Any]) -> str:
 
 
 def _event(raw: Mapping[str, Any]) -> WebhookEvent | None:
-    kind = KINDS.get(str(raw.get("subscriptionType") or raw.get("eventType") or "").lower())
+    kind = _kind(raw)
     if kind is None:
         return None  # other objects, association changes: nothing for a contact sync
     remote_id = raw.get("objectId")

@@ -125,6 +125,29 @@ def test_events_are_parsed_sorted_and_keyed():
     assert parse(json.dumps(EVENTS).encode())[0].event_id == events[0].event_id  # stable across deliveries
 
 
+GENERIC = [  # generic subscriptions: object.<kind> with objectTypeId (contacts are 0-1)
+    {"eventId": 20, "subscriptionId": 30, "portalId": 1, "occurredAt": 1714560001000, "subscriptionType": "object.creation",
+     "objectTypeId": "0-1", "objectId": 5201, "changeFlag": "CREATED"},
+    {"eventId": 21, "subscriptionId": 31, "portalId": 1, "occurredAt": 1714560001100,
+     "subscriptionType": "object.propertyChange", "objectTypeId": "0-1", "objectId": 5201, "propertyName": "email",
+     "propertyValue": "bo@example.com"},
+    {"eventId": 22, "subscriptionId": 32, "portalId": 1, "occurredAt": 1714560001200, "subscriptionType": "object.merge",
+     "objectTypeId": "0-1", "objectId": 21, "primaryObjectId": 21, "mergedObjectIds": [22], "newObjectId": 23},
+    {"eventId": 23, "subscriptionId": 33, "portalId": 1, "occurredAt": 1714560001300,
+     "subscriptionType": "object.deletion", "objectTypeId": "0-1", "objectId": 24},
+    {"eventId": 24, "subscriptionId": 34, "portalId": 1, "occurredAt": 1714560001400,
+     "subscriptionType": "object.propertyChange", "objectTypeId": "0-2", "objectId": 77, "propertyName": "name",
+     "propertyValue": "Acme"},  # a company: not a contact
+]
+
+
+def test_generic_object_events_of_contacts_are_parsed_and_other_objects_left_out():
+    events = parse(json.dumps(GENERIC).encode())
+    assert [(e.kind, e.remote_id) for e in events] == [
+        ("created", "5201"), ("email_changed", "5201"), ("merged", "23"), ("deleted", "24")]
+    assert events[1].email == "bo@example.com"
+
+
 def test_the_adapter_verifies_with_its_client_secret(hubspot_emulator):
     adapter = HubSpotAdapter(access_token="t", base_url=hubspot_emulator.url, client_secret=SECRET)
     body = json.dumps(EVENTS[:1]).encode()
