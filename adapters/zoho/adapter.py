@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -437,7 +438,7 @@ class ZohoAdapter:
         creates = [i for i, r in enumerate(requests) if not known[r.ref]]
         if updates:
             items = [{**_item(requests[i]), "id": known[requests[i].ref]} for i in updates]
-            for i, answer in zip(updates, _padded(self._send_records("PUT", CONTACTS, items), len(items)), strict=True):
+            for i, answer in zip(updates, self._send_records("PUT", CONTACTS, items), strict=True):
                 answers[i] = answer
         if creates:
             for i, answer in zip(creates, self._create(requests, creates), strict=True):
@@ -451,17 +452,16 @@ class ZohoAdapter:
     def _create(self, requests: Sequence[WriteRequest], indexes: Sequence[int]) -> list[Any]:
         """Upsert on Email; a record refused for a missing Last_Name matched nobody, so naming it is safe."""
         items = [_item(requests[i]) for i in indexes]
-        answers = _padded(self._send_records("POST", CONTACTS + "/upsert", items), len(items))
+        answers = self._send_records("POST", CONTACTS + "/upsert", items)
         missing = [k for k, a in enumerate(answers) if _is_missing_last_name(a) and not items[k].get("Last_Name")]
         if missing:  # Last_Name is mandatory for a new contact (pitfall 6): name it by its address
             retry = [{**items[k], "Last_Name": placeholder_last_name(requests[indexes[k]].email)} for k in missing]
-            for k, answer in zip(
-                missing, _padded(self._send_records("POST", CONTACTS + "/upsert", retry), len(retry)), strict=True
-            ):
+            for k, answer in zip(missing, self._send_records("POST", CONTACTS + "/upsert", retry), strict=True):
                 answers[k] = answer
         return answers
 
     def _send_records(self, method: str, path: str, items: list[dict[str, Any]]) -> list[Any]:
+        """One answer per item, in the items' order (None where Zoho said nothing of one)."""
         body: dict[str, Any] = {"data": items, "trigger": []}
         if path.endswith("/upsert"):
             body["duplicate_check_fields"] = ["Email"]
@@ -471,7 +471,7 @@ class ZohoAdapter:
             if not exc.items:
                 raise
             answers = exc.items  # every record refused: Zoho answers 400 with per-record results
-        return answers
+        return _aligned(answers, len(items), method=method, path=path)
 
     def _ids_for_changed_emails(self, requests: Sequence[WriteRequest]) -> dict[str, str]:
         """An address changed and no id is known: find the record by its old address, or upsert makes a twin."""
@@ -655,27 +655,81 @@ def _item(request: WriteRequest) -> dict[str, Any]:
     return item
 
 
+def _errors(answer: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The errors one item answer holds: itself, or those listed by MULTIPLE_OR_MULTI_ERRORS (OAS v8.0 upsert)."""
+    details = answer.get("details")
+    nested = details.get("errors") if isinstance(details, Mapping) else None
+    if answer.get("code") == "MULTIPLE_OR_MULTI_ERRORS" and isinstance(nested, list):
+        return [e for e in nested if isinstance(e, Mapping)] or [answer]
+    return [answer]
+
+
+def _detail(error: Mapping[str, Any], key: str) -> str:
+    details = error.get("details")
+    value = details.get(key) if isinstance(details, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
 def _is_missing_last_name(answer: Any) -> bool:
-    if not isinstance(answer, dict) or answer.get("code") != "MANDATORY_NOT_FOUND":
+    if not isinstance(answer, dict) or answer.get("status") == "success":
         return False
-    return (answer.get("details") or {}).get("api_name") == "Last_Name"
+    errors = _errors(answer)
+    return any(e.get("code") == "MANDATORY_NOT_FOUND" and _detail(e, "api_name") == "Last_Name" for e in errors)
 
 
-def _padded(answers: list[Any], n: int) -> list[Any]:
-    return (answers + [None] * n)[:n]
+_DATA_INDEX: Final = re.compile(r"\$\.data\[(\d+)\]")
+
+
+def _aligned(answers: list[Any], n: int, *, method: str, path: str) -> list[Any]:
+    """Per-record answers in input order. Zoho answers in input order; an answer naming no record (its json_path
+    outside ``$.data``) refuses the request as a whole, and a short list is placed by each error's json_path.
+    """
+    paths = [_json_path(a) for a in answers]
+    whole = next((a for a, jp in zip(answers, paths, strict=True) if jp and not jp.startswith("$.data")), None)
+    if whole is not None or (len(answers) != n and answers and not all(_DATA_INDEX.match(jp) for jp in paths)):
+        first = whole if whole is not None else answers[0]
+        code = str(first.get("code") or "ERROR") if isinstance(first, dict) else "ERROR"
+        raise ZohoCallRejected(
+            f"zoho {method} {path} -> request refused as a whole ({code[:40]})",
+            code=code[:40],
+            provider=PROVIDER,
+            method=method,
+            path=path,
+        )
+    if len(answers) == n:
+        return answers
+    placed: list[Any] = [None] * n
+    for answer, jp in zip(answers, paths, strict=True):
+        match = _DATA_INDEX.match(jp)
+        if match and int(match[1]) < n:
+            placed[int(match[1])] = answer
+    return placed
+
+
+def _json_path(answer: Any) -> str:
+    if not isinstance(answer, dict) or answer.get("status") == "success":
+        return ""
+    return next((jp for e in _errors(answer) if (jp := _detail(e, "json_path"))), "")
 
 
 def _write_result(request: WriteRequest, answer: Any) -> WriteResult:
     if not isinstance(answer, dict):
         return WriteResult(ref=request.ref, ok=False, error="NO_RESULT", retryable=True)
     if answer.get("status") == "success":
-        details = answer.get("details") or {}
-        return WriteResult(ref=request.ref, ok=True, remote_id=str(details.get("id") or request.remote_id or ""))
-    code = str(answer.get("code") or "ERROR")
-    api_name = (answer.get("details") or {}).get("api_name")
-    error = f"{code} {api_name}" if api_name else code
+        details = answer.get("details")
+        remote_id = str((details.get("id") if isinstance(details, Mapping) else None) or request.remote_id or "")
+        if not remote_id:  # written, but which record is unknown: the next upsert on Email finds it again
+            return WriteResult(ref=request.ref, ok=False, error="NO_ID", retryable=True)
+        return WriteResult(ref=request.ref, ok=True, remote_id=remote_id)
+    errors = _errors(answer)
+    codes = [str(e.get("code") or "ERROR") for e in errors]
+    error = "; ".join(f"{c} {_detail(e, 'api_name')}".strip() for c, e in zip(codes, errors, strict=True))
     return WriteResult(
-        ref=request.ref, ok=False, remote_id=request.remote_id, error=error[:80], retryable=code in RETRYABLE_CODES
+        ref=request.ref,
+        ok=False,
+        remote_id=request.remote_id,
+        error=error[:80],
+        retryable=all(c in RETRYABLE_CODES for c in codes),
     )
 
 

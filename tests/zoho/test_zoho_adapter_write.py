@@ -9,6 +9,7 @@ from zoho_fixtures import make_adapter
 
 from adapters._emulator import DROP, Fault
 from adapters.base import WriteRequest
+from adapters.errors import FatalProviderError
 from adapters.zoho.emulator import ZohoEmulator
 
 
@@ -56,6 +57,77 @@ def test_a_new_contact_without_a_last_name_is_named_by_its_address(zoho: ZohoEmu
     assert zoho.find("only.email@example.com")["Last_Name"] == "only.email"
     assert zoho.find("contact0@example.com")["Last_Name"] != "contact0"  # a match keeps its name
     assert zoho.call_count("POST", "upsert") == 2
+
+
+def multiple_errors(*errors: tuple[str, str, int]) -> dict[str, object]:
+    return {
+        "code": "MULTIPLE_OR_MULTI_ERRORS",
+        "details": {
+            "errors": [
+                {
+                    "code": code,
+                    "details": {"api_name": name, "json_path": f"$.data[{i}].{name}"},
+                    "message": "error",
+                    "status": "error",
+                }
+                for code, name, i in errors
+            ]
+        },
+        "message": "Multiple errors in the request",
+        "status": "error",
+    }
+
+
+def test_a_missing_last_name_among_multiple_errors_is_still_named(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    answer = {"data": [multiple_errors(("MANDATORY_NOT_FOUND", "Last_Name", 0))]}
+    zoho.inject(Fault(status=400, body=answer, method="POST", path_pattern="/upsert"))
+    [result] = adapter.write_contacts([req("a", "nameless@example.com")])
+    assert result.ok and zoho.contact(result.remote_id)["Last_Name"] == "nameless"
+
+
+def test_multiple_errors_of_one_record_are_all_named(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    answer = {"data": [multiple_errors(("DUPLICATE_DATA", "Email", 0), ("DUPLICATE_DATA", "Mobile", 0))]}
+    zoho.inject(Fault(status=400, body=answer, method="POST", path_pattern="/upsert"))
+    [result] = adapter.write_contacts([req("a", "twin@example.com", Last_Name="T")])
+    assert not result.ok and not result.retryable
+    assert result.error == "DUPLICATE_DATA Email; DUPLICATE_DATA Mobile"
+
+
+def test_a_short_answer_is_placed_by_json_path_not_by_position(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    bad_phone = {
+        "code": "INVALID_DATA",
+        "details": {"api_name": "Phone", "json_path": "$.data[1].Phone", "expected_data_type": "phone"},
+        "message": "invalid data",
+        "status": "error",
+    }
+    zoho.inject(Fault(status=400, body={"data": [bad_phone]}, method="POST", path_pattern="/upsert"))
+    results = adapter.write_contacts([req(str(i), f"s{i}@example.com", Last_Name="S") for i in range(3)])
+    assert [r.error for r in results] == ["NO_RESULT", "INVALID_DATA Phone", "NO_RESULT"]
+    assert [r.retryable for r in results] == [True, False, True]
+
+
+def test_an_error_of_the_whole_request_blames_no_record(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    whole = {
+        "code": "INVALID_DATA",
+        "details": {"api_name": "name", "json_path": "$.apply_feature_execution[0].name"},
+        "message": "invalid data",
+        "status": "error",
+    }
+    zoho.inject(Fault(status=400, body={"data": [whole]}, method="POST", path_pattern="/upsert"))
+    with pytest.raises(FatalProviderError, match="refused as a whole"):
+        adapter.write_contacts([req("a", "w@example.com", Last_Name="W")])
+
+
+def test_a_success_without_an_id_is_not_a_link(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    bare = {"data": [{"code": "SUCCESS", "status": "success", "action": "insert", "message": "record added"}]}
+    zoho.inject(Fault(status=200, body=bare, method="POST", path_pattern="/upsert"))
+    [result] = adapter.write_contacts([req("a", "bare@example.com", Last_Name="B")])
+    assert not result.ok and result.retryable and result.error == "NO_ID"
 
 
 def test_batches_are_capped_at_100(zoho: ZohoEmulator) -> None:
