@@ -67,6 +67,16 @@ def _item(index: int, request: WriteRequest) -> _Item:
     return _Item(index, request, props, unsubscribe, request.remote_id)
 
 
+CONTEXT_KEYS: Final = ("ids", "emails", "id", "email")  # where a batch error lists the records it is about
+
+
+def _listed(value: Any) -> list[Any]:
+    """A context entry as a list: the spec's ``[str]``, or a lone value."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def _error_code(error: Mapping[str, Any]) -> str:
     inner = [str(e.get("code")) for e in error.get("errors") or () if isinstance(e, Mapping) and e.get("code")]
     category = str(error.get("category") or "ERROR")
@@ -185,16 +195,16 @@ class Writer:
             email = str((result.get("properties") or {}).get("email") or "").lower()
             if email:
                 by_email.setdefault(email, result)
-        failures = self._failures(body, items)
+        failures, unnamed = self._failures(body, items)
         unmatched = [i.email for i in items if i.email not in by_email and i.index not in failures]
-        if unmatched:  # neither a result nor an error names them: ask HubSpot which contacts hold them
+        if unmatched and unnamed is None:  # neither a result nor an error names them: ask which contacts hold them
             by_email.update(self._lookup(unmatched))
         for item in items:
             result = by_email.get(item.email)
             if item.index in failures:
                 done[item.index] = failures[item.index]
-            elif result is None:
-                done[item.index] = _failed(item, "MISSING_RESULT", retryable=True)
+            elif result is None:  # an error naming nobody may be this one's: written, never claimed
+                done[item.index] = _failed(item, unnamed or "MISSING_RESULT", retryable=True)
             else:
                 done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
                 self._check_stage(item, result)
@@ -243,14 +253,14 @@ class Writer:
         results = (body or {}).get("results") or []
         by_id = {str(r.get("id")): r for r in results}
         traced = {str(r["objectWriteTraceId"]): r for r in results if r.get("objectWriteTraceId") is not None}
-        failures = self._failures(body, items)
+        failures, _ = self._failures(body, items)  # an input no result or error names is looked up by id below
         lost: list[_Item] = []
         for item in items:
             result = traced.get(str(item.index)) or by_id.get(str(item.target))
             if result is not None:  # a traced result may name the survivor of a merge
                 done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
                 self._check_stage(item, result)
-            elif item.index in failures and failures[item.index].error != "OBJECT_NOT_FOUND":
+            elif item.index in failures and not str(failures[item.index].error).startswith("OBJECT_NOT_FOUND"):
                 done[item.index] = failures[item.index]
             else:  # not found, or left out (a merged-away id): find the survivor
                 lost.append(item)
@@ -278,21 +288,31 @@ class Writer:
         self._bisect([moved], self._update, done, set())
 
     @staticmethod
-    def _failures(body: Any, items: list[_Item]) -> dict[int, WriteResult]:
-        """207 errors, tied to inputs by objectWriteTraceId, else by the ids (emails or record ids) they name."""
+    def _failures(body: Any, items: list[_Item]) -> tuple[dict[int, WriteResult], str | None]:
+        """207 errors tied to inputs, and the code of the first error that names none of them (else None).
+
+        An error names inputs by ``context.objectWriteTraceId``, else by the record ids or addresses it lists
+        (``context`` is free-form ``{str: [str]}`` [SPEC StandardError]: ``ids``, ``emails``, ...).
+        """
         by_trace = {str(i.index): i for i in items}
         by_key = {**{i.email: i for i in items}, **{str(i.target): i for i in items if i.target}}
         out: dict[int, WriteResult] = {}
-        for error in (body or {}).get("errors") or []:
-            context = error.get("context") or {}
+        unnamed: str | None = None
+        for raw in (body or {}).get("errors") or []:
+            error: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+            found = error.get("context")
+            context: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
             code = _error_code(error)
             retryable = str(error.get("category") or "") not in FINAL_CATEGORIES
-            named = [by_trace.get(str(t)) for t in context.get("objectWriteTraceId") or ()]
+            named = [by_trace.get(str(t)) for t in _listed(context.get("objectWriteTraceId"))]
             if not any(named):
-                named = [by_key.get(str(k).lower()) or by_key.get(str(k)) for k in context.get("ids") or ()]
+                keys = [str(k).strip() for name in CONTEXT_KEYS for k in _listed(context.get(name))]
+                named = [by_key.get(k.lower()) or by_key.get(k) for k in keys]
             for item in filter(None, named):
                 out[item.index] = _failed(item, code, retryable=retryable)
-        return out
+            if not any(named) and unnamed is None:
+                unnamed = code
+        return out, unnamed
 
     # -- consent ---------------------------------------------------------------------------------
     def _unsubscribe(self, items: Iterable[_Item], done: dict[int, WriteResult], created: set[int]) -> None:

@@ -227,3 +227,41 @@ def test_a_backward_lifecycle_move_clears_the_stage_first(hubspot_emulator, hubs
     assert hubspot_emulator.get(a)["properties"]["lifecyclestage"] == "lead"
     assert hubspot_emulator.get(b)["properties"]["lifecyclestage"] == "customer"
     assert hubspot_emulator.call_count("POST", r"batch/update") == 2  # clear + set, only for the stuck one
+
+
+def test_a_207_error_naming_no_input_never_lets_an_unmatched_write_pass(hubspot_emulator, hubspot_adapter):
+    a, b = hubspot_emulator.seed(2)  # both exist: a lookup by email would find them whether written or not
+    answer = {"status": "COMPLETE", "numErrors": 1,
+              "results": [{"id": a, "new": False, "properties": {"email": "contact0@example.com"}}],
+              "errors": [{"status": "error", "category": "INTERNAL_ERROR", "message": "busy", "context": {}}]}
+    hubspot_emulator.inject(Fault(207, answer, path_pattern=UPSERT))
+    results = hubspot_adapter.write_contacts([req("a", "contact0@example.com", firstname="A"),
+                                              req("b", "contact1@example.com", firstname="B")])
+    assert results[0].ok and results[0].remote_id == a
+    assert not results[1].ok and results[1].retryable and results[1].error == "INTERNAL_ERROR"
+
+
+@pytest.mark.parametrize("context", [{"emails": ["CONTACT1@example.com"]}, {"ids": ["contact1@example.com"]},
+                                     {"objectWriteTraceId": ["1"]}])
+def test_a_207_error_names_its_input_by_any_of_its_context_keys(hubspot_emulator, hubspot_adapter, context):
+    a, _ = hubspot_emulator.seed(2)
+    answer = {"status": "COMPLETE", "numErrors": 1,
+              "results": [{"id": a, "new": False, "properties": {"email": "contact0@example.com"}}],
+              "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "bad", "context": context,
+                          "errors": [{"message": "bad", "code": "INVALID_EMAIL"}]}]}
+    hubspot_emulator.inject(Fault(207, answer, path_pattern=UPSERT))
+    results = hubspot_adapter.write_contacts([req("a", "contact0@example.com"), req("b", "contact1@example.com")])
+    assert results[0].ok
+    assert not results[1].ok and results[1].error == "VALIDATION_ERROR:INVALID_EMAIL" and not results[1].retryable
+
+
+def test_a_not_found_error_with_details_is_still_followed_to_the_survivor(hubspot_emulator, hubspot_adapter):
+    a, b = hubspot_emulator.seed(2)
+    survivor = hubspot_emulator.merge(b, a)
+    answer = {"status": "COMPLETE", "numErrors": 1, "results": [],
+              "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found",
+                          "context": {"ids": [a]}, "errors": [{"message": "gone", "code": "OBJECT_NOT_FOUND"}]}]}
+    hubspot_emulator.inject(Fault(207, answer, path_pattern=r"/batch/update$"))
+    (result,) = hubspot_adapter.write_contacts([req("x", "contact0@example.com", remote_id=a, firstname="Moved")])
+    assert result.ok and result.remote_id == survivor
+    assert hubspot_emulator.get(survivor)["properties"]["firstname"] == "Moved"
