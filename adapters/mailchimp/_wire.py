@@ -130,9 +130,10 @@ def classify(response: requests.Response) -> ProviderError | None:
     return None
 
 
-def refusal_code(text: str, code: str) -> tuple[str, bool, bool]:
+def refusal_code(text: str, code: str, *, field: str = "") -> tuple[str, bool, bool]:
     """A batch member error as (short code, retryable, suppressed); the text holds the address, so only
-    fixed phrases are looked for and never echoed.
+    fixed phrases are looked for and never echoed. An error that names a ``field`` (with its ``field_message``)
+    is that member's data failing validation [SPEC]: sending it again gets the same answer.
     """
     lowered = text.lower()
     if "compliance state" in lowered:
@@ -145,4 +146,6 @@ def refusal_code(text: str, code: str) -> tuple[str, bool, bool]:
         return "ERROR_GENERIC: invalid email address", False, False
     if "merge field" in lowered:
         return "ERROR_GENERIC: invalid merge fields", False, False
+    if field:
+        return f"{code or 'ERROR_GENERIC'}: invalid field", False, False
     return f"{code or 'ERROR_GENERIC'}: refused", True, False

@@ -131,8 +131,8 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
     """Settle plans from a batch-subscribe answer; returns those that already exist."""
     by_key = {p.key: p for p in plans}
     existing: list[Plan] = []
-    answered = [(m, True) for m in answer.get("new_members", ())]
-    answered += [(m, False) for m in answer.get("updated_members", ())]
+    answered = [(m, True) for m in _items(answer, "new_members")]
+    answered += [(m, False) for m in _items(answer, "updated_members")]
     for member, created in answered:
         p = by_key.get(subscriber_hash(str(member.get("email_address", ""))))
         if p is not None and p.result is None:
@@ -140,11 +140,13 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
             p.contact_id = contact_id if isinstance(contact_id, str) and contact_id else None
             p.created = dict(member) if created else None
             p.done()
-    for error in answer.get("errors", ()):
+    for error in _items(answer, "errors"):
         p = by_key.get(subscriber_hash(str(error.get("email_address", ""))))
         if p is None or p.result is not None:
             continue
-        code, retryable, suppressed = refusal_code(str(error.get("error", "")), str(error.get("error_code", "")))
+        code, retryable, suppressed = refusal_code(
+            str(error.get("error") or ""), str(error.get("error_code") or ""), field=str(error.get("field") or "")
+        )
         if code == "ERROR_CONTACT_EXISTS":
             existing.append(p)
         else:
@@ -153,6 +155,12 @@ def read_batch_subscribe(answer: Mapping[str, Any], plans: Sequence[Plan]) -> li
     # never a forced status) is safe whether it exists or not.
     existing.extend(p for p in plans if p.result is None and p not in existing)
     return existing
+
+
+def _items(answer: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects of one of the answer's arrays; an array left out, or null, is empty."""
+    items = answer.get(key)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def operations(

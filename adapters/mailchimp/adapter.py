@@ -446,6 +446,22 @@ class MailchimpAdapter:
         for p in plans:  # a merge tag the audience lacks would get the whole member refused
             if known is not None:
                 p.merge_fields = {tag: value for tag, value in p.merge_fields.items() if tag in known}
+        try:
+            self._write(plans)
+        except RetryableError as exc:
+            # Retries spent part-way (a 5xx or 429 that outlasted them): what was written is reported, the
+            # rest is retried later. With nothing written the error goes up, and the provider stops this run.
+            if not any(p.result is not None and p.result.ok for p in plans):
+                raise
+            for p in plans:
+                if p.result is None:
+                    p.done(ok=False, error=f"not written: {exc.status or type(exc).__name__}", retryable=True)
+        for p in plans:
+            if p.result is None:
+                p.done(ok=False, error="not written", retryable=True)
+        return [p.result for p in plans if p.result is not None]
+
+    def _write(self, plans: list[w.Plan]) -> None:
         linked = [p for p in plans if not p.moved and p.request.remote_id]  # known members: no create pass
         gone = self._update(
             linked
@@ -456,10 +472,6 @@ class MailchimpAdapter:
             for p in gone:
                 p.moved = False
             self._update(self._create(gone))
-        for p in plans:
-            if p.result is None:
-                p.done(ok=False, error="not written", retryable=True)
-        return [p.result for p in plans if p.result is not None]
 
     def _update(self, plans: list[w.Plan]) -> list[w.Plan]:
         """Steps 2 and 3 for members that exist (or moved); returns moved ones whose old member is gone."""
@@ -572,13 +584,17 @@ class MailchimpAdapter:
         retag_ops = w.operations(retag, self.list_id, tags=True, known_tags=known_tags)
         if retag_ops:
             sent = {op["operation_id"] for op in retag_ops}
+            pending = [p for p in retag if f"t{p.index}" in sent]
+            upserted = {p.index: p.result for p in pending}
+            for p in pending:  # not written until the tags are: a call failing here leaves them unsettled
+                p.result = None
             tag_results = self._run_ops(retag_ops)
-            for p in (p for p in retag if f"t{p.index}" in sent):
+            for p in pending:
                 tag_status, title = tag_results.get(f"t{p.index}", (0, ""))
-                if tag_status >= 300 or tag_status == 0:
-                    p.result = None
-                    if not w.settle(p, tag_status or 503, title):
-                        p.done(ok=False, error="Resource Not Found", retryable=True)
+                if 0 < tag_status < 300:
+                    p.result = upserted[p.index]
+                elif not w.settle(p, tag_status or 503, title):
+                    p.done(ok=False, error="Resource Not Found", retryable=True)
         return gone
 
     def _run_ops(self, *groups: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:

@@ -36,6 +36,10 @@ def make(emulator: MailchimpEmulator, **options) -> MailchimpAdapter:
     )
 
 
+def request(i: int, email: str, *, remote_id: str | None = None, **merge) -> WriteRequest:
+    return WriteRequest(ref=f"r{i}", remote_id=remote_id, email=email, fields={"merge_fields": merge})
+
+
 def get(emulator: MailchimpEmulator, path: str, **params) -> requests.Response:
     return requests.get(f"{emulator.api_url}{path}", params=params, auth=("x", emulator.api_key), timeout=5)
 
@@ -159,3 +163,60 @@ def test_a_webhook_delivered_as_json_reads_as_the_form_it_stands_for(mailchimp_e
     assert from_json.kind == "unsubscribed" and from_json.email == "ana@example.com"
     assert from_json.occurred_at == dt.datetime(2009, 3, 26, 21, 35, 57, tzinfo=dt.UTC)
     assert from_json.payload["merges"] == {"EMAIL": "Ana@Example.com", "FNAME": "Ana", "LNAME": "Silva"}
+
+
+# -- batch subscribe answers and failures part-way --------------------------------------------------
+# POST /lists/{list_id}: "new_members", "updated_members" and "errors" are optional arrays of the answer, each
+# error with "email_address", "error", "error_code" (ERROR_CONTACT_EXISTS, ERROR_GENERIC), "field" and
+# "field_message" (API reference, "Batch subscribe or unsubscribe").
+def test_a_batch_subscribe_answer_with_null_or_missing_arrays_loses_nobody(mailchimp_emulator):
+    mailchimp_emulator.inject(
+        Fault(200, {"new_members": None, "errors": None, "total_created": 0}, method="POST",
+              path_pattern=r"/lists/[^/]+$")
+    )
+    results = make(mailchimp_emulator).write_contacts([request(i, f"n{i}@example.com") for i in range(2)])
+    # nobody was reported: the upsert (status_if_new, never a forced status) writes them
+    assert all(r.ok for r in results) and mailchimp_emulator.member("n1@example.com")["status"] == "pending"
+
+
+def test_a_member_error_naming_a_field_is_a_data_problem_not_retried(mailchimp_emulator):
+    error = {"email_address": "n0@example.com", "error": "Please provide a valid value.",
+             "error_code": "ERROR_GENERIC", "field": "merge_fields.BIRTHDAY", "field_message": "Invalid date"}
+    mailchimp_emulator.inject(
+        Fault(200, {"new_members": [], "updated_members": [], "errors": [error], "error_count": 1}, method="POST",
+              path_pattern=r"/lists/[^/]+$")
+    )
+    [result] = make(mailchimp_emulator).write_contacts([request(0, "n0@example.com")])
+    assert not result.ok and not result.retryable and "n0@" not in (result.error or "")
+
+
+def test_a_5xx_that_outlasts_the_retries_part_way_keeps_what_was_written(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(25)
+    down = Fault(503, {"title": "Service Unavailable", "status": 503}, method="POST", path_pattern=r"/batches$")
+    mailchimp_emulator.inject(*[down] * 3)
+    adapter = make(mailchimp_emulator, attempts=3)
+    reqs = [request(i, f"new{i}@example.com") for i in range(3)]  # created first, in one batch subscribe
+    reqs += [request(3 + i, f"contact{i}@example.com", remote_id=ids[i], FNAME="Later") for i in range(25)]
+    results = {r.ref: r for r in adapter.write_contacts(reqs)}
+    assert len(results) == 28
+    created = [results[f"r{i}"] for i in range(3)]
+    assert all(r.ok and r.remote_id == mailchimp_emulator.member(f"new{i}@example.com")["contact_id"]
+               for i, r in enumerate(created))
+    assert all(not results[f"r{3 + i}"].ok and results[f"r{3 + i}"].retryable for i in range(25))
+    assert all("@" not in (results[f"r{3 + i}"].error or "") for i in range(25))
+    # with nothing written at all, the failure goes up: the engine stops this provider for the run
+    mailchimp_emulator.inject(*[down] * 3)
+    with pytest.raises(RetryableError):
+        adapter.write_contacts(reqs[3:])
+
+
+def test_members_whose_tags_were_not_written_are_not_reported_written(mailchimp_emulator):
+    ids = mailchimp_emulator.seed(21)
+    adapter = make(mailchimp_emulator, attempts=2)
+    moved = [WriteRequest(ref=f"m{i}", remote_id=ids[i], email=f"moved{i}@example.com",
+                          previous_email=f"contact{i}@example.com", fields={"tags": ["moved"]}) for i in range(21)]
+    # the address changes are one job; the moved members' tags a second, whose status never answers
+    mailchimp_emulator.inject(*[Fault(503, {"status": 503}, method="GET", path_pattern="/batches/b000000002")] * 2)
+    results = {r.ref: r for r in adapter.write_contacts([request(0, "new0@example.com"), *moved])}
+    assert results["r0"].ok
+    assert all(not results[f"m{i}"].ok and results[f"m{i}"].retryable for i in range(21))
