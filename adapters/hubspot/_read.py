@@ -83,8 +83,12 @@ def read_body(
 
 
 def to_record(raw: dict[str, Any]) -> ProviderRecord:
+    """A contact as read (``properties`` may be null or missing); ValueError for one without an id at all."""
     props = raw.get("properties") or {}
-    rid = str(raw.get("id") or props.get("hs_object_id"))
+    found = raw.get("id") or props.get("hs_object_id")
+    if found in (None, ""):  # an unreadable answer, never a record linked as "None"
+        raise ValueError("hubspot: a contact without an id in the answer")
+    rid = str(found)
     merged = tuple(m for m in str(props.get("hs_merged_object_ids") or "").split(";") if m.strip() and m != rid)
     return ProviderRecord(
         remote_id=rid,

@@ -388,3 +388,12 @@ def test_a_daily_429_without_a_policy_name_still_stops(hubspot_emulator, make_hu
     with pytest.raises(QuotaExhausted):
         list(adapter.read_contacts(Cursor()))
     assert sleeps == [] and hubspot_emulator.call_count() == 1
+
+
+def test_a_record_without_an_id_is_an_unreadable_answer_not_a_contact_called_none(hubspot_emulator, hubspot_adapter):
+    from adapters.hubspot._read import to_record
+    assert to_record({"properties": {"hs_object_id": "7"}}).remote_id == "7"
+    assert to_record({"id": "8", "properties": None}).remote_id == "8"  # null properties: still a record
+    hubspot_emulator.inject(Fault(200, {"results": [{"properties": {"email": "x@example.com"}}]}, method="GET"))
+    with pytest.raises(ValueError, match="without an id"):
+        list(hubspot_adapter.read_contacts(Cursor()))
