@@ -25,6 +25,7 @@ from adapters.zoho._wire import error_body, parse_zoho_time, record_error
 API: Final = "/crm/v8"
 WATCH_MAX_EXPIRY: Final = dt.timedelta(days=7)  # v4+: at most one week (K170)
 WATCH_DEFAULT_EXPIRY: Final = dt.timedelta(hours=1)
+WATCH_PER_PAGE: Final = 200
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class WatchChannels:
     tz: dt.tzinfo
     channels: dict[str, Channel]
     deliveries: list[Delivery]
+    callback_keeps_query: bool = True
     _lock: threading.Lock
     _outbox: queue.Queue[tuple[Channel, dict[str, Any]] | None]
 
@@ -59,12 +61,31 @@ class WatchChannels:
         raise NotImplementedError
 
     def _watch_list(self, request: Request) -> tuple[Response, int]:
+        """Live channels, 200 a page, filtered by ``channel_id`` and ``module`` (OAS v8.0 getNotifications)."""
         now = self.org.now()
+        wanted_id, module = request.arg("channel_id"), request.arg("module")
+        page, per_page = request.arg("page") or "1", request.arg("per_page") or str(WATCH_PER_PAGE)
+        if not page.isdigit() or not per_page.isdigit() or int(page) < 1 or not 1 <= int(per_page) <= WATCH_PER_PAGE:
+            return bad("INVALID_DATA", "invalid page or per_page", param_name="per_page"), 1
         with self._lock:
-            live = [c for c in self.channels.values() if c.expiry > now]
-        if not live:
+            live = [
+                c
+                for c in self.channels.values()
+                if c.expiry > now
+                and wanted_id in (None, c.channel_id)
+                and (module is None or any(e.split(".")[0] == module for e in c.events))
+            ]
+        start = (int(page) - 1) * int(per_page)
+        window = live[start : start + int(per_page)]
+        if not window:
             return Response.empty(204), 1
-        return Response.json({"watch": [self._channel_json(c) for c in live]}), 1
+        info = {
+            "per_page": int(per_page),
+            "count": len(window),
+            "page": int(page),
+            "more_records": start + len(window) < len(live),
+        }
+        return Response.json({"watch": [self._channel_json(c) for c in window], "info": info}), 1
 
     def _watch_enable(self, request: Request) -> tuple[Response, int]:
         try:
@@ -76,7 +97,8 @@ class WatchChannels:
             return bad("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", param_name="watch"), 1
         results = [self._enable_one(i, item) for i, item in enumerate(items)]
         ok = sum(r["status"] == "success" for r in results)
-        return Response.json({"watch": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
+        created = 201 if request.method == "POST" else 200  # POST answers 201 (OAS v8.0 createNotifications)
+        return Response.json({"watch": results}, created if ok == len(results) else (207 if ok else 400)), 1
 
     def _enable_one(self, index: int, item: Any, *, patch: bool = False) -> dict[str, Any]:
         path = f"$.watch[{index}]"
@@ -220,8 +242,11 @@ class WatchChannels:
         while (item := self._outbox.get()) is not None:
             channel, payload = item
             status: int | None
+            # The notify URL's parameters always ride in the body's query_params; whether Zoho also keeps them
+            # in the URL it posts to is undocumented, so callback_keeps_query = False drops them there.
+            target = channel.notify_url if self.callback_keeps_query else channel.notify_url.split("?", 1)[0]
             try:
-                status = session.post(channel.notify_url, json=payload, timeout=(2.0, 5.0)).status_code
+                status = session.post(target, json=payload, timeout=(2.0, 5.0)).status_code
             except requests.RequestException:
                 status = None
             self.deliveries.append(Delivery(channel.channel_id, payload, status))

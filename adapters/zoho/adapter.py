@@ -58,6 +58,9 @@ READ_FIELDS: Final = (
     "Modified_Time",
 )
 FIELDS_MAX: Final = 50
+# https://zoho.com/crm/developer/docs/api/v8/notifications/enable.html: a channel token has at most 50 characters
+# (the OAS says 256: the stricter limit holds for both).
+NOTIFY_TOKEN_MAX: Final = 50
 ONE_SECOND: Final = dt.timedelta(seconds=1)  # Modified_Time has second precision; the boundary second is re-read
 DEFAULT_RATE_LIMIT: Final = "100/10s"  # Zoho publishes credits and concurrency (the real caps), no rate
 DEFAULT_CONCURRENCY: Final = 5  # the Free edition's concurrency cap (3P): the lowest tier
@@ -165,6 +168,10 @@ class ZohoAdapter:
         self.fields = tuple(dict.fromkeys((*READ_FIELDS, *extra_fields)))
         if len(self.fields) > FIELDS_MAX:
             raise ValueError(f"zoho: at most {FIELDS_MAX} fields may be read, got {len(self.fields)}")
+        if notify_token and len(notify_token.reveal()) > NOTIFY_TOKEN_MAX:
+            raise ValueError(
+                f"zoho: notify_token may have at most {NOTIFY_TOKEN_MAX} characters (a channel token's limit)"
+            )
         self.notify_url = notify_url
         self.notify_token = notify_token
         if not 1 <= page_size <= PER_PAGE_MAX:

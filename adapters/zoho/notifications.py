@@ -42,15 +42,10 @@ def ensure_watch(
     """Enable the channel (POST), or renew it (PATCH) once less than a day is left; returns its expiry."""
     now = now or dt.datetime.now(dt.UTC)
     channel_id = channel_id_for(notify_url)
-    response = adapter.call("GET", WATCH)
-    listed = response.json().get("watch", []) if response.status_code == 200 and response.content else []
-    existing = next(
-        (c for c in listed if isinstance(c, dict) and str(c.get("channel_id")) == channel_id),
-        None,
-    )
+    existing = _listed(adapter, channel_id)
     if existing is not None:
-        expiry = parse_zoho_time(str(existing.get("channel_expiry")))
-        if expiry - now > RENEW_BEFORE and existing.get("notify_url") == notify_url:
+        expiry = _expiry(existing.get("channel_expiry"))
+        if expiry is not None and expiry - now > RENEW_BEFORE and existing.get("notify_url") == notify_url:
             return expiry
     expiry = (now + CHANNEL_LIFETIME).replace(microsecond=0)  # five minutes short of the week: clock skew
     channel = {
@@ -62,13 +57,37 @@ def ensure_watch(
         "notify_on_related_action": False,
     }
     method = "PATCH" if existing is not None else "POST"  # PATCH changes only the given details
-    answer = adapter.call(method, WATCH, json={"watch": [channel]}, idempotent=True).json().get("watch", [{}])[0]
+    response = adapter.call(method, WATCH, json={"watch": [channel]}, idempotent=True)
+    body: Any = response.json() if response.content else {}
+    listed = body.get("watch") if isinstance(body, dict) else None
+    answer = listed[0] if isinstance(listed, list) and listed else None
     if not isinstance(answer, dict) or answer.get("status") != "success":
         code = answer.get("code") if isinstance(answer, dict) else None
         raise FatalProviderError(
             f"zoho {method} {WATCH} -> channel not enabled ({code})", provider="zoho", method=method, path=WATCH
         )
     return expiry
+
+
+def _listed(adapter: ZohoAdapter, channel_id: str) -> dict[str, Any] | None:
+    """The channel as Zoho lists it, asked for by ``channel_id`` (OAS v8.0 getNotifications): the list is paged,
+    200 a page, and other integrations' channels may fill the first pages. Matched by id here too.
+    """
+    response = adapter.call("GET", WATCH, params={"channel_id": channel_id})
+    body: Any = response.json() if response.status_code == 200 and response.content else {}
+    listed = body.get("watch") if isinstance(body, dict) else None
+    return next(
+        (c for c in listed or () if isinstance(c, dict) and str(c.get("channel_id")) == channel_id),
+        None,
+    )
+
+
+def _expiry(value: Any) -> dt.datetime | None:
+    """A listed channel's expiry; None (renew it) when Zoho left it out or sent something unreadable."""
+    try:
+        return parse_zoho_time(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
 def verify(token: Secret | None, notify_url: str | None, *, url: str, body: bytes) -> None:
@@ -84,8 +103,14 @@ def verify(token: Secret | None, notify_url: str | None, *, url: str, body: byte
         raise WebhookRejected("zoho webhook: channel token mismatch", provider="zoho")
     expected = _query(notify_url or "")
     got = _query(url)
+    echoed = payload.get("query_params") if isinstance(payload, dict) else None
     for key, value in expected.items():
-        if not hmac.compare_digest(got.get(key, "").encode(), value.encode()):
+        # Zoho echoes the notify URL's parameters in the body's query_params; whether the callback URL keeps
+        # its query string is not documented, so a parameter missing from the URL is looked up there.
+        sent_value = got.get(key)
+        if sent_value is None and isinstance(echoed, dict) and isinstance(echoed.get(key), str):
+            sent_value = echoed[key]
+        if not hmac.compare_digest((sent_value or "").encode(), value.encode()):
             raise WebhookRejected("zoho webhook: notify URL parameter mismatch", provider="zoho")
 
 

@@ -209,7 +209,7 @@ def test_sdk_enables_a_notification_channel(zoho: ZohoEmulator) -> None:
     request = WatchBody()
     request.set_watch([channel])
     response = NotificationsOperations().enable_notifications(request)
-    assert response.get_status_code() == 200
+    assert response.get_status_code() == 201  # OAS v8.0 createNotifications
     [answer] = response.get_object().get_watch()
     assert answer.get_status().get_value() == "success"
     [stored] = list(zoho.iter_channels())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from zoho_fixtures import make_adapter
 
+from adapters._emulator import Fault
 from adapters.errors import WebhookRejected
 from adapters.zoho.adapter import ZohoCallRejected
 from adapters.zoho.emulator import ZohoEmulator
@@ -73,6 +74,37 @@ def test_watch_is_created_reused_and_renewed_before_expiry(zoho: ZohoEmulator, r
     assert channel.expiry == renewed
 
 
+def test_the_channel_is_found_among_many_others(zoho: ZohoEmulator, receiver: Receiver) -> None:
+    """Zoho lists channels 200 a page: the adapter asks for its own by channel_id."""
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    adapter.ensure_watch()
+    others = [
+        {"channel_id": str(10**6 + i), "events": ["Contacts.create"], "notify_url": f"https://other.example.com/{i}"}
+        for i in range(250)
+    ]
+    for start in range(0, len(others), 50):
+        adapter.call("POST", "/crm/v8/actions/watch", json={"watch": others[start : start + 50]}, idempotent=False)
+    ours = zoho.channels.pop(next(iter(zoho.channels)))
+    zoho.channels[ours.channel_id] = ours  # listed last, beyond the first page
+    adapter.ensure_watch()
+    assert zoho.call_count("POST", "watch") == 1 + 5 and zoho.call_count("PATCH", "watch") == 0
+
+
+def test_a_listed_channel_without_expiry_is_renewed(zoho: ZohoEmulator, receiver: Receiver) -> None:
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    adapter.ensure_watch()
+    channel = adapter.call("GET", "/crm/v8/actions/watch").json()["watch"][0]
+    listing = {"watch": [{k: v for k, v in channel.items() if k != "channel_expiry"}]}
+    zoho.inject(Fault(status=200, body=listing, method="GET", path_pattern="/actions/watch"))
+    adapter.ensure_watch()
+    assert zoho.call_count("PATCH", "watch") == 1
+
+
+def test_a_notify_token_longer_than_zoho_allows_is_a_config_error(zoho: ZohoEmulator) -> None:
+    with pytest.raises(ValueError, match="at most 50"):
+        make_adapter(zoho, notify_url="https://crm.example.com/hook", notify_token="t" * 51)
+
+
 def test_callbacks_verify_and_become_hints_fetched_by_id(zoho: ZohoEmulator, receiver: Receiver) -> None:
     ids = zoho.seed(2)
     adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
@@ -107,6 +139,28 @@ def test_wrong_token_or_key_is_rejected(zoho: ZohoEmulator, receiver: Receiver) 
         assert "tok-secret" not in str(caught.value)
     with pytest.raises(WebhookRejected):
         adapter.verify_webhook(method="POST", url=receiver.url, headers={}, body=b"not json")
+
+
+def test_a_callback_url_without_its_query_is_verified_by_the_echoed_query_params(
+    zoho: ZohoEmulator, receiver: Receiver
+) -> None:
+    zoho.callback_keeps_query = False  # the parameters only in the body's query_params
+    [rid] = zoho.seed(1)
+    adapter = make_adapter(zoho, notify_url=receiver.url, notify_token="tok-secret")
+    adapter.ensure_watch()
+    zoho.edit(rid, First_Name="Hinted")
+    zoho.wait_deliveries(1)
+    [(path, body)] = receiver.got
+    assert "?" not in path
+    adapter.verify_webhook(method="POST", url="http://127.0.0.1" + path, headers={}, body=body)
+    forged = {**json.loads(body), "query_params": {"key": "nope"}}
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(
+            method="POST", url="http://127.0.0.1" + path, headers={}, body=json.dumps(forged).encode()
+        )
+    in_url = receiver.url.replace("K3Y", "nope")  # a parameter in the URL is the one compared
+    with pytest.raises(WebhookRejected):
+        adapter.verify_webhook(method="POST", url=in_url, headers={}, body=body)
 
 
 def test_without_a_notify_token_every_callback_is_rejected(zoho: ZohoEmulator) -> None:
