@@ -541,6 +541,8 @@ class MailchimpEmulator(EmulatorServer):
         sort_field = request.arg("sort_field")
         if sort_field and sort_field not in SORT_FIELDS:
             raise invalid("The value for sort_field is not valid.")
+        if request.arg("sort_dir") not in (None, "", "ASC", "DESC"):  # an enum of the two [SPEC]
+            raise invalid("The value for sort_dir is not valid.")
         with audience.lock:
             rows = [
                 m
@@ -552,7 +554,7 @@ class MailchimpEmulator(EmulatorServer):
             if sort_field:
                 rows.sort(
                     key=lambda m: getattr(m, sort_field) if sort_field != "last_changed" else m.last_changed,
-                    reverse=(request.arg("sort_dir") or "ASC").upper() == "DESC",
+                    reverse=request.arg("sort_dir") == "DESC",
                 )
             page = [audience.member_json(m) for m in rows[offset : offset + count]]
         payload = {"members": page, "list_id": audience.list_id, "total_items": len(rows), "_links": []}
@@ -713,8 +715,8 @@ class MailchimpEmulator(EmulatorServer):
                 field_name="members",
                 message="This collection should contain 500 elements or less.",
             )
-        for i, item in enumerate(members):
-            if not isinstance(item, dict) or not item.get("status"):
+        for i, item in enumerate(members):  # each needs status or status_if_new (anyOf in the reference)
+            if not isinstance(item, dict) or not (item.get("status") or item.get("status_if_new")):
                 raise invalid(
                     "The resource submitted could not be validated. For field-specific details, see the "
                     "'errors' array.",
@@ -772,7 +774,8 @@ class MailchimpEmulator(EmulatorServer):
         self, audience: Audience, item: Mapping[str, Any], *, update_existing: bool, sync_tags: bool
     ) -> tuple[str, Member]:
         email = check_email(item.get("email_address"))
-        status = status_value(item.get("status"), "status", required=True)
+        status = status_value(item.get("status"), "status", required=False)
+        if_new = status_value(item.get("status_if_new"), "status_if_new", required=False)
         tags = item.get("tags") or []
         if not isinstance(tags, list):
             raise invalid(
@@ -782,7 +785,7 @@ class MailchimpEmulator(EmulatorServer):
         if existing is None or existing.status == "archived":
             if existing is None and subscriber_hash(email) in audience.forgotten:
                 raise forgotten(email)
-            return "created", self._add_or_revive(existing, email, status, item, tags=tags)
+            return "created", self._add_or_revive(existing, email, status or if_new, item, tags=tags)
         if not update_existing:
             raise _Exists(
                 f"{email} is already a list member, do you want to update? please provide "
@@ -791,7 +794,7 @@ class MailchimpEmulator(EmulatorServer):
         with audience.lock:
             audience.update(
                 existing,
-                status=status,
+                status=status or None,  # status_if_new alone leaves an existing member's status as it is
                 merge_fields=item.get("merge_fields"),
                 replace_tags=tags if sync_tags else None,
                 tags_add=() if sync_tags else tags,

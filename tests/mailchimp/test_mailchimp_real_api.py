@@ -220,3 +220,24 @@ def test_members_whose_tags_were_not_written_are_not_reported_written(mailchimp_
     results = {r.ref: r for r in adapter.write_contacts([request(0, "new0@example.com"), *moved])}
     assert results["r0"].ok
     assert all(not results[f"m{i}"].ok and results[f"m{i}"].retryable for i in range(21))
+
+
+# -- the emulator as strict, and as lenient, as the reference ---------------------------------------
+# Batch subscribe members: "anyOf": [{"required": ["status"]}, {"required": ["status_if_new"]}]; the members
+# listing's sort_dir is an enum of "ASC" and "DESC" (API reference, openapi.json above).
+def test_emulator_batch_subscribe_takes_status_if_new_and_sort_dir_is_an_enum(mailchimp_emulator):
+    mailchimp_emulator.seed(8)  # contact7 is unsubscribed
+    lid = mailchimp_emulator.list_id
+    members = [{"email_address": "new@example.com", "status_if_new": "pending"},
+               {"email_address": "contact7@example.com", "status_if_new": "subscribed", "merge_fields": {"FNAME": "X"}}]
+    answer = requests.post(f"{mailchimp_emulator.api_url}/lists/{lid}", auth=("x", mailchimp_emulator.api_key),
+                           json={"members": members, "update_existing": True}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["error_count"] == 0
+    assert mailchimp_emulator.member("new@example.com")["status"] == "pending"
+    kept = mailchimp_emulator.member("contact7@example.com")
+    assert kept["status"] == "unsubscribed" and kept["merge_fields"]["FNAME"] == "X"
+    neither = requests.post(f"{mailchimp_emulator.api_url}/lists/{lid}", auth=("x", mailchimp_emulator.api_key),
+                            json={"members": [{"email_address": "n@example.com"}]}, timeout=5)
+    assert neither.status_code == 400
+    assert get(mailchimp_emulator, f"/lists/{lid}/members", sort_field="last_changed", sort_dir="up").status_code == 400
+    assert get(mailchimp_emulator, f"/lists/{lid}/members", sort_field="last_changed", sort_dir="ASC").ok
