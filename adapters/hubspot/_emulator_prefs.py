@@ -2,7 +2,8 @@
 
 https://developers.hubspot.com/docs/api-reference/2026-03/communication-preferences/guide: v3 never
 resubscribes an opted-out contact; v4 ``unsubscribe-all`` opts out of all email; the v4 batch calls
-need Marketing Hub Enterprise (403 otherwise).
+need Marketing Hub Enterprise (403 otherwise). Every v4 status call needs ``channel=EMAIL`` (required in the v4
+spec, Communication Preferences/Subscriptions v4).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class Preferences:
 
     def v4_wide_status(self, request: Request) -> Response:
         assert request.match is not None
+        if request.arg("channel") != "EMAIL":
+            return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
         email = unquote(request.match["email"])
         rows = []
         if self.portal.optout(email):  # empty unless the contact opted out of everything
@@ -145,6 +148,8 @@ class Preferences:
     def v4_batch_wide_statuses(self, request: Request) -> Response:
         if not self.enterprise:
             return error(403, "This endpoint requires Marketing Hub Enterprise.", "MISSING_SCOPES")
+        if request.arg("channel") != "EMAIL":
+            return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
         inputs = (request.json() or {}).get("inputs") or []
         if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
             return error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")

@@ -266,3 +266,20 @@ def test_injected_faults_reach_the_sdk(emu):
         api.get_page(_request_timeout=T)
     api.get_page(_request_timeout=T)
     assert emu.reads() == 3
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/communication-preferences/v4/statuses/a%40example.com", None),
+    ("GET", "/communication-preferences/v4/statuses/a%40example.com/unsubscribe-all", None),
+    ("POST", "/communication-preferences/v4/statuses/a%40example.com/unsubscribe-all", None),
+    ("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all", {"inputs": ["a@example.com"]}),
+    ("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all/read", {"inputs": ["a@example.com"]}),
+])
+def test_v4_status_calls_require_the_channel(emu, method, path, body):
+    import requests
+    emu.enterprise = True
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    without = requests.request(method, emu.url + path, json=body, headers=headers, timeout=T)
+    with_it = requests.request(method, emu.url + path, params={"channel": "EMAIL"}, json=body, headers=headers,
+                               timeout=T)
+    assert without.status_code == 400 and with_it.status_code == 200
