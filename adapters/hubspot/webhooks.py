@@ -68,6 +68,12 @@ def sign_v3(secret: str, *, method: str, uri: str, body: bytes, timestamp: str) 
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
+def _sign_v3_raw(secret: str, *, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    """v3 over the URI as given, escapes kept (``hubspot.utils.signature.Signature.get_signature``)."""
+    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
 def sign_v1(secret: str, body: bytes) -> str:
     return hashlib.sha256(secret.encode() + body).hexdigest()
 
@@ -93,8 +99,12 @@ def verify(
         stamp = _header(headers, "X-HubSpot-Request-Timestamp") or ""
         if not stamp.isdigit() or abs(now_ms() - int(stamp)) > MAX_SKEW_MS:
             raise WebhookRejected("hubspot webhook: timestamp missing or outside 5 minutes", provider="hubspot")
-        expected = sign_v3(secret, method=method, uri=url, body=body, timestamp=stamp)
-        if not hmac.compare_digest(expected.encode(), v3.strip().encode()):
+        given_v3 = v3.strip().encode()
+        # The guide has the URI's escapes decoded first; HubSpot's own SDK helper signs it as given. Either needs
+        # the secret; both are compared, in constant time, so a sender of either reading is accepted.
+        candidates = {sign_v3(secret, method=method, uri=url, body=body, timestamp=stamp),
+                      _sign_v3_raw(secret, method=method, uri=url, body=body, timestamp=stamp)}  # fmt: skip
+        if not any([hmac.compare_digest(c.encode(), given_v3) for c in sorted(candidates)]):
             raise WebhookRejected("hubspot webhook: bad v3 signature", provider="hubspot")
         return
     given = _header(headers, "X-HubSpot-Signature")

@@ -63,6 +63,26 @@ def test_v3_decodes_the_uri_escapes_hubspot_decodes():
     verify(SECRET, method="POST", url=raw_url, headers=headers, body=BODY)
 
 
+def test_v3_signed_over_the_uri_as_given_is_accepted_too():
+    # HubSpot's own SDK helper signs the URI without decoding its escapes; the guide decodes them first
+    raw_url = "https://hooks.example.com/webhooks/hubspot?next=%2Fa%3Ab%40c"
+    ts = str(int(time.time() * 1000))
+    signature = Signature.get_signature(SECRET, BODY.decode(), "v3", raw_url, "POST", ts)
+    headers = {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": ts}
+    verify(SECRET, method="POST", url=raw_url, headers=headers, body=BODY)
+    with pytest.raises(WebhookRejected):  # still bound to the secret, the body and the URI
+        verify(SECRET, method="POST", url=raw_url.replace("%40", "%41"), headers=headers, body=BODY)
+
+
+def test_v1_and_v2_match_the_guides_examples():
+    # https://developers.hubspot.com/docs/faq/v1-request-validation and .../v2-request-validation
+    body = (b'[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":'
+            b'"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]')
+    assert sign_v1(SECRET, body) == "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"
+    assert sign_v2(SECRET, method="GET", uri="https://www.example.com/webhook_uri", body=b"") == (
+        "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e")
+
+
 def test_v1_and_v2_for_older_apps():
     verify(SECRET, method="POST", url=URL, body=BODY,
            headers={"X-HubSpot-Signature": sign_v1(SECRET, BODY), "X-HubSpot-Signature-Version": "v1"})
