@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 PROVIDER: Final = "zoho"
 CONTACTS: Final = "/crm/v8/Contacts"
+ACCOUNTS: Final = "/crm/v8/Accounts"
+CRITERIA_MAX: Final = 10  # conditions per search criteria (Search Records API)
 # The fields a read asks for: v8 makes `fields` mandatory, at most 50 names (GR, pitfall 1).
 READ_FIELDS: Final = (
     "Email",
@@ -180,6 +182,8 @@ class ZohoAdapter:
         self._now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
         self.credits_remaining: int | None = None  # X-API-CREDITS-REMAINING, when Zoho last sent it
         self._refused_domains: set[str] = set()
+        self._account_ids: dict[str, str] = {}  # account name (lower-cased) -> id, as Zoho named it this run
+        self._accounts_unavailable = False
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -438,17 +442,18 @@ class ZohoAdapter:
             return []
         found = self._ids_for_changed_emails(requests)
         known = {r.ref: r.remote_id or found.get(r.ref) for r in requests}
+        accounts = self._account_lookups(requests)
         answers: list[Any] = [None] * len(requests)
         # Known records are updated by id (PUT): an upsert matches on Email only and would make a twin of a
         # contact whose address changed. New ones are upserted on Email so that none is created twice.
         updates = [i for i, r in enumerate(requests) if known[r.ref]]
         creates = [i for i, r in enumerate(requests) if not known[r.ref]]
         if updates:
-            items = [{**_item(requests[i]), "id": known[requests[i].ref]} for i in updates]
+            items = [{**_item(requests[i], accounts), "id": known[requests[i].ref]} for i in updates]
             for i, answer in zip(updates, self._send_records("PUT", CONTACTS, items), strict=True):
                 answers[i] = answer
         if creates:
-            for i, answer in zip(creates, self._create(requests, creates), strict=True):
+            for i, answer in zip(creates, self._create(requests, creates, accounts), strict=True):
                 answers[i] = answer
         results = [_write_result(r, a) for r, a in zip(requests, answers, strict=True)]
         inserted = {
@@ -456,9 +461,11 @@ class ZohoAdapter:
         }
         return self._write_tags(requests, results, inserted)
 
-    def _create(self, requests: Sequence[WriteRequest], indexes: Sequence[int]) -> list[Any]:
+    def _create(
+        self, requests: Sequence[WriteRequest], indexes: Sequence[int], accounts: Mapping[str, str]
+    ) -> list[Any]:
         """Upsert on Email; a record refused for a missing Last_Name matched nobody, so naming it is safe."""
-        items = [_item(requests[i]) for i in indexes]
+        items = [_item(requests[i], accounts) for i in indexes]
         answers = self._send_records("POST", CONTACTS + "/upsert", items)
         missing = [k for k, a in enumerate(answers) if _is_missing_last_name(a) and not items[k].get("Last_Name")]
         if missing:  # Last_Name is mandatory for a new contact (pitfall 6): name it by its address
@@ -479,6 +486,58 @@ class ZohoAdapter:
                 raise
             answers = exc.items  # every record refused: Zoho answers 400 with per-record results
         return _aligned(answers, len(items), method=method, path=path)
+
+    def _account_lookups(self, requests: Sequence[WriteRequest]) -> Mapping[str, str]:
+        """Account ids for the company names of these writes, by lower-cased name.
+
+        Zoho documents a lookup written as ``{"id": ..., "name": ...}`` (OAS v8.0 createRecords examples); a name
+        alone is not documented. Names are searched (10 a call), the missing ones created through an upsert on
+        Account_Name, Accounts' duplicate check field (OAS v8.0 upsertRecords). Without access to Accounts (scope,
+        permission) the name alone is sent, as before, and the log says so once.
+        """
+        names = {
+            str(value["name"]).strip()
+            for r in requests
+            if isinstance(value := r.fields.get("Account_Name"), Mapping) and value.get("name") and not value.get("id")
+        }
+        wanted = sorted(n for n in names if n and n.lower() not in self._account_ids)
+        if wanted and not self._accounts_unavailable:
+            try:
+                for start in range(0, len(wanted), CRITERIA_MAX):
+                    self._search_accounts(wanted[start : start + CRITERIA_MAX])
+                missing = [n for n in wanted if n.lower() not in self._account_ids]
+                for start in range(0, len(missing), UPSERT_MAX):
+                    self._create_accounts(missing[start : start + UPSERT_MAX])
+            except (ZohoCallRejected, AuthError) as exc:
+                self._accounts_unavailable = True
+                why = getattr(exc, "code", "") or exc.status
+                log.warning("zoho: accounts cannot be looked up (%s); companies are written by name alone", why)
+        return self._account_ids
+
+    def _search_accounts(self, names: Sequence[str]) -> None:
+        conditions = [f"(Account_Name:equals:{_criteria_value(n)})" for n in names]
+        criteria = conditions[0] if len(conditions) == 1 else "(" + "or".join(conditions) + ")"
+        response = self.call("GET", ACCOUNTS + "/search", params={"criteria": criteria, "fields": "Account_Name"})
+        items, _ = _body(response)
+        wanted = {n.lower() for n in names}
+        for item in items:
+            name = item.get("Account_Name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name.strip().lower() in wanted and item.get("id"):
+                self._account_ids.setdefault(name.strip().lower(), str(item["id"]))
+
+    def _create_accounts(self, names: Sequence[str]) -> None:
+        body = {"data": [{"Account_Name": n} for n in names], "duplicate_check_fields": ["Account_Name"], "trigger": []}
+        path = ACCOUNTS + "/upsert"
+        try:
+            answers, _ = _body(self.call("POST", path, json=body))
+        except ZohoCallRejected as exc:
+            if not exc.items:
+                raise
+            answers = exc.items
+        for name, answer in zip(names, _aligned(answers, len(names), method="POST", path=path), strict=True):
+            details = answer.get("details") if isinstance(answer, dict) and answer.get("status") == "success" else None
+            if isinstance(details, Mapping) and details.get("id"):
+                self._account_ids[name.lower()] = str(details["id"])
 
     def _ids_for_changed_emails(self, requests: Sequence[WriteRequest]) -> dict[str, str]:
         """An address changed and no id is known: find the record by its old address, or upsert makes a twin."""
@@ -648,15 +707,20 @@ def _page_records(response: requests.Response) -> tuple[list[ProviderRecord], di
     return [record(item) for item in items if isinstance(item, dict) and item.get("id")], info
 
 
-def _item(request: WriteRequest) -> dict[str, Any]:
+def _item(request: WriteRequest, accounts: Mapping[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for key, value in request.fields.items():
         if key in ("Tag", "id"):
             continue  # tags go through the tag actions; the id is ours to set
         if key == "Email_Opt_Out" and value is not True:
             continue  # never clear an opt-out from a sync (providers/zoho.md pitfall 7)
-        if key == "Account_Name" and isinstance(value, Mapping) and not value.get("name"):
-            continue  # blank is not a value: leave the account lookup alone
+        if key == "Account_Name" and isinstance(value, Mapping):
+            if not value.get("name"):
+                continue  # blank is not a value: leave the account lookup alone
+            found = accounts.get(str(value["name"]).strip().lower())
+            # the documented shape of a lookup: its id, with its name
+            item[key] = {**value, "id": found} if found and not value.get("id") else value
+            continue
         item[key] = value
     item["Email"] = request.email
     return item
@@ -675,6 +739,11 @@ def _detail(error: Mapping[str, Any], key: str) -> str:
     details = error.get("details")
     value = details.get(key) if isinstance(details, Mapping) else None
     return value if isinstance(value, str) else ""
+
+
+def _criteria_value(value: str) -> str:
+    """A value inside search criteria: Zoho reads parentheses, commas and backslashes as syntax unless escaped."""
+    return "".join("\\" + c if c in "(),\\" else c for c in value)
 
 
 def _is_missing_last_name(answer: Any) -> bool:

@@ -14,6 +14,7 @@ import json
 import math
 import queue
 import random
+import re
 import secrets
 import threading
 import time
@@ -87,6 +88,9 @@ class ZohoEmulator(WatchChannels):
         self.refusals: Counter[str] = Counter()  # address -> upserts and updates still to refuse ([refuse_writes])
         self.page_tokens = True  # False: never offer next_page_token (an older or partial implementation)
         self.grant_params_from = "both"  # where the token endpoint reads its parameters: both, query or body
+        # True: a lookup written without its id is refused (Zoho documents lookups as {"id", "name"}; whether a
+        # name alone is taken is undocumented, so the default stays lenient).
+        self.lookup_needs_id = False
         self.expires_in_ms = False  # True: older answers, expires_in in ms beside expires_in_sec (the SDK reads both)
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
@@ -282,6 +286,8 @@ class ZohoEmulator(WatchChannels):
             ("POST", API + r"/Contacts/actions/(?P<action>add_tags|remove_tags)", self._tags),
             ("DELETE", API + "/Contacts", self._delete_many),
             ("DELETE", API + r"/Contacts/(?P<id>\d+)", self._delete_one),
+            ("GET", API + "/Accounts/search", self._search_accounts),
+            ("POST", API + "/Accounts/upsert", self._upsert_accounts),
             ("GET", API + "/settings/fields", self._fields_meta),
             ("DELETE", API + "/settings/recycle_bin", self._purge),
             ("GET", API + "/actions/watch", self._watch_list),
@@ -622,7 +628,18 @@ class ZohoEmulator(WatchChannels):
             return record_error(
                 "INVALID_DATA", "invalid data", expected_data_type=kind, api_name=name, json_path=f"{path}.{name}"
             )
+        lookup = self._lookup(item.get("Account_Name"))
+        if isinstance(lookup, str):
+            return record_error(
+                "INVALID_DATA",
+                lookup,
+                expected_data_type="lookup",
+                api_name="Account_Name",
+                json_path=f"{path}.Account_Name",
+            )
         values = {k: v for k, v in item.items() if self.org.known_field(k) and k != "id"}
+        if lookup is not None:
+            values["Account_Name"] = lookup
         if item.get("id") is not None:
             record = self.org.contacts.get(str(item["id"]))
             if record is None:
@@ -645,6 +662,68 @@ class ZohoEmulator(WatchChannels):
                 "MANDATORY_NOT_FOUND", "required field not found", api_name="Last_Name", json_path=f"{path}.Last_Name"
             )
         return _success(self.org.insert(values), "insert", None, self.tz)
+
+    def _lookup(self, value: Any) -> dict[str, str] | str | None:
+        """The stored account lookup for a written one, or why it is refused; None when none was written."""
+        if not isinstance(value, dict):
+            return None
+        if value.get("id") is not None:
+            name = next((n for n, i in self.org.accounts.items() if i == str(value["id"])), None)
+            return {"name": name, "id": str(value["id"])} if name else "the related id given seems to be invalid"
+        if self.lookup_needs_id:
+            return "invalid data"
+        return dict(value)
+
+    def _search_accounts(self, request: Request) -> tuple[Response, int]:
+        """``(Account_Name:equals:X)``, alone or joined by ``or``; a backslash escapes parentheses and commas."""
+        criteria = request.arg("criteria") or ""
+        names = [_unescape(v).lower() for v in _ACCOUNT_EQUALS.findall(criteria)]
+        if not names:
+            return bad("INVALID_QUERY", "invalid query formed", param_name="criteria"), 1
+        with self.org.lock:
+            data = [{"Account_Name": n, "id": i} for n, i in self.org.accounts.items() if n.lower() in names]
+        if not data:
+            return Response.empty(204), 1
+        return Response.json(
+            {"data": data, "info": {"per_page": 200, "count": len(data), "page": 1, "more_records": False}}
+        ), 1
+
+    def _upsert_accounts(self, request: Request) -> tuple[Response, int]:
+        try:
+            body = request.json()
+        except json.JSONDecodeError:
+            return bad("INVALID_DATA", "body is not valid JSON"), 1
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items or len(items) > UPSERT_MAX:
+            return bad("INVALID_DATA", "data must hold 1 to 100 records", param_name="data"), 1
+        results = []
+        with self.org.lock:
+            for index, item in enumerate(items):
+                name = item.get("Account_Name") if isinstance(item, dict) else None
+                if not isinstance(name, str) or not name.strip():
+                    results.append(
+                        record_error(
+                            "MANDATORY_NOT_FOUND",
+                            "required field not found",
+                            api_name="Account_Name",
+                            json_path=f"$.data[{index}].Account_Name",
+                        )
+                    )
+                    continue
+                existing = next((n for n in self.org.accounts if n.lower() == name.strip().lower()), None)
+                account = self.org.account(existing or name.strip())
+                results.append(
+                    {
+                        "code": "SUCCESS",
+                        "duplicate_field": "Account_Name" if existing else None,
+                        "action": "update" if existing else "insert",
+                        "details": {"id": account["id"]},
+                        "message": "record updated" if existing else "record added",
+                        "status": "success",
+                    }
+                )
+        ok = sum(r["status"] == "success" for r in results)
+        return Response.json({"data": results}, 200 if ok == len(results) else (207 if ok else 400)), 1
 
     def _tags(self, request: Request) -> tuple[Response, int]:
         assert request.match is not None
@@ -818,6 +897,13 @@ def _form(request: Request, where: str) -> dict[str, str]:
         content = request.body.decode("utf-8", "replace")
         merged.update({k: v[0] for k, v in parse_qs(content, keep_blank_values=True).items() if v})
     return merged
+
+
+_ACCOUNT_EQUALS: Final = re.compile(r"\(Account_Name:equals:((?:\\.|[^)\\])*)\)")
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def _header_time(text: str) -> dt.datetime:

@@ -130,6 +130,40 @@ def test_a_success_without_an_id_is_not_a_link(zoho: ZohoEmulator) -> None:
     assert not result.ok and result.retryable and result.error == "NO_ID"
 
 
+def test_a_company_is_written_as_a_lookup_with_its_account_id(zoho: ZohoEmulator) -> None:
+    """Zoho documents lookups as {"id", "name"}: names are resolved to accounts, missing ones created once."""
+    zoho.lookup_needs_id = True  # an implementation that refuses a lookup by name alone
+    acme = zoho.org.account("Acme")["id"]
+    adapter = make_adapter(zoho)
+    odd = "Initech (EMEA), Ltd\\"
+    results = adapter.write_contacts(
+        [
+            req("a", "a@example.com", Last_Name="A", Account_Name={"name": "acme"}),
+            req("b", "b@example.com", Last_Name="B", Account_Name={"name": odd}),
+            req("c", "c@example.com", Last_Name="C", Account_Name={"name": odd}),
+        ]
+    )
+    assert [r.error for r in results] == [None, None, None]
+    assert zoho.contact(results[0].remote_id)["Account_Name"] == {"name": "Acme", "id": acme}
+    created = zoho.org.accounts[odd]
+    assert zoho.contact(results[2].remote_id)["Account_Name"] == {"name": odd, "id": created}
+    assert zoho.call_count("POST", "Accounts/upsert") == 1
+    calls = zoho.call_count("GET", "Accounts/search")
+    adapter.write_contacts([req("d", "d@example.com", Last_Name="D", Account_Name={"name": odd})])
+    assert zoho.call_count("GET", "Accounts/search") == calls  # known this run: no second lookup
+
+
+def test_without_access_to_accounts_a_company_is_written_by_name(
+    zoho: ZohoEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = make_adapter(zoho)
+    mismatch = {"code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "invalid oauth scope", "status": "error"}
+    zoho.inject(Fault(status=401, body=mismatch, method="GET", path_pattern="/Accounts/search"))
+    [result] = adapter.write_contacts([req("a", "a@example.com", Last_Name="A", Account_Name={"name": "Globex"})])
+    assert result.ok and zoho.contact(result.remote_id)["Account_Name"] == {"name": "Globex"}
+    assert "OAUTH_SCOPE_MISMATCH" in caplog.text and "Globex" not in caplog.text
+
+
 def test_batches_are_capped_at_100(zoho: ZohoEmulator) -> None:
     adapter = make_adapter(zoho)
     assert adapter.max_batch == 100
