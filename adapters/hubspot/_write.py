@@ -77,6 +77,12 @@ def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def _results(body: Any) -> list[dict[str, Any]]:
+    """An answer's result rows that name a record: a row without an id is no result (never a contact "None")."""
+    rows = body.get("results") if isinstance(body, Mapping) else None
+    return [r for r in rows or () if isinstance(r, dict) and r.get("id") not in (None, "")]
+
+
 def _error_code(error: Mapping[str, Any]) -> str:
     inner = [str(e.get("code")) for e in error.get("errors") or () if isinstance(e, Mapping) and e.get("code")]
     category = str(error.get("category") or "ERROR")
@@ -188,7 +194,7 @@ class Writer:
         _, body = self._client.call(
             "POST", "/crm/v3/objects/contacts/batch/upsert", self._client.batch.upsert, {"inputs": inputs}
         )
-        results = (body or {}).get("results") or []
+        results = _results(body)
         traced = {str(r["objectWriteTraceId"]): r for r in results if r.get("objectWriteTraceId") is not None}
         by_email = {i.email: traced[str(i.index)] for i in items if str(i.index) in traced}
         for result in results:
@@ -239,7 +245,7 @@ class Writer:
         body = read_body(emails, ["email"], by_email=True)
         _, data = self._client.call("POST", "/crm/v3/objects/contacts/batch/read", self._client.batch.read, body)
         found = {}
-        for row in (data or {}).get("results") or []:
+        for row in _results(data):
             email = str((row.get("properties") or {}).get("email") or "").lower()
             if email in emails:
                 found[email] = row
@@ -250,7 +256,7 @@ class Writer:
         _, body = self._client.call(
             "POST", "/crm/v3/objects/contacts/batch/update", self._client.batch.update, {"inputs": inputs}
         )
-        results = (body or {}).get("results") or []
+        results = _results(body)
         by_id = {str(r.get("id")): r for r in results}
         traced = {str(r["objectWriteTraceId"]): r for r in results if r.get("objectWriteTraceId") is not None}
         failures, _ = self._failures(body, items)  # an input no result or error names is looked up by id below

@@ -265,3 +265,15 @@ def test_a_not_found_error_with_details_is_still_followed_to_the_survivor(hubspo
     (result,) = hubspot_adapter.write_contacts([req("x", "contact0@example.com", remote_id=a, firstname="Moved")])
     assert result.ok and result.remote_id == survivor
     assert hubspot_emulator.get(survivor)["properties"]["firstname"] == "Moved"
+
+
+def test_a_result_without_an_id_is_no_result(hubspot_emulator, hubspot_adapter):
+    (a,) = hubspot_emulator.seed(1)
+    hubspot_emulator.inject(Fault(200, {"status": "COMPLETE", "results": [
+        {"new": False, "properties": {"email": "contact0@example.com"}}]}, path_pattern=UPSERT))
+    (upserted,) = hubspot_adapter.write_contacts([req("u", "contact0@example.com", firstname="Z")])
+    assert upserted.ok and upserted.remote_id == a  # looked up by email, not taken as contact "None"
+    hubspot_emulator.inject(Fault(200, {"status": "COMPLETE", "results": [{"objectWriteTraceId": "0", "properties": {}}]},
+                                  path_pattern=r"/batch/update$"))
+    (updated,) = hubspot_adapter.write_contacts([req("v", "contact0@example.com", remote_id=a, firstname="Q")])
+    assert not updated.ok and updated.retryable and updated.remote_id == a
