@@ -206,15 +206,15 @@ class Writer:
         if unmatched and unnamed is None:  # neither a result nor an error names them: ask which contacts hold them
             by_email.update(self._lookup(unmatched))
         for item in items:
-            result = by_email.get(item.email)
+            match = by_email.get(item.email)
             if item.index in failures:
                 done[item.index] = failures[item.index]
-            elif result is None:  # an error naming nobody may be this one's: written, never claimed
+            elif match is None:  # an error naming nobody may be this one's: written, never claimed
                 done[item.index] = _failed(item, unnamed or "MISSING_RESULT", retryable=True)
             else:
-                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(result.get("id")))
-                self._check_stage(item, result)
-                if result.get("new"):
+                done[item.index] = WriteResult(ref=item.request.ref, ok=True, remote_id=str(match.get("id")))
+                self._check_stage(item, match)
+                if match.get("new"):
                     created.add(item.index)
 
     # -- lifecycle stages ----------------------------------------------------------------------
