@@ -189,12 +189,15 @@ class ConsentReader:
                 if self._v4 or not _unavailable(exc):
                     raise
                 self._v4 = False
-        _, data = self._client.call(
-            "GET",
-            "/communication-preferences/v3/status/email/{emailAddress}",
-            self._client.status_api.get_email_status,
-            email,
-        )
+        try:
+            _, data = self._client.call(
+                "GET",
+                "/communication-preferences/v3/status/email/{emailAddress}",
+                self._client.status_api.get_email_status,
+                email,
+            )
+        except NotFound:  # no subscription record for this address: nothing says it opted out
+            return False
         statuses = (data or {}).get("subscriptionStatuses") or []
         wide = any(s.get("sourceOfStatus") == "PORTAL_WIDE_STATUS" and _not_subscribed(s) for s in statuses)
         return wide or (bool(statuses) and all(_not_subscribed(s) for s in statuses))

@@ -397,3 +397,14 @@ def test_a_record_without_an_id_is_an_unreadable_answer_not_a_contact_called_non
     hubspot_emulator.inject(Fault(200, {"results": [{"properties": {"email": "x@example.com"}}]}, method="GET"))
     with pytest.raises(ValueError, match="without an id"):
         list(hubspot_adapter.read_contacts(Cursor()))
+
+
+def test_an_address_v3_does_not_know_reads_as_not_opted_out_not_as_a_failed_read(hubspot_emulator, hubspot_adapter):
+    a, b = hubspot_emulator.seed(2, prefix="n")
+    hubspot_emulator.unsubscribe("n1@example.com")
+    hubspot_emulator.hidden_properties = {"hs_email_optout"}
+    hubspot_emulator.inject(*[Fault(404, {"status": "error"}, path_pattern="/v4/")] * 2,  # no v4 on this portal
+                            Fault(404, {"status": "error", "category": "OBJECT_NOT_FOUND"}, path_pattern="v3/status"))
+    records = {r.remote_id: r for r in hubspot_adapter.fetch_contacts([a, b])}
+    assert records[a].data["properties"]["hs_email_optout"] == "false"
+    assert records[b].data["properties"]["hs_email_optout"] == "true"
