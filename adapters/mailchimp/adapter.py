@@ -24,7 +24,7 @@ from requests.auth import HTTPBasicAuth
 
 from adapters._http import TIMEOUT, Transport
 from adapters.base import Cursor, CursorError, Page, ProviderRecord, WebhookEvent, WriteRequest, WriteResult
-from adapters.errors import FatalProviderError, RetryableError
+from adapters.errors import FatalProviderError, ProviderError, RetryableError
 from adapters.mailchimp import _writes as w
 from adapters.mailchimp._scan import Scan, format_time, parse_time
 from adapters.mailchimp._wire import (
@@ -448,9 +448,10 @@ class MailchimpAdapter:
                 p.merge_fields = {tag: value for tag, value in p.merge_fields.items() if tag in known}
         try:
             self._write(plans)
-        except RetryableError as exc:
-            # Retries spent part-way (a 5xx or 429 that outlasted them): what was written is reported, the
-            # rest is retried later. With nothing written the error goes up, and the provider stops this run.
+        except ProviderError as exc:
+            # A call failed part-way (a 5xx or 429 that outlasted the retries, a job that vanished): what was
+            # written is reported, the rest is retried later. With nothing written the error goes up, and the
+            # provider stops this run (the next write call, meeting the same failure, stops it too).
             if not any(p.result is not None and p.result.ok for p in plans):
                 raise
             for p in plans:

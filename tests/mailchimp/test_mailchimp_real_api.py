@@ -190,10 +190,18 @@ def test_a_member_error_naming_a_field_is_a_data_problem_not_retried(mailchimp_e
     assert not result.ok and not result.retryable and "n0@" not in (result.error or "")
 
 
-def test_a_5xx_that_outlasts_the_retries_part_way_keeps_what_was_written(mailchimp_emulator):
+@pytest.mark.parametrize(
+    "faults",
+    [
+        [Fault(503, {"title": "Service Unavailable", "status": 503}, method="POST", path_pattern=r"/batches$")] * 3,
+        [Fault(404, {"title": "Resource Not Found", "status": 404}, method="GET", path_pattern="/batches/b0+1$")],
+    ],
+    ids=["5xx-outlasting-retries", "job-gone"],
+)
+def test_a_failure_part_way_keeps_what_was_written(mailchimp_emulator, faults):
     ids = mailchimp_emulator.seed(25)
     down = Fault(503, {"title": "Service Unavailable", "status": 503}, method="POST", path_pattern=r"/batches$")
-    mailchimp_emulator.inject(*[down] * 3)
+    mailchimp_emulator.inject(*faults)
     adapter = make(mailchimp_emulator, attempts=3)
     reqs = [request(i, f"new{i}@example.com") for i in range(3)]  # created first, in one batch subscribe
     reqs += [request(3 + i, f"contact{i}@example.com", remote_id=ids[i], FNAME="Later") for i in range(25)]
