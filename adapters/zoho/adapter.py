@@ -758,13 +758,13 @@ _DATA_INDEX: Final = re.compile(r"\$\.data\[(\d+)\]")
 
 def _aligned(answers: list[Any], n: int, *, method: str, path: str) -> list[Any]:
     """Per-record answers in input order. Zoho answers in input order; an answer naming no record (its json_path
-    outside ``$.data``) refuses the request as a whole, and a short list is placed by each error's json_path.
+    outside ``$.data``) refuses the request as a whole, and a short list is placed by each error's json_path
+    (what cannot be placed is None: no result, worth another try, as upserts and updates by id are idempotent).
     """
     paths = [_json_path(a) for a in answers]
     whole = next((a for a, jp in zip(answers, paths, strict=True) if jp and not jp.startswith("$.data")), None)
-    if whole is not None or (len(answers) != n and answers and not all(_DATA_INDEX.match(jp) for jp in paths)):
-        first = whole if whole is not None else answers[0]
-        code = str(first.get("code") or "ERROR") if isinstance(first, dict) else "ERROR"
+    if whole is not None:
+        code = str(whole.get("code") or "ERROR")
         raise ZohoCallRejected(
             f"zoho {method} {path} -> request refused as a whole ({code[:40]})",
             code=code[:40],

@@ -109,6 +109,14 @@ def test_a_short_answer_is_placed_by_json_path_not_by_position(zoho: ZohoEmulato
     assert [r.retryable for r in results] == [True, False, True]
 
 
+def test_a_short_list_of_successes_is_no_result_for_all(zoho: ZohoEmulator) -> None:
+    adapter = make_adapter(zoho)
+    done = {"code": "SUCCESS", "status": "success", "action": "insert", "details": {"id": "5550000000000777"}}
+    zoho.inject(Fault(status=200, body={"data": [done]}, method="POST", path_pattern="/upsert"))
+    results = adapter.write_contacts([req(str(i), f"n{i}@example.com", Last_Name="N") for i in range(2)])
+    assert [(r.ok, r.error, r.retryable) for r in results] == [(False, "NO_RESULT", True)] * 2
+
+
 def test_an_error_of_the_whole_request_blames_no_record(zoho: ZohoEmulator) -> None:
     adapter = make_adapter(zoho)
     whole = {
