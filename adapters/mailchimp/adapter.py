@@ -647,15 +647,13 @@ class MailchimpAdapter:
         new one (https://mailchimp.com/developer/marketing/guides/run-async-requests-batch-endpoint/), so a
         failed download (an expired link, a storage hiccup, a broken archive) asks for a fresh URL and tries again.
         """
-        for attempt in range(1, RESULTS_ATTEMPTS + 1):
+        for attempt in range(1, RESULTS_ATTEMPTS):
             try:
                 return w.read_results(self._download(str(job.get("response_body_url") or "")))
             except RetryableError:
-                if attempt == RESULTS_ATTEMPTS:
-                    raise
-            self._sleep(float(attempt))
-            job = self._batch_status(job_id)
-        raise AssertionError("unreachable")  # pragma: no cover
+                self._sleep(float(attempt))
+                job = self._batch_status(job_id)
+        return w.read_results(self._download(str(job.get("response_body_url") or "")))
 
     def _download(self, url: str) -> bytes:
         if not url:
