@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
+from urllib.parse import quote
 
 from hubspot import HubSpot
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError
@@ -44,7 +45,8 @@ SEARCH_RATE: Final = "5/1s"  # https://developers.hubspot.com/docs/api-reference
 # Arrivals at HubSpot jitter by a few ms against our clock: keep each window a little wider than theirs.
 WINDOW_MARGIN: Final = 1.05
 _EXISTING_ID: Final = re.compile(r"Existing ID:\s*(\d+)")
-_NOT_RETRYABLE_5XX: Final = frozenset({522, 525, 526})  # "contact HubSpot" [ERR]
+# "contact HubSpot" [ERR]; 501 Not Implemented: the server does not serve the call, so another try cannot help
+_NOT_RETRYABLE_5XX: Final = frozenset({501, 522, 525, 526})
 TEN_SECONDLY_WAIT_S: Final = 10.0  # policyName TEN_SECONDLY_ROLLING: the burst window [USAGE]
 
 
@@ -57,7 +59,15 @@ class DuplicateContact(RecordRejected):
 
 
 class NotFound(FatalProviderError):
-    """404: the record (or, on an older portal, the endpoint) is not there."""
+    """404: the record (or, on an older portal, the endpoint) is not there.
+
+    ``names_record``: HubSpot's JSON error says so of the record asked for (category OBJECT_NOT_FOUND [ERR], or the
+    record's key in its message or context). A bare 404, or one naming nothing, may be a route the portal lacks.
+    """
+
+    def __init__(self, message: str, *, names_record: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.names_record = names_record
 
 
 class BadRequest(FatalProviderError):
@@ -124,10 +134,25 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
+def _names_record(body: Mapping[str, Any], subject: str | None) -> bool:
+    """Whether an error body is about the record asked for: OBJECT_NOT_FOUND, or its key in what the error says."""
+    if str(body.get("category") or "").strip().upper() == "OBJECT_NOT_FOUND":
+        return True
+    key = (subject or "").strip().lower()
+    said = " ".join(str(body.get(name) or "") for name in ("message", "context", "errors")).lower()
+    return bool(key) and (key in said or quote(key, safe="") in said)
+
+
 def classify(
-    status: int, headers: Mapping[str, str], body: Mapping[str, Any], *, method: str, path: str
+    status: int,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+    *,
+    method: str,
+    path: str,
+    subject: str | None = None,
 ) -> ProviderError:
-    """The error for one HubSpot answer (providers/hubspot.md "Errors" table)."""
+    """The error for one HubSpot answer (providers/hubspot.md "Errors" table); ``subject``: the record in the path."""
     rid = request_id(headers)
     codes = error_codes(body)
     outcome = f"{status} {body.get('category') or ''} {' '.join(codes)}".strip()
@@ -141,7 +166,7 @@ def classify(
         found = _EXISTING_ID.search(str(body.get("message") or ""))
         return DuplicateContact(message, existing_id=found[1] if found else None, **common)
     if status == 404:
-        return NotFound(message, **common)
+        return NotFound(message, names_record=_names_record(body, subject), **common)
     if status in (423, 477):  # locked during a sync / migrating: wait as told (at least 2 s) [ERR]
         wait = parse_retry_after(_header(headers, "Retry-After"))
         return RateLimited(message, retry_after=max(wait or 0.0, 2.0), **common)
@@ -170,7 +195,7 @@ def _rate_limited(
     return RateLimited(message, retry_after=wait, **common)
 
 
-def _translate(exc: Exception, *, method: str, path: str) -> ProviderError:
+def _translate(exc: Exception, *, method: str, path: str, subject: str | None = None) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     common: dict[str, Any] = {"provider": PROVIDER, "method": method, "path": path}
@@ -188,7 +213,8 @@ def _translate(exc: Exception, *, method: str, path: str) -> ProviderError:
                 describe_call(provider=PROVIDER, method=method, path=path, outcome="TLS failed", request=None), **common
             )
         headers = dict(getattr(exc, "headers", None) or {})
-        return classify(status, headers, _body(getattr(exc, "body", None)), method=method, path=path)
+        body = _body(getattr(exc, "body", None))
+        return classify(status, headers, body, method=method, path=path, subject=subject)
     raise exc
 
 
@@ -234,9 +260,14 @@ class HubSpotClient:
         *args: Any,
         search: bool = False,
         idempotent: bool = True,
+        subject: str | None = None,
         **kwargs: Any,
     ) -> tuple[int, Any]:
-        """One SDK call with the limiter, a timeout and the one retry policy: (status, parsed JSON)."""
+        """One SDK call with the limiter, a timeout and the one retry policy: (status, parsed JSON).
+
+        ``subject`` is the record the path names (an address in the path), so that a 404 can tell whether it is
+        about that record or about the route (``NotFound.names_record``).
+        """
         limiter = self._search_limiter if search else self._limiter
         for attempt in retrying(
             attempts=self._attempts, max_wait_s=self._max_wait_s, sleep=self._sleep, idempotent=idempotent
@@ -248,7 +279,7 @@ class HubSpotClient:
                 try:
                     response = fn(*args, _request_timeout=self._timeout, _preload_content=False, **kwargs)
                 except Exception as exc:  # every SDK and urllib3 failure is classified here
-                    raise _translate(exc, method=method, path=path) from None
+                    raise _translate(exc, method=method, path=path, subject=subject) from None
                 self.server_time = _http_date(response.headers.get("Date")) or self.server_time
                 data = response.data
                 return response.status, (json.loads(data) if data else None)
@@ -279,7 +310,8 @@ class HubSpotClient:
                 **kwargs,
             )
 
-        return self.call(method, path, send)
+        subject = next(iter((path_params or {}).values()), None)
+        return self.call(method, path, send, subject=subject)
 
 
 def _http_date(value: str | None) -> dt.datetime | None:

@@ -4,6 +4,9 @@ https://developers.hubspot.com/docs/api-reference/2026-03/communication-preferen
 ``unsubscribe-all`` opts an address out of all email (batch form on Marketing Hub Enterprise only);
 the v3 API, the fallback where v4 is missing, unsubscribes one subscription type at a time and can
 never resubscribe. crmsync only ever unsubscribes: there is no subscribe call here at all.
+
+v4 is judged missing only by answers about the endpoint (``_V4Route``), never by an answer about one address:
+a 400 for a malformed address, or a 404 naming it, is that address's failure and v4 stays in use.
 """
 
 from __future__ import annotations
@@ -30,32 +33,73 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
-def _unavailable(exc: ProviderError) -> bool:
-    """On a first try, any refusal but a bad token: a missing endpoint (404/405), tier (403) or dialect (400)."""
-    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 429)
+# Answers about the endpoint, not the address [ERR]: 403 is the token's scopes or the portal's tier (the batch
+# calls need Marketing Hub Enterprise), 405 a method the route does not have, 501 a call the server does not serve.
+# A 404 is about the route unless HubSpot's JSON error names the record (NotFound.names_record).
+ENDPOINT_REFUSALS: Final = frozenset({403, 405, 501})
+
+
+def _endpoint_refused(exc: ProviderError) -> bool:
+    if exc.status == 404:
+        return not (isinstance(exc, NotFound) and exc.names_record)
+    return exc.status in ENDPOINT_REFUSALS
+
+
+def _about_the_address(exc: ProviderError) -> bool:
+    """A refusal of this one address (400 malformed, 404 naming it, 409, 422, ...): not a bad token, not the route."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status != 401 and not _endpoint_refused(exc)
+
+
+class _V4Route:
+    """Whether one v4 call is served on this portal, judged from its answers.
+
+    Refused as an endpoint before it ever answered: off at once. After it answered, one such refusal is the
+    failure of that call only, and a second in a row turns it off (a scope revoked, a tier changed). A refusal
+    about an address never turns it off.
+    """
+
+    def __init__(self) -> None:
+        self.works: bool | None = None  # None: not tried yet on this portal
+        self._strikes = 0
+
+    @property
+    def off(self) -> bool:
+        return self.works is False
+
+    def answered(self) -> None:
+        self.works, self._strikes = True, 0
+
+    def turned_off_by(self, exc: ProviderError) -> bool:
+        """True when this answer turns the call off (use the fallback now); False when the error stands."""
+        if not _endpoint_refused(exc):
+            return False
+        self._strikes += 1
+        if self.works is None or self._strikes >= 2:
+            self.works = False
+        return self.off
 
 
 class Unsubscriber:
     def __init__(self, client: HubSpotClient, *, subscription_id: str | None = None) -> None:
         self._client = client
         self._subscription_id = subscription_id
-        self._batch: bool | None = None  # None: not tried yet on this portal
-        self._v4: bool | None = None
+        self._batch = _V4Route()
+        self._v4 = _V4Route()
         self._definitions: list[str] | None = None
 
     def unsubscribe(self, emails: Sequence[str], *, fresh: Iterable[str] = ()) -> set[str]:
         """Opt each address out of all email; answers the addresses that failed (retry next cycle)."""
         if not emails:
             return set()
-        if self._batch is not False:
-            refused = self._try_batch(emails)
-            if refused is not None:
-                return refused
+        failed: set[str] = set()
+        if not self._batch.off:
+            outcome = self._try_batch(emails)
+            if outcome is not None:
+                failed, emails = outcome  # the rest: chunks refused for an address they hold go one by one
         known_new = set(fresh)
         todo = [e for e in emails if e in known_new] + self._not_yet_opted_out(
             [e for e in emails if e not in known_new]
         )
-        failed: set[str] = set()
         for email in todo:
             try:
                 self._one(email)
@@ -67,24 +111,29 @@ class Unsubscriber:
                 failed.add(email)
         return failed
 
-    def _try_batch(self, emails: Sequence[str]) -> set[str] | None:
-        """The addresses the batch call refused, or None where the portal has no batch call."""
+    def _try_batch(self, emails: Sequence[str]) -> tuple[set[str], list[str]] | None:
+        """The addresses the batch call refused, and those of chunks it refused whole for an address they hold
+        (to go one by one, so that only that address fails); None where the portal has no batch call.
+        """
         refused: set[str] = set()
-        try:
-            for chunk in _chunks(list(emails), BATCH_MAX):
+        singly: list[str] = []
+        for chunk in _chunks(list(emails), BATCH_MAX):
+            try:
                 _, data = self._client.raw(
                     "POST", f"{V4}/batch/unsubscribe-all", query=CHANNEL, body={"inputs": list(chunk)}
                 )
-                if (data or {}).get("errors"):  # partial: whoever has no result row waits for the next cycle
-                    done = {str(r.get("subscriberIdString") or "").lower() for r in (data or {}).get("results") or []}
-                    refused |= {e for e in chunk if e.lower() not in done}
-        except (AuthError, NotFound, FatalProviderError) as exc:
-            if not _unavailable(exc) or self._batch:
-                raise
-            self._batch = False
-            return None
-        self._batch = True
-        return refused
+            except (AuthError, FatalProviderError) as exc:
+                if self._batch.turned_off_by(exc):
+                    return None
+                if not _about_the_address(exc):
+                    raise
+                singly += chunk
+                continue
+            self._batch.answered()
+            if (data or {}).get("errors"):  # partial: whoever has no result row waits for the next cycle
+                done = {str(r.get("subscriberIdString") or "").lower() for r in (data or {}).get("results") or []}
+                refused |= {e for e in chunk if e.lower() not in done}
+        return refused, singly
 
     def _not_yet_opted_out(self, emails: list[str]) -> list[str]:
         """One batch read spares a call per address already opted out."""
@@ -101,15 +150,15 @@ class Unsubscriber:
         return [e for e in emails if e not in opted]
 
     def _one(self, email: str) -> None:
-        if self._v4 is not False:
+        if not self._v4.off:
             try:
                 self._client.raw("POST", f"{V4}/{{email}}/unsubscribe-all", path_params={"email": email}, query=CHANNEL)
-                self._v4 = True
-                return
             except (AuthError, FatalProviderError) as exc:
-                if self._v4 or not _unavailable(exc):
-                    raise
-                self._v4 = False
+                if not self._v4.turned_off_by(exc):
+                    raise  # about this address (or v4's first refusal after it worked): the address waits
+            else:
+                self._v4.answered()
+                return
         for subscription in self._subscriptions():
             body = {"emailAddress": email, "subscriptionId": subscription}
             try:
@@ -140,8 +189,8 @@ class ConsentReader:
 
     def __init__(self, client: HubSpotClient) -> None:
         self._client = client
-        self._batch: bool | None = None
-        self._v4: bool | None = None
+        self._batch = _V4Route()
+        self._v4 = _V4Route()
 
     def enrich(self, records: Sequence[ProviderRecord]) -> list[ProviderRecord]:
         blind = {r.remote_id: _email(r) for r in records if not r.deleted and _email(r) and OPTOUT not in _props(r)}
@@ -159,36 +208,41 @@ class ConsentReader:
         return out
 
     def _opted_out(self, emails: list[str]) -> set[str]:
-        if self._batch is not False:
-            try:
-                opted: set[str] = set()
-                for chunk in _chunks(emails, BATCH_MAX):
+        opted: set[str] = set()
+        singly = emails
+        if not self._batch.off:
+            singly = []
+            for chunk in _chunks(emails, BATCH_MAX):
+                try:
                     _, data = self._client.raw(
                         "POST", f"{V4}/batch/unsubscribe-all/read", query=CHANNEL, body={"inputs": list(chunk)}
                     )
-                    for row in (data or {}).get("results") or []:
-                        if any(_not_subscribed(w) for w in row.get("wideStatuses") or ()):
-                            opted.add(str(row.get("subscriberIdString") or "").lower())
-                self._batch = True
-                return opted
-            except (AuthError, FatalProviderError) as exc:
-                if self._batch or not _unavailable(exc):
-                    raise
-                self._batch = False
-        return {e for e in emails if self._one(e)}
+                except (AuthError, FatalProviderError) as exc:
+                    if self._batch.turned_off_by(exc):
+                        return {e for e in emails if self._one(e)}
+                    if not _about_the_address(exc):
+                        raise
+                    singly += chunk  # refused whole for an address it holds: one by one
+                    continue
+                self._batch.answered()
+                for row in (data or {}).get("results") or []:
+                    if any(_not_subscribed(w) for w in row.get("wideStatuses") or ()):
+                        opted.add(str(row.get("subscriberIdString") or "").lower())
+        return opted | {e for e in singly if self._one(e)}
 
     def _one(self, email: str) -> bool:
-        if self._v4 is not False:
+        if not self._v4.off:
             try:
                 _, data = self._client.raw(
                     "GET", f"{V4}/{{email}}/unsubscribe-all", path_params={"email": email}, query=CHANNEL
                 )
-                self._v4 = True
-                return any(_not_subscribed(w) for w in (data or {}).get("results") or ())
             except (AuthError, FatalProviderError) as exc:
-                if self._v4 or not _unavailable(exc):
+                if not self._v4.turned_off_by(exc) and not _about_the_address(exc):
                     raise
-                self._v4 = False
+                # v4 refused this address (or is off now): v3 answers for it, v4 stays for the others
+            else:
+                self._v4.answered()
+                return any(_not_subscribed(w) for w in (data or {}).get("results") or ())
         try:
             _, data = self._client.call(
                 "GET",

@@ -3,12 +3,14 @@
 https://developers.hubspot.com/docs/api-reference/2026-03/communication-preferences/guide: v3 never
 resubscribes an opted-out contact; v4 ``unsubscribe-all`` opts out of all email; the v4 batch calls
 need Marketing Hub Enterprise (403 otherwise). Every v4 status call needs ``channel=EMAIL`` (required in the v4
-spec, Communication Preferences/Subscriptions v4).
+spec, Communication Preferences/Subscriptions v4). An address in ``refused`` (the ``refuse_subscriber`` knob) is
+refused by every v4 status call, as HubSpot's error shape would say it of a malformed or unknown address; a batch
+call holding it is refused whole. v3 is not affected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -22,9 +24,25 @@ V4_STATUS: Final = {"NOT_SUBSCRIBED": "UNSUBSCRIBED", "SUBSCRIBED": "SUBSCRIBED"
 
 
 class Preferences:
-    def __init__(self, portal: Portal, *, enterprise: Callable[[], bool]) -> None:
+    def __init__(
+        self, portal: Portal, *, enterprise: Callable[[], bool], refused: Callable[[], Mapping[str, int]] = dict
+    ) -> None:
         self.portal = portal
         self._enterprise = enterprise
+        self._refused = refused  # address -> the status v4 refuses it with (400 or 404)
+
+    def refusal(self, *emails: str) -> Response | None:
+        """The error v4 answers for the first refused address among ``emails``, naming it; None when none is."""
+        refused = self._refused()
+        for email in emails:
+            status = refused.get(email.strip().lower())
+            if status == 404:
+                return error(404, f"No subscriber found for {email}", "OBJECT_NOT_FOUND")
+            if status is not None:
+                detail = {"message": f"Invalid email address: {email}", "code": "INVALID_EMAIL",
+                          "context": {"subscriberIdString": [email]}}  # fmt: skip
+                return error(status, f"Invalid email address: {email}", "VALIDATION_ERROR", errors=[detail])
+        return None
 
     @property
     def enterprise(self) -> bool:
@@ -117,13 +135,16 @@ class Preferences:
         assert request.match is not None
         if request.arg("channel") != "EMAIL":
             return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
-        return self.v4_envelope(self.v4_rows(unquote(request.match["email"])), self.portal.now_ms())
+        email = unquote(request.match["email"])
+        return self.refusal(email) or self.v4_envelope(self.v4_rows(email), self.portal.now_ms())
 
     def v4_wide_status(self, request: Request) -> Response:
         assert request.match is not None
         if request.arg("channel") != "EMAIL":
             return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
         email = unquote(request.match["email"])
+        if refused := self.refusal(email):
+            return refused
         rows = []
         if self.portal.optout(email):  # empty unless the contact opted out of everything
             rows.append(
@@ -142,6 +163,8 @@ class Preferences:
         if request.arg("channel") != "EMAIL":
             return error(400, "channel=EMAIL is required", "VALIDATION_ERROR")
         email = unquote(request.match["email"])
+        if refused := self.refusal(email):
+            return refused
         self.portal.unsubscribe_all(email)
         return self.v4_envelope(self.v4_rows(email), self.portal.now_ms())
 
@@ -153,6 +176,8 @@ class Preferences:
         inputs = (request.json() or {}).get("inputs") or []
         if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
             return error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        if refused := self.refusal(*map(str, inputs)):
+            return refused
         now = iso_ms(self.portal.now_ms())
         results = [
             {"subscriberIdString": str(email), "wideStatuses": [
@@ -170,6 +195,8 @@ class Preferences:
         inputs = (request.json() or {}).get("inputs") or []
         if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
             return error(400, f"inputs must be an array of at most {BATCH_MAX} addresses", "VALIDATION_ERROR")
+        if refused := self.refusal(*map(str, inputs)):
+            return refused
         results = []
         for email in inputs:
             self.portal.unsubscribe_all(str(email))

@@ -145,6 +145,7 @@ class HubSpotEmulator:
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
         self.refusals: Counter[str] = Counter()  # address -> batch writes still to refuse ([refuse_writes])
+        self.refused_subscribers: dict[str, int] = {}  # address -> v4's status for it ([refuse_subscriber])
         self._event_ids = 0
 
     def reset(self) -> None:
@@ -197,6 +198,12 @@ class HubSpotEmulator:
         """
         with self.portal.lock:
             self.refusals[email.strip().lower()] += times
+
+    def refuse_subscriber(self, email: str, status: int = 400) -> None:
+        """Communication Preferences v4 refuses this address for good: 400 VALIDATION_ERROR naming it (a malformed
+        address), or 404 OBJECT_NOT_FOUND naming it (an unknown subscriber); batch calls holding it are refused whole.
+        """
+        self.refused_subscribers[email.strip().lower()] = status
 
     def _refused(self, email: str, context: dict[str, list[str]]) -> dict[str, Any] | None:
         key = email.strip().lower()
@@ -374,7 +381,7 @@ class HubSpotEmulator:
 
     def _routes(self) -> None:
         add = self._add
-        prefs = Preferences(self.portal, enterprise=lambda: self.enterprise)
+        prefs = Preferences(self.portal, enterprise=lambda: self.enterprise, refused=lambda: self.refused_subscribers)
         add("GET", CONTACTS, self._list)
         add("POST", CONTACTS, self._create)
         add("POST", CONTACTS + "/search", self._search)
