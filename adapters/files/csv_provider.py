@@ -1,4 +1,9 @@
-"""The ``csv`` provider: a header row naming canonical columns (``email`` required), one contact a row."""
+"""The ``csv`` provider: a header row naming canonical columns (``email`` required), one contact a row.
+
+The delimiter is the first of ``DELIMITERS`` that gives the header an ``email`` column, so a comma file reads as
+it always has and a European Excel export (``;``) or a tab-separated one reads too. A merge keeps the existing
+file's delimiter; a new file gets commas.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 EMAIL_COLUMN: Final = "email"
 ID_COLUMN: Final = "id"  # a CRM export's own id: the remote id when present
 _BOM: Final = "\ufeff"
+DELIMITERS: Final = (",", ";", "\t", "|")  # tried in this order on the header; comma first
 
 
 class _Lines:
@@ -57,9 +63,9 @@ class _Lines:
 class _Records:
     """``(first line, start offset, cells, bad UTF-8)`` per CSV record; ``lines`` has the position after it."""
 
-    def __init__(self, handle: IO[bytes], *, offset: int = 0, line: int = 0) -> None:
+    def __init__(self, handle: IO[bytes], *, delimiter: str, offset: int = 0, line: int = 0) -> None:
         self.lines = _Lines(handle, offset=offset, line=line)
-        self._reader = csv.reader(self.lines, strict=False)
+        self._reader = csv.reader(self.lines, strict=False, delimiter=delimiter)
 
     def __iter__(self) -> Iterator[tuple[int, int, list[str], bool]]:
         lines = self.lines
@@ -89,7 +95,7 @@ def _line_end(handle: IO[bytes], offset: int) -> int:
     return end
 
 
-def _swallowed_rows(handle: IO[bytes], start: int, end: int, email_at: int) -> bool:
+def _swallowed_rows(handle: IO[bytes], start: int, end: int, email_at: int, delimiter: str) -> bool:
     """Whether a record spanning several lines swallowed lines that are rows of their own (an address
     where the email column is), rather than holding a multi-line note.
     """
@@ -98,7 +104,7 @@ def _swallowed_rows(handle: IO[bytes], start: int, end: int, email_at: int) -> b
     chunk = handle.read(end - start)
     handle.seek(position)
     for raw in chunk.splitlines()[1:]:
-        cells = next(csv.reader([raw.decode("utf-8", "replace")]), [])
+        cells = next(csv.reader([raw.decode("utf-8", "replace")], delimiter=delimiter), [])
         if len(cells) > email_at and email_key(cells[email_at]) and "@" in cells[email_at]:
             return True
     return False
@@ -145,55 +151,78 @@ def _index(header: list[str], name: str) -> int | None:
     return next((i for i, column in enumerate(header) if column.lower() == name), None)
 
 
+class Header(NamedTuple):
+    """A file's header: its column names, the position after it, and the delimiter that splits its rows."""
+
+    columns: list[str]
+    offset: int
+    line: int
+    delimiter: str = ","
+
+
+def _read_header(handle: IO[bytes], delimiter: str) -> Header:
+    records = _Records(handle, delimiter=delimiter)
+    for _, _, cells, _ in records:
+        if not _blank(cells):
+            return Header([cell.strip() for cell in cells], records.lines.offset, records.lines.line, delimiter)
+    return Header([], records.lines.offset, records.lines.line, delimiter)
+
+
 class CsvAdapter(FileAdapter):
     """Reads and writes one CSV file; ``data`` of a record is column -> text."""
 
     kind = "csv"
 
-    def header(self, handle: IO[bytes]) -> tuple[list[str], int, int]:
-        """The header's column names and the position after it; an empty file has none."""
-        records = _Records(handle)
-        for _, _, cells, _ in records:
-            if not _blank(cells):
-                return [cell.strip() for cell in cells], records.lines.offset, records.lines.line
-        return [], records.lines.offset, records.lines.line
+    def header(self, handle: IO[bytes]) -> Header:
+        """The first non-blank record split by the first delimiter that gives it an ``email`` column (an
+        empty file has no columns; with no such delimiter, the comma reading, which ``email_index`` refuses).
+        """
+        first = _read_header(handle, DELIMITERS[0])
+        if not first.columns or _index(first.columns, EMAIL_COLUMN) is not None:
+            return first
+        for delimiter in DELIMITERS[1:]:
+            found = _read_header(handle, delimiter)
+            if _index(found.columns, EMAIL_COLUMN) is not None:
+                return found
+        return first
 
     def email_index(self, header: list[str]) -> int:
         index = _index(header, EMAIL_COLUMN)
         if index is None:
-            raise self.fatal(f"{self.path.name} has no 'email' column in its header")
+            raise self.fatal(f"{self.path.name} has no 'email' column in its header (split by , ; tab or |)")
         return index
 
     def check_format(self, handle: IO[bytes]) -> None:
-        header, _, _ = self.header(handle)
+        header = self.header(handle).columns
         if header:
             self.email_index(header)
 
     def scan(self, handle: IO[bytes], *, offset: int, line: int) -> Iterator[Row]:
-        header, body_offset, body_line = self.header(handle)
+        header, body_offset, body_line, delimiter = self.header(handle)
         if not header:
             return
         email_at, id_at, width = self.email_index(header), _index(header, ID_COLUMN), len(header)
         if offset < body_offset:
             offset, line = body_offset, body_line
-        records: _Records | None = _Records(handle, offset=offset, line=line)
+        records: _Records | None = _Records(handle, delimiter=delimiter, offset=offset, line=line)
         while records is not None:
             current, records = records, None
-            for row in self._rows(handle, current, header, email_at=email_at, id_at=id_at, width=width):
+            for row in self._rows(handle, current, header, email_at=email_at, id_at=id_at, width=width,
+                                  delimiter=delimiter):
                 if isinstance(row, _Restart):
-                    records = _Records(handle, offset=row.offset, line=row.line)
+                    records = _Records(handle, delimiter=delimiter, offset=row.offset, line=row.line)
                     break
                 yield row
 
     def _rows(
         self, handle: IO[bytes], records: _Records, header: list[str], *, email_at: int, id_at: int | None,
-        width: int,
+        width: int, delimiter: str,
     ) -> Iterator[Row | _Restart]:
         lines, names = records.lines, _data_names(header)
         for start, start_offset, cells, bad in records:
             if _blank(cells):
                 continue
-            if lines.line > start and _swallowed_rows(handle, start_offset, lines.offset, email_at):
+            if lines.line > start and _swallowed_rows(handle, start_offset, lines.offset, email_at, delimiter):
                 # A stray quote opened a field that ran over the rows below it: only its own line is
                 # refused, and reading starts again at the next line, so those rows are not lost.
                 next_offset = _line_end(handle, start_offset)
@@ -214,17 +243,18 @@ class CsvAdapter(FileAdapter):
 
     def write_merged(self, out: IO[bytes], plan: MergePlan, keep: KeepRows) -> None:
         text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="", write_through=True)
-        writer = csv.writer(text)
         with contextlib.ExitStack() as stack:
             handle = stack.enter_context(self.path.open("rb")) if self.path.exists() else None
-            header, offset, line = self.header(handle) if handle is not None else ([], 0, 0)
+            header, offset, line, delimiter = self.header(handle) if handle is not None else Header([], 0, 0)
             email_at = self.email_index(header) if header else 0
             header = header or [EMAIL_COLUMN]
             fill = _Fill(header, plan)
+            writer = csv.writer(text, delimiter=delimiter)  # the existing file's; a new file's is a comma
             writer.writerow(header)
             if handle is not None:
                 body_at = stack.enter_context(self.staging.bodies())
-                for verdict, cells in _existing_rows(_Records(handle, offset=offset, line=line), keep, email_at):
+                existing = _Records(handle, delimiter=delimiter, offset=offset, line=line)
+                for verdict, cells in _existing_rows(existing, keep, email_at):
                     if isinstance(verdict, str):
                         fill(cells, body_at(plan.staged_offset(verdict)))
                     writer.writerow(fill.pad(cells))
