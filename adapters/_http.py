@@ -52,6 +52,13 @@ REQUEST_ID_HEADERS: Final = (
 _ZOHO_ID_HEADER: Final = re.compile(r"x-zoho-.*id", re.IGNORECASE)  # Zoho's id header name is undocumented
 _URL_QUERY: Final = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\")>]*")
 _ANY_QUERY: Final = re.compile(r"\?[^\s'\"]*")
+# A path segment (or any other token) holding an address, raw or percent-encoded in any case: from one separator to
+# the next around an "@" or "%40" ("/statuses/a%40example.com/unsubscribe-all" keeps "/statuses/***/unsubscribe-all").
+# The look-behind starts a match only at a token's start, so a long token is scanned once, not once a character.
+_SEPARATORS: Final = r"/?#&=\s'\"<>()\[\]{},;|"
+_ADDRESS_TOKEN: Final = re.compile(
+    rf"(?<![^{_SEPARATORS}])[^{_SEPARATORS}]*(?:@|%40)[^{_SEPARATORS}]*", re.IGNORECASE
+)
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
@@ -69,27 +76,62 @@ def _encodings(secret: str) -> tuple[str, ...]:
     return (secret, quote(secret, safe=""), quote(secret), quote_plus(secret))
 
 
+def redact_addresses(text: str) -> str:
+    """Replace each token holding an address (``a@example.com``, ``a%40example.com``) with ``***``."""
+    if "@" not in text and "%40" not in text.lower():
+        return text
+    return _ADDRESS_TOKEN.sub(MASK, text)
+
+
+def safe_path(path: str) -> str:
+    """A path fit for messages, logs and counters: no query, and ``***`` for a segment holding an address."""
+    return redact_addresses(path.split("?", 1)[0])
+
+
 def _safe_text(exc: BaseException, secrets: Iterable[str]) -> str:
-    """A loggable description: our own errors as they are, others without URL queries or secrets."""
+    """A loggable description: our own errors as they are, others without URL queries, addresses or secrets."""
     if isinstance(exc, ProviderError):
-        return redact(f"{type(exc).__name__}: {exc}", secrets)
-    text = _URL_QUERY.sub(r"\1?" + MASK, str(exc))
+        return redact(redact_addresses(f"{type(exc).__name__}: {exc}"), secrets)
+    text = redact_addresses(_URL_QUERY.sub(r"\1?" + MASK, str(exc)))
     return redact(f"{type(exc).__name__}: {text}", secrets)
 
 
 class _LibraryLogRedactor(logging.Filter):
-    """urllib3 logs every URL at DEBUG, query included: strip queries and every live transport's secrets."""
+    """urllib3 logs every URL at DEBUG (the HubSpot SDK's pool too), query and path included: strip queries,
+    addresses and every live transport's secrets, in the message and in the traceback text of ``exc_info``.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = [secret for transport in tuple(_LIVE) for secret in transport.secrets]
-        text = _ANY_QUERY.sub("?" + MASK, record.getMessage())
+        text = redact_addresses(_ANY_QUERY.sub("?" + MASK, record.getMessage()))
         record.msg, record.args = redact(text, secrets), ()
+        if record.exc_info and not record.exc_text:  # formatters print exc_text when it is set
+            record.exc_text = redact(redact_addresses(_TRACEBACKS.formatException(record.exc_info)), secrets)
         return True
 
 
 _LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
 _REDACTOR: Final = _LibraryLogRedactor()
-logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
+_TRACEBACKS: Final = logging.Formatter()
+# Libraries whose loggers write URLs: urllib3 (request lines, retries, redirects, header warnings) and requests.
+LIBRARY_LOGGERS: Final = ("urllib3", "requests")
+
+
+def install_log_redactor(*names: str) -> None:
+    """Put the redactor on each named logger and on every logger below it that exists now.
+
+    A logger's filters see only the records logged on that very logger, never those its children pass up, so
+    each module's logger needs its own (``urllib3.connectionpool``, ``urllib3.util.retry``, ...). Handlers are
+    left alone: they belong to whoever configured logging (the daemon, pytest, an embedding application).
+    """
+    for name in names:
+        logging.getLogger(name).addFilter(_REDACTOR)  # addFilter adds a filter once
+        for other in list(logging.Logger.manager.loggerDict):
+            if other.startswith(f"{name}."):
+                logging.getLogger(other).addFilter(_REDACTOR)
+
+
+install_log_redactor(*LIBRARY_LOGGERS)
 
 
 # -- classification --------------------------------------------------------------------------
@@ -132,7 +174,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
 
 def describe_call(*, provider: str, method: str, path: str, outcome: str, request: str | None) -> str:
     """``"<provider> <METHOD> <path> -> <outcome> (request <id>)"``: names the call, never a body."""
-    path = path.split("?", 1)[0]
+    path = safe_path(path)
     suffix = f" (request {request})" if request else ""
     return f"{provider} {method.upper()} {path} -> {outcome}{suffix}"
 
@@ -148,7 +190,7 @@ def classify_status(
     common: dict[str, Any] = {
         "provider": provider,
         "method": method.upper(),
-        "path": path.split("?", 1)[0],
+        "path": safe_path(path),
         "status": status,
         "request_id": rid,
     }
@@ -182,7 +224,7 @@ def _never_sent(exc: requests.RequestException) -> bool:
 def translate_exception(exc: requests.RequestException, *, provider: str, method: str, path: str) -> ProviderError:
     """A requests exception as a ProviderError whose message holds no URL, query or secret."""
     kind = type(exc).__name__
-    common: dict[str, Any] = {"provider": provider, "method": method.upper(), "path": path.split("?", 1)[0]}
+    common: dict[str, Any] = {"provider": provider, "method": method.upper(), "path": safe_path(path)}
     outcome = f"timed out ({kind})" if isinstance(exc, requests.Timeout) else f"connection failed ({kind})"
     message = describe_call(provider=provider, method=method, path=path, outcome=outcome, request=None)
     if _never_sent(exc):
@@ -282,7 +324,7 @@ class TransportStats:
     def count_call(self, method: str, path: str) -> None:
         with self._lock:
             self.calls += 1
-            self.by_method_path[f"{method.upper()} {path.split('?', 1)[0]}"] += 1
+            self.by_method_path[f"{method.upper()} {safe_path(path)}"] += 1
 
     def count_retry(self) -> None:
         with self._lock:
@@ -420,11 +462,12 @@ class Transport:
         raise self._redacted(error)
 
     def _redacted(self, error: ProviderError) -> ProviderError:
+        """Secrets and addresses out of the message and path, whichever classifier built the error."""
         text = str(error)
-        clean = redact(text, self._secrets)
+        clean = redact(redact_addresses(text), self._secrets)
         if clean != text:
             error.args = (clean,)
-        error.path = redact(error.path, self._secrets)
+        error.path = safe_path(redact(error.path, self._secrets))
         return error
 
     def close(self) -> None:

@@ -24,7 +24,9 @@ from adapters._http import (
     classify_status,
     parse_retry_after,
     redact,
+    redact_addresses,
     retrying,
+    safe_path,
 )
 from adapters.errors import AuthError, FatalProviderError, ProviderError, RateLimited, RetryableError
 from adapters.ratelimit import RateLimiter
@@ -268,6 +270,12 @@ def secret_forms(secret: str) -> set[str]:
     return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
 
 
+def debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """DEBUG for the test, urllib3's too: the HubSpot SDK sets ``urllib3`` to WARNING whenever it builds a client."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+
+
 def assert_hidden(text: str, secret: str = TOKEN) -> None:
     for form in secret_forms(secret):
         assert form not in text
@@ -276,7 +284,7 @@ def assert_hidden(text: str, secret: str = TOKEN) -> None:
 def test_a_token_never_shows_in_errors_or_logs(
     transport: Transport, emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logs(caplog)
     emulator.inject(Fault(DROP), Fault(500), *[Fault(429)] * 3)
     with pytest.raises(RetryableError) as raised:
         transport.request("GET", f"/items/{TOKEN}", params={"apikey": TOKEN}, headers={"X-Auth-Token": TOKEN})
@@ -296,7 +304,7 @@ def test_a_secret_added_later_is_redacted_too(emulator: EmulatorServer, waits: l
 
 
 def test_a_connection_error_never_leaks_the_url(caplog: pytest.LogCaptureFixture, waits: list[float]) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logs(caplog)
     with socket_that_refuses() as url:
         transport = Transport(provider="demo", base_url=f"{url}/{TOKEN}", sleep=waits.append, secrets=[TOKEN])
         with pytest.raises(RetryableError) as raised:
@@ -311,7 +319,7 @@ def test_a_connection_error_never_leaks_the_url(caplog: pytest.LogCaptureFixture
 def test_a_secret_in_a_header_of_an_unregistered_transport_stays_out(
     emulator: EmulatorServer, caplog: pytest.LogCaptureFixture, waits: list[float]
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logs(caplog)
     transport = Transport(
         provider="demo",
         base_url=emulator.url,
@@ -324,6 +332,55 @@ def test_a_secret_in_a_header_of_an_unregistered_transport_stays_out(
         transport.request("GET", "/items")
     for text in (str(raised.value), repr(raised.value), caplog.text):
         assert_hidden(text)
+
+
+ADDRESS_PATHS = ["/items/ana@example.com", "/items/ana%40example.com/tags", "/items/ANA%40EXAMPLE.COM",
+                 "/items/ana%40example.com?fields=id"]
+
+
+def assert_no_address(text: str) -> None:
+    lowered = text.lower()
+    assert "ana" not in lowered and "example.com" not in lowered
+
+
+@pytest.mark.parametrize("path", ADDRESS_PATHS)
+def test_an_address_in_a_path_never_shows_in_errors_logs_or_counters(
+    transport: Transport, emulator: EmulatorServer, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    debug_logs(caplog)
+    emulator.inject(Fault(404, {"detail": "no such member"}))
+    with pytest.raises(FatalProviderError) as raised:
+        transport.request("GET", path)
+    assert "/items" in caplog.text  # urllib3's request line was logged
+    for text in (str(raised.value), repr(raised.value), raised.value.path, caplog.text, *transport.stats.by_method_path):
+        assert_no_address(text)
+    assert raised.value.path.startswith("/items/***")
+
+
+def test_an_address_in_the_path_of_a_refused_connection_stays_out(
+    caplog: pytest.LogCaptureFixture, waits: list[float]
+) -> None:
+    debug_logs(caplog)
+    with socket_that_refuses() as url:
+        transport = Transport(provider="demo", base_url=url, sleep=waits.append, attempts=2)
+        with pytest.raises(ConnectFailed) as raised:
+            transport.request("GET", "/statuses/ana%40example.com/unsubscribe-all")
+    assert "/statuses/***/unsubscribe-all" in caplog.text  # the retry's warning names the call, not the address
+    for text in (str(raised.value), repr(raised.value), raised.value.path, caplog.text):
+        assert_no_address(text)
+
+
+@given(address=st.emails())
+def test_safe_path_hides_any_percent_encoded_address(address: str) -> None:
+    for form in (quote(address, safe=""), quote(address, safe="").lower(), quote(address, safe="@")):
+        path = safe_path(f"/lists/l1/members/{form}/tags?x=1")
+        assert path == "/lists/l1/members/***/tags"
+
+
+def test_redact_addresses_leaves_other_text() -> None:
+    text = 'http://127.0.0.1:80 "GET /lists/l1/members/5f0c1a?*** HTTP/1.1" 200 12'
+    assert redact_addresses(text) == text
+    assert redact_addresses('"to": "ana@example.com", "cc": "bo%40example.com"') == '"to": "***", "cc": "***"'
 
 
 @given(secret=st.text(min_size=4, max_size=30).filter(lambda s: s.strip() == s), prefix=st.text(max_size=20))

@@ -25,7 +25,15 @@ from hubspot import HubSpot
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from adapters._http import TIMEOUT, ConnectFailed, describe_call, parse_retry_after, request_id, retrying
+from adapters._http import (
+    TIMEOUT,
+    ConnectFailed,
+    describe_call,
+    install_log_redactor,
+    parse_retry_after,
+    request_id,
+    retrying,
+)
 from adapters.errors import (
     AuthError,
     FatalProviderError,
@@ -242,6 +250,7 @@ class HubSpotClient:
         self.search_api = sdk.crm.contacts.search_api
         self.status_api = sdk.communication_preferences.status_api
         self.definition_api = sdk.communication_preferences.definition_api
+        install_log_redactor("hubspot")  # the SDK's rest loggers, imported just now, log bodies at DEBUG
         self._limiter = limiter
         self._search_limiter = search_limiter
         self._timeout = timeout
