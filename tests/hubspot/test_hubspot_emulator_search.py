@@ -55,3 +55,20 @@ def test_filters_in_a_group_are_anded_and_groups_ored() -> None:
 def test_an_unknown_operator_is_refused_even_when_nothing_could_match() -> None:
     with pytest.raises(search.SearchError, match="Unknown operator"):
         search.run([], {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "LIKE", "value": "a"}]}]})
+
+
+def _body(*sizes: int) -> dict[str, Any]:
+    flt = {"propertyName": "email", "operator": "HAS_PROPERTY"}
+    return {"filterGroups": [{"filters": [flt] * n} for n in sizes]}
+
+
+@pytest.mark.parametrize("sizes", [(6, 6, 6), (6, 6, 3, 2, 1), (1,) * 5])
+def test_the_search_guides_filter_limits_are_accepted(sizes: tuple[int, ...]) -> None:
+    search.validate(_body(*sizes), 100)
+
+
+@pytest.mark.parametrize("sizes", [(7,), (6, 6, 6, 1), (1,) * 6, (10,), (10, 10, 5)])
+def test_past_the_search_guides_filter_limits_is_a_400(sizes: tuple[int, ...]) -> None:
+    # 5 groups, 6 filters a group, 18 in all, as the search guide says (not the Aug 2024 changelog's 10 and 25)
+    with pytest.raises(search.SearchError, match="Too many filter"):
+        search.validate(_body(*sizes), 100)
