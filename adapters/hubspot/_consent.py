@@ -54,8 +54,8 @@ class _V4Route:
     """Whether one v4 call is served on this portal, judged from its answers.
 
     Refused as an endpoint before it ever answered: off at once. After it answered, one such refusal is the
-    failure of that call only, and a second in a row turns it off (a scope revoked, a tier changed). A refusal
-    about an address never turns it off.
+    failure of that call only, and a second before it answers again turns it off (a scope revoked, a tier
+    changed). A refusal about an address never turns it off.
     """
 
     def __init__(self) -> None:
