@@ -26,6 +26,7 @@ def engine_settings(config: Config) -> EngineSettings:
         policy=ConflictPolicy(config.sync.conflict_policy),
         priority=tuple(config.sync.priority),
         classify=classify,
+        providers=tuple(config.providers),
     )
 
 

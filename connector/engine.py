@@ -81,6 +81,9 @@ class EngineSettings:
     policy: ConflictPolicy = ConflictPolicy.NEWEST
     priority: tuple[str, ...] = ()
     classify: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    # every provider of the config, whichever this engine runs: a contact is settled (no push owed) only when
+    # none of them is behind on it (Store.settle_pushes); empty: the engine's own providers
+    providers: tuple[str, ...] = ()
 
 
 def _safe(exc: BaseException) -> str:
@@ -224,9 +227,11 @@ class Engine:
             return
         if self._ahead is not None:  # a batch in flight is not acknowledged yet: settled before asking what to push
             self._ahead.settle()
+        # a whole push asks the dirty contacts only, once this provider has been through every contact
+        dirty_only = only_ids is None and linked_to is None and self.store.push_scanned(rt.name)
         after = 0
         while cands := self.store.push_candidates(rt.name, after=after, limit=_CANDIDATE_BATCH, only=only_ids,
-                                                  linked_to=linked_to):
+                                                  linked_to=linked_to, dirty_only=dirty_only):
             after = cands[-1].contact_id
             self._push_candidates(rt, report, cands)
 
@@ -391,8 +396,8 @@ class Engine:
                 if self._guard(rt, report, self._pull, rt, SYNC_STREAM, report, cursor):
                     pulled_ok.append(rt)
             self._reconcile_all(report)
-            for rt in pulled_ok:
-                self._guard(rt, report, self._push_and_finish, rt, report)
+            pushed = [rt.name for rt in pulled_ok if self._guard(rt, report, self._push_and_finish, rt, report)]
+            self.store.settle_pushes(self.settings.providers or tuple(self.runtimes), scanned=pushed)
         except BaseException:
             self._interrupted(report)
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
@@ -25,6 +26,7 @@ class ContactRow(SQLModel, table=True):
     """A hub contact: the canonical fields every provider converges to."""
 
     __tablename__ = "contact"
+    __table_args__ = (Index("ix_contact_dirty", "dirty", "id"),)  # push: the contacts that may need one
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)
     fields: str = Field(sa_column=Column(Text, nullable=False))  # JSON: canonical fields, consent excluded
@@ -33,6 +35,11 @@ class ContactRow(SQLModel, table=True):
     consent_at: dt.datetime | None = Field(default=None, sa_column=_utc_column())
     version: int = Field(default=1)  # +1 on every change; a link acked at an older version is behind
     updated_at: dt.datetime = Field(sa_column=_utc_column(nullable=False))
+    # Set by every change that can leave a provider behind; cleared once none is (Store.settle_pushes). A push
+    # asks only dirty contacts, so a cycle's cost follows what changed, not the size of the hub. ``touched``
+    # counts those changes: a clear applies only if none came in since the contact was checked.
+    dirty: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    touched: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class LinkRow(SQLModel, table=True):

@@ -53,6 +53,7 @@ INBOX = InboxRow.__table__  # type: ignore[attr-defined]
 META = MetaRow.__table__  # type: ignore[attr-defined]
 
 EXCLUDED = "excluded"  # a pending_write status: never push this contact to this provider (deleted/merged there)
+PUSH_SCANNED = "push_scanned:"  # meta key prefix: this provider's pushes ask dirty contacts only (see settle_pushes)
 _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
 
 
@@ -67,6 +68,29 @@ def _agrees(observed: str, base: str | None) -> bool:
     kept = load_fields(base)
     kept.pop(OWN_OPT_IN_AT, None)
     return observed == dump_fields(kept)
+
+
+def _touch() -> dict[str, Any]:
+    """The values that mark a contact as one a provider may be behind on (``ContactRow.dirty``)."""
+    return {"dirty": True, "touched": C.c.touched + 1}
+
+
+def _joined(provider: str, link: Any, pend: Any) -> Any:
+    """Contacts outer-joined to ``provider``'s link and pending write (``link``, ``pend``: aliases of theirs)."""
+    return C.outerjoin(link, sa.and_(link.c.contact_id == C.c.id, link.c.provider == provider)).outerjoin(
+        pend, sa.and_(pend.c.contact_id == C.c.id, pend.c.provider == provider))
+
+
+def _needs_push(link: Any, pend: Any) -> sa.ColumnElement[bool]:
+    """A contact the provider of ``link`` and ``pend`` (joined by ``_joined``) has not acknowledged at its
+    current version, with nothing that stops a push there.
+    """
+    return sa.and_(
+        C.c.version > 0,
+        sa.or_(link.c.id.is_(None), link.c.acked_version < C.c.version),
+        sa.or_(pend.c.id.is_(None),
+               sa.and_(pend.c.status != EXCLUDED, sa.or_(pend.c.status == "retry", pend.c.version < C.c.version))),
+    )
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -451,11 +475,12 @@ class Store:
             result = settled.get(email)
             if result is None:  # merged later, with everything else that observed it
                 rows.append({"email": email, "fields": "{}", "sources": "{}", "consent": "unknown",
-                             "consent_at": None, "version": 0, "updated_at": stamp})
+                             "consent_at": None, "version": 0, "updated_at": stamp, "dirty": True, "touched": 0})
             else:
                 rows.append({"email": email, "fields": dump_fields(result.fields),
                              "sources": dump_sources(result.sources), "consent": result.consent,
-                             "consent_at": result.consent_at, "version": 1, "updated_at": stamp})
+                             "consent_at": result.consent_at, "version": 1, "updated_at": stamp, "dirty": True,
+                             "touched": 0})
         insert_rows(conn, C, rows)
         ids = inserted_ids(conn, C, "email", emails) or self._contacts_by_email(conn, emails)
         with_events = [email for email, result in settled.items() if result.consent_events]
@@ -579,7 +604,7 @@ class Store:
                     sa.update(C).where(C.c.id == sa.bindparam("_id")).values(
                         email=sa.bindparam("_email"), fields=sa.bindparam("_fields"), sources=sa.bindparam("_sources"),
                         consent=sa.bindparam("_consent"), consent_at=sa.bindparam("_consent_at"),
-                        version=C.c.version + 1, updated_at=stamp),
+                        version=C.c.version + 1, updated_at=stamp, **_touch()),
                     contacts,
                 )
             if links:
@@ -608,23 +633,23 @@ class Store:
     # -- push ------------------------------------------------------------------------------------
     def push_candidates(
         self, provider: str, *, after: int = 0, limit: int = 500, only: Sequence[int] | None = None,
-        linked_to: str | None = None,
+        linked_to: str | None = None, dirty_only: bool = False,
     ) -> list[PushCandidate]:
-        """Contacts this provider has not acknowledged at their current version, by contact id."""
-        link = L.alias("target")
-        pend = PEND.alias("pend")
+        """Contacts this provider has not acknowledged at their current version, by contact id.
+
+        ``dirty_only``: among dirty contacts only, which is all of them once ``settle_pushes`` has counted this
+        provider as scanned (``push_scanned``).
+        """
+        link, pend = L.alias("target"), PEND.alias("pend")
         query = (
             sa.select(C.c.id, C.c.email, C.c.fields, C.c.consent, C.c.version, link.c.remote_id, link.c.base,
                       link.c.id.label("link_id"))
-            .select_from(C.outerjoin(link, sa.and_(link.c.contact_id == C.c.id, link.c.provider == provider))
-                         .outerjoin(pend, sa.and_(pend.c.contact_id == C.c.id, pend.c.provider == provider)))
-            .where(C.c.id > after, C.c.version > 0)
-            .where(sa.or_(link.c.id.is_(None), link.c.acked_version < C.c.version))
-            .where(sa.or_(pend.c.id.is_(None),
-                          sa.and_(pend.c.status != EXCLUDED,
-                                  sa.or_(pend.c.status == "retry", pend.c.version < C.c.version))))
+            .select_from(_joined(provider, link, pend))
+            .where(C.c.id > after, _needs_push(link, pend))
             .order_by(C.c.id).limit(limit)
         )
+        if dirty_only:
+            query = query.where(C.c.dirty == sa.true())
         if only is not None:
             query = query.where(C.c.id.in_(list(only)))
         if linked_to is not None:
@@ -645,6 +670,56 @@ class Store:
                           frozen=frozenset(frozen.get(r.id, ())))
             for r in rows
         ]
+
+    def push_scanned(self, provider: str) -> bool:
+        """Whether every contact ``provider`` may be behind on is dirty, so its pushes ask dirty ones only."""
+        return self.get_meta(PUSH_SCANNED + provider) is not None
+
+    def settle_pushes(self, providers: Sequence[str], *, scanned: Sequence[str] = ()) -> int:
+        """After a cycle: clear ``dirty`` where none of ``providers`` (every provider of the config) is behind.
+
+        ``scanned``: providers whose full push (every contact) just ended without a provider error; from now on
+        their pushes ask dirty contacts only. A provider not in ``providers`` loses that mark: contacts it falls
+        behind on while it is out of the config are cleared here, so when it comes back it asks every contact
+        once again. A clear applies only where ``touched`` did not move since the contact was checked (another
+        writer's change keeps it dirty). Returns how many were cleared.
+        """
+        keep = set(providers)
+        cleared = 0
+        with self.transaction() as conn:
+            for name in scanned:
+                if name in keep and not conn.execute(sa.update(META).where(META.c.key == PUSH_SCANNED + name)
+                                                     .values(value="1")).rowcount:
+                    conn.execute(sa.insert(META).values(key=PUSH_SCANNED + name, value="1"))
+            marks = conn.execute(sa.select(META.c.key).where(META.c.key.startswith(PUSH_SCANNED))).scalars().all()
+            gone = [k for k in marks if k.removeprefix(PUSH_SCANNED) not in keep]
+            if gone:
+                conn.execute(sa.delete(META).where(META.c.key.in_(gone)))
+        after = 0
+        while True:
+            with self.transaction() as conn:
+                dirty = conn.execute(
+                    sa.select(C.c.id, C.c.touched).where(C.c.dirty == sa.true(), C.c.id > after)
+                    .order_by(C.c.id).limit(_IN_CHUNK)
+                ).all()
+                if not dirty:
+                    return cleared
+                after = dirty[-1].id
+                ids = [r.id for r in dirty]
+                behind: set[int] = set()
+                for name in keep:
+                    link, pend = L.alias("target"), PEND.alias("pend")
+                    behind.update(conn.execute(
+                        sa.select(C.c.id).select_from(_joined(name, link, pend))
+                        .where(C.c.id.in_(ids), _needs_push(link, pend))
+                    ).scalars())
+                settled = [{"_id": r.id, "_touched": r.touched} for r in dirty if r.id not in behind]
+                if settled:
+                    cleared += conn.execute(
+                        sa.update(C).where(C.c.id == sa.bindparam("_id"), C.c.touched == sa.bindparam("_touched"))
+                        .values(dirty=False),
+                        settled,
+                    ).rowcount
 
     def ack_unchanged(self, provider: str, acks: Sequence[tuple[int, int]]) -> None:
         """The provider already holds these contacts' projections: move their acknowledged version."""
@@ -670,6 +745,7 @@ class Store:
                     # the provider answered with a record another hub contact holds (e.g. a 409 on an address
                     # that contact used to have): the link moves, the old holder is linked anew next cycle
                     conn.execute(sa.delete(L).where(L.c.id == holder.id))
+                    conn.execute(sa.update(C).where(C.c.id == holder.contact_id).values(**_touch()))
                 values = {"remote_id": ok.remote_id, "base": dump_fields(ok.base), "ack_hash": ok.ack_hash,
                           "acked_version": ok.version}
                 link = existing.get(ok.contact_id)
@@ -690,6 +766,9 @@ class Store:
             for chunk in _chunks([o.contact_id for o in oks]):
                 conn.execute(sa.delete(PEND).where(PEND.c.provider == provider, PEND.c.contact_id.in_(chunk),
                                                    PEND.c.status != EXCLUDED))
+            retried = [f.contact_id for f in failures if f.status == "retry"]
+            for chunk in _chunks(retried):  # pushed again next cycle: a dirty contact is asked
+                conn.execute(sa.update(C).where(C.c.id.in_(chunk)).values(**_touch()))
             for f in failures:
                 updated = conn.execute(
                     sa.update(PEND).where(PEND.c.provider == provider, PEND.c.contact_id == f.contact_id)
@@ -714,7 +793,8 @@ class Store:
                                                       recorded_at=stamp, evidence=evidence[:200]))
                 if row.consent not in ("unsubscribed", "cleaned"):
                     conn.execute(sa.update(C).where(C.c.id == cid).values(
-                        consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp))
+                        consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp,
+                        **_touch()))
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str) -> None:
@@ -750,7 +830,7 @@ class Store:
                                                   evidence=evidence))
             if contact_id is not None:
                 conn.execute(sa.update(C).where(C.c.id == contact_id).values(
-                    consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp))
+                    consent="unsubscribed", consent_at=stamp, version=C.c.version + 1, updated_at=stamp, **_touch()))
             return contact_id
 
     def links_of(self, email: str) -> tuple[int | None, list[tuple[str, str | None]]]:
@@ -807,7 +887,7 @@ class Store:
             sources[row.field] = ("crmsync", stamp)
             conn.execute(sa.update(C).where(C.c.id == row.contact_id).values(
                 fields=dump_fields(fields), sources=dump_sources(sources), version=C.c.version + 1,
-                updated_at=stamp))
+                updated_at=stamp, **_touch()))
             conn.execute(sa.update(CONF).where(CONF.c.id == conflict_id).values(
                 status="resolved", resolution=resolution, resolved_at=stamp))
 

@@ -13,7 +13,8 @@ from state.store import C, Store
 
 def _rows(prefix: str, at: dt.datetime) -> list[dict]:
     return [{"email": f"{prefix}{i}@example.com", "fields": '{"first_name":"Zoë"}', "sources": "{}",
-             "consent": "subscribed", "consent_at": at if i % 2 else None, "version": 1, "updated_at": at}
+             "consent": "subscribed", "consent_at": at if i % 2 else None, "version": 1, "updated_at": at,
+             "dirty": True, "touched": 0}
             for i in range(5)]
 
 
