@@ -6,7 +6,8 @@ Rows:
   migrate N HubSpot -> Mailchimp   wall, contacts/s, API calls vs the minimum (list pages + batch calls), peak RSS
   floor                             the same copy by a script that makes only the minimum calls, no state, no mapping
   incremental (1% changed)          a sync cycle (HubSpot and Mailchimp, as the full run) after 1% of the contacts
-                                    changed in HubSpot, vs the full migrate
+                                    changed in HubSpot, vs the full migrate: a `crmsync sync` process, and one poll
+                                    cycle of `crmsync daemon` as it logs it (after another 1% changed)
   peak RSS at the small size        the same migrate at --small contacts, to see memory stay flat
   rate-bound HubSpot -> JSONL       HubSpot's real limits (100 / 10 s): wall vs the issue's floor, calls / allowed
                                     rate, and vs the least time the calls alone take in that rolling window
@@ -18,6 +19,7 @@ crmsync runs as a separate process (as a user runs it); the emulators run in thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +141,68 @@ def migrate_row(n: int, base: Path) -> dict[str, Any]:
         interval()
         row["incremental"], _, inc = crmsync(folder, "sync")
         row["incremental_updates"] = inc["providers"]["mailchimp"]["updated"]
+        # the same in the daemon, as ops run it: its own figure for one poll cycle, with no process start
+        row["daemon_cycle"], row["daemon_updates"] = daemon_cycle(folder, hubspot, changed, interval)
     with HubSpotEmulator(burst=10**6, search_per_s=10**6) as hubspot, MailchimpEmulator() as mailchimp:
         hubspot.seed(n, prefix="person")
         row["floor"] = floor_copy(hubspot, mailchimp)
     return row
+
+
+def daemon_cycle(folder: Path, hubspot: HubSpotEmulator, changed: int, interval: Callable[[], None]
+                 ) -> tuple[float, int]:
+    """One poll cycle of ``crmsync daemon`` after ``changed`` more contacts changed in HubSpot: the cycle's
+    seconds as the daemon logs them (from the start of Engine.sync to its end), and Mailchimp's updates."""
+    config = folder / "crmsync.toml"
+    config.write_text(config.read_text() + f'\n[sync]\ninterval = "{DAEMON_INTERVAL_S}s"\n')
+    interval()
+    log_path = folder / "daemon.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "connector", "daemon", "--log-format", "json",
+                                 "--listen", "127.0.0.1:0", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+    try:
+        # cycles minutes apart, as in the CLI rows: Mailchimp's and HubSpot's clocks move between them
+        _wait_for_polls(log_path, 1, proc)  # the echo of the CLI cycle's writes
+        interval()
+        polls = _wait_for_polls(log_path, 2, proc)  # an idle cycle
+        interval()
+        live = [c.id for c in hubspot.portal.live()]
+        for contact_id in live[changed : 2 * changed]:  # others than the CLI cycle's, just after a cycle ended
+            hubspot.edit(contact_id, firstname="Changed again")
+        interval()
+        cycle = _last_poll(log_path, polls + 1, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return float(cycle["seconds"]), int(cycle.get("mailchimp_updated", 0))
+
+
+DAEMON_INTERVAL_S = 4
+
+
+def _polls(log_path: Path) -> list[dict[str, Any]]:
+    found = []
+    for line in log_path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("kind") == "poll" and "seconds" in event:
+                found.append(event)
+    return found
+
+
+def _wait_for_polls(log_path: Path, count: int, proc: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 300
+    while len(_polls(log_path)) < count:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"crmsync daemon: no poll cycle logged ({log_path})")
+        time.sleep(0.05)
+    return len(_polls(log_path))
+
+
+def _last_poll(log_path: Path, count: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    _wait_for_polls(log_path, count, proc)
+    return _polls(log_path)[count - 1]
 
 
 def rate_bound_row(n: int, base: Path) -> dict[str, Any]:
@@ -194,6 +255,8 @@ def main() -> None:
         ("  vs floor script", f"floor {big['floor']:.1f} s", f"ratio {big['wall'] / big['floor']:.2f}", "<= 1.5"),
         ("incremental, 1% changed", f"{big['incremental']:.1f} s ({big['incremental_updates']} updates)",
          f"{100 * big['incremental'] / big['wall']:.1f}% of the full run", "<= 5%"),
+        ("  the same in the daemon", f"{big['daemon_cycle']:.2f} s a poll cycle ({big['daemon_updates']} updates)",
+         f"{100 * big['daemon_cycle'] / big['wall']:.1f}% of the full run", "<= 5%"),
         ("peak RSS", f"{small['n']:,}: {small['rss']:.0f} MB; {big['n']:,}: {big['rss']:.0f} MB",
          f"ratio {big['rss'] / small['rss']:.2f}", "<= 1.3"),
         ("rate-bound HubSpot -> JSONL", f"{bound['n']:,} contacts, {bound['calls']} calls in {bound['wall']:.1f} s",
