@@ -2,7 +2,8 @@
 
 A file is read whole whenever its content changed (the cursor keeps its sha256 and size) and not at all
 otherwise; the engine drops rows equal to what it already has. Writes go to a durable staging file and
-become visible at once in ``finish_writes()``: a merged temp file, fsynced, then ``os.replace``.
+become visible at once in ``finish_writes()``: a merged temp file, fsynced, then ``os.replace``. A person on
+several rows of one file is read as those rows laid over one another, blanks never over values (``repeats``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, ClassVar, Final, NamedTuple
 
 from adapters.base import Cursor, CursorError, Page, ProviderRecord, RejectedRecord, WriteRequest, WriteResult
 from adapters.errors import FatalProviderError
+from adapters.files.repeats import Repeats
 from adapters.files.staging import ERASE, UPSERT, MergePlan, Staging, fsync_dir
 
 DEFAULT_PAGE_SIZE: Final = 1000
@@ -232,19 +235,26 @@ class FileAdapter:
         self, handle: IO[bytes], current: Fingerprint, *, offset: int, line: int, updated_at: dt.datetime
     ) -> Iterator[Page]:
         records: dict[str, ProviderRecord] = {}
+        own: dict[str, ProviderRecord] = {}  # a record laid over earlier rows -> its row as read
         rejected: list[RejectedRecord] = []
         superseded: list[ProviderRecord] = []
+        repeats = Repeats(handle, lambda: self.scan(handle, offset=0, line=0), resumed=offset > 0)
+        page_start = offset
         for row in self.scan(handle, offset=offset, line=line):
             remote_id = row.remote_id
             where = f"{self.path.name}:{row.line}"
             if row.data is None or remote_id is None:
                 rejected.append(RejectedRecord(where=where, message=row.problem or NO_EMAIL))
             else:
-                earlier = records.pop(remote_id, None)  # the same contact twice: the last row wins
+                record = ProviderRecord(remote_id=remote_id, data=row.data, updated_at=updated_at, where=where)
+                earlier = records.pop(remote_id, None)  # the same person again: this row's values win
                 if earlier is not None:
-                    superseded.append(earlier)
-                records[remote_id] = ProviderRecord(remote_id=remote_id, data=row.data, updated_at=updated_at,
-                                                    where=where)
+                    superseded.append(own.pop(remote_id, earlier))  # read only to report its own errors
+                data = repeats.fill(remote_id, None if earlier is None else earlier.data, row.data, page_start)
+                if data is not row.data:  # its blanks keep the earlier rows' values
+                    own[remote_id] = record
+                    record = replace(record, data=data)
+                records[remote_id] = record
             if len(records) + len(rejected) < self.page_size:
                 continue
             if row.end >= current.size:
@@ -255,7 +265,8 @@ class FileAdapter:
             next_cursor = Cursor(phase="backfill", page_token=token, extra=current.extra())
             yield Page(records=list(records.values()), next_cursor=next_cursor, rejected=rejected,
                        superseded=superseded)
-            records, rejected, superseded = {}, [], []
+            repeats.handed_over(records)
+            records, own, rejected, superseded, page_start = {}, {}, [], [], row.end
         final = Cursor(phase="incremental", extra=current.extra())
         self._read_whole = current  # read to the end: everything in this file has been handed over
         yield Page(records=list(records.values()), next_cursor=final, rejected=rejected, superseded=superseded)
