@@ -41,6 +41,7 @@ from connector.planner import (
     Side,
     WriteKind,
     as_created,
+    as_updated,
     merge_contact,
     merge_new,
     next_base,
@@ -283,7 +284,8 @@ class Engine:
             result = by_ref.get(str(cand.contact_id))
             if result is not None and result.ok:
                 _count_write(figures, planned)
-                agreed = planned.projection if result.created is None else self._created(rt, planned, result.created)
+                agreed = (as_updated(planned.projection, cand.base) if result.created is None
+                          else self._created(rt, planned, result.created))
                 # a record this write created: any opt-in time it holds is the create's own stamp (Mailchimp's)
                 stamp = agreed.get(OPT_IN_AT) if result.created is not None else None
                 oks.append(WriteOk(contact_id=cand.contact_id, remote_id=result.remote_id or cand.remote_id,

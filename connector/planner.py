@@ -230,6 +230,15 @@ def as_created(projection: Mapping[str, Any], held: Mapping[str, Any]) -> Fields
     return {**{k: v for k, v in held.items() if k not in projection}, **projection}
 
 
+def as_updated(projection: Mapping[str, Any], previous: Mapping[str, Any] | None) -> Fields:
+    """What a provider holds after crmsync updated a record there: the projection, with the consent evidence the
+    record held before (its opt-in and opt-out times, as the previous base kept them). A write of fields, tags and
+    an opt-out moves neither, so reading the update back is no change; a time that did move is read as news.
+    """
+    kept = {k: v for k, v in (previous or {}).items() if k in META_KEYS and k not in projection}
+    return {**kept, **projection}
+
+
 def untimed_opt_outs(sides: Sequence[Side]) -> tuple[str, ...]:
     """The providers whose new opt-out only its record's last change times, while an explicit opt-in of the same
     person is not newer than that change: only the opt-out's own time can say which came last.

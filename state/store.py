@@ -58,16 +58,20 @@ _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
 
 
 def _agrees(observed: str, base: str | None) -> bool:
-    """An observation (as JSON text) equals the link's base, apart from the own-create stamp the base may keep."""
+    """An observation (as JSON text) says what its link's base says: the same text, or the same values once
+    blanks are left out (the reconciliation reads a blank and an absent field alike, and a provider answers with
+    blanks where crmsync wrote nothing) and the own-create stamp the base may keep is set aside.
+    """
     if base is None:
         return False
     if observed == base:
         return True
-    if f'"{OWN_OPT_IN_AT}"' not in base:
-        return False
-    kept = load_fields(base)
-    kept.pop(OWN_OPT_IN_AT, None)
-    return observed == dump_fields(kept)
+    return _filled(load_fields(observed)) == _filled(load_fields(base))
+
+
+def _filled(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items()
+            if k != OWN_OPT_IN_AT and not (v is None or v == "" or (isinstance(v, frozenset | list) and not v))}
 
 
 def _touch() -> dict[str, Any]:

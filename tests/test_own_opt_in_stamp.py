@@ -73,3 +73,13 @@ def test_a_member_read_back_as_written_is_unchanged_whatever_stamp_its_base_keep
         assert (moved.stored, moved.unchanged) == (1, 0)
     finally:
         store.close()
+
+
+def test_an_observation_with_blanks_where_the_base_says_nothing_agrees_with_it():
+    from state.store import _agrees
+
+    base = '{"consent":"subscribed","email":"a@example.com","first_name":"Ann"}'
+    assert _agrees('{"company":null,"consent":"subscribed","email":"a@example.com","first_name":"Ann","tags":[]}',
+                   base)
+    assert not _agrees('{"consent":"subscribed","email":"a@example.com","first_name":null}', base)  # cleared
+    assert not _agrees('{"consent":"subscribed","email":"a@example.com","first_name":"Ann","tags":["x"]}', base)

@@ -13,6 +13,7 @@ from connector.planner import (
     Hub,
     Side,
     as_created,
+    as_updated,
     merge_contact,
     merge_new,
     next_base,
@@ -431,3 +432,14 @@ def test_merge_new_is_merge_contact_against_an_empty_hub(observed, at, suppresse
     slow = merge_contact(Hub(fields={}, suppressed_at=suppressed_at), [side], policy=ConflictPolicy.MANUAL,
                          priority=PROVIDERS, classify=classify)
     assert merge_new(side, suppressed_at=suppressed_at, classify=classify) == slow
+
+
+def test_an_update_keeps_the_consent_evidence_the_record_held():
+    previous = {"email": "a@example.com", "first_name": "Old", "phone": None, OPT_IN_AT: "2026-01-02T03:04:05+00:00",
+                OPT_OUT_AT: "2025-01-01T00:00:00+00:00", OWN_OPT_IN_AT: "2024-01-01T00:00:00+00:00"}
+    projection = {"email": "a@example.com", "first_name": "New", "consent": "subscribed"}
+    agreed = as_updated(projection, previous)
+    # the write moved the fields it sent; the opt-in and opt-out times stay as the record held them
+    assert agreed == {**projection, OPT_IN_AT: "2026-01-02T03:04:05+00:00", OPT_OUT_AT: "2025-01-01T00:00:00+00:00"}
+    assert as_updated(projection, None) == projection
+    assert as_updated({**projection, OPT_IN_AT: "x"}, previous)[OPT_IN_AT] == "x"

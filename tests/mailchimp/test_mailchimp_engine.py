@@ -4,6 +4,7 @@ hint does to links kept by contact_id (or, from before that, by subscriber hash)
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,28 @@ def test_members_crmsync_created_read_back_as_no_change(setup, tmp_path):
                   if (fields := rt.mapping.to_canonical(r.data))]
         outcome = engine.store.store_page("mailchimp", None, pulled, None)
     assert (outcome.stored, outcome.unchanged) == (0, 30)
+
+
+def test_members_crmsync_updated_read_back_as_no_change(setup, tmp_path):
+    # An update (fields and tags, never a status it would force) leaves a member's opt-in time where it was: the
+    # base keeps the time the last read or create saw, so reading the update back is no change either, for the
+    # members crmsync created and for the ones that confirmed an opt-in there themselves
+    mailchimp, config = setup
+    people = [{**p, "consent": "subscribed"} for p in _people(20, last_name="One")]
+    write_jsonl(tmp_path / "in.jsonl", people)
+    assert run(config, "sync")[0] == 0
+    time.sleep(1.1)  # Mailchimp stamps to the second: a re-signup's time is not the create's
+    for i in range(10):  # half of them opt out and sign up again: a real opt-in time, read by the next cycle
+        mailchimp.unsubscribe(f"p{i}@example.com")
+        assert mailchimp.resubscribe(f"p{i}@example.com")
+    assert run(config, "sync")[0] == 0
+    write_jsonl(tmp_path / "in.jsonl", [{**p, "last_name": "Two"} for p in people])
+    code, out = run(config, "sync")
+    assert code == 0 and out["providers"]["mailchimp"]["updated"] == 20, out
+    with _engine(config) as engine:
+        rt = engine.runtimes["mailchimp"]
+        pulled = [Pulled(remote_id=r.remote_id, email=str(fields["email"]), fields=fields, updated_at=r.updated_at)
+                  for page in rt.adapter.read_contacts(Cursor()) for r in page.records
+                  if (fields := rt.mapping.to_canonical(r.data))]
+        outcome = engine.store.store_page("mailchimp", None, pulled, None)
+    assert (outcome.stored, outcome.unchanged) == (0, 20)
