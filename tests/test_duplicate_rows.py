@@ -13,7 +13,7 @@ from filesync import read_jsonl, run, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.base import Cursor, Page
+from adapters.base import Cursor, Page, WriteRequest
 from adapters.files import create_adapter
 
 ABSENT: Any = object()  # a JSONL key left out of the line
@@ -148,6 +148,45 @@ def test_a_sync_keeps_a_phone_that_a_later_duplicate_row_in_a_later_page_leaves_
     (tmp_path / "list.jsonl").write_text('{"email": "bob@example.com"}\n', encoding="utf-8")
     config = write_config(tmp_path, state_url, {"crm": ("csv", "crm.csv"), "list": ("jsonl", "list.jsonl")})
     config.write_text(config.read_text().replace('path = "crm.csv"\n', 'path = "crm.csv"\npage_size = 2\n'))
+    code, out = run(config, "sync")
+    assert code == 0, out
+    ann = read_jsonl(tmp_path / "list.jsonl")["ann@example.com"]
+    assert (ann["phone"], ann["first_name"], ann["last_name"]) == ("+442079460001", "Ann", "Smith")
+
+
+# -- a target that holds a person twice: the merge keeps one row, and loses none of its values --------------
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+@pytest.mark.parametrize("staged", [False, True])
+def test_a_target_collapsing_a_repeated_person_keeps_the_earlier_values_under_the_last_rows_blanks(
+    tmp_path: Path, kind: str, staged: bool,  # noqa: FBT001
+) -> None:
+    path = tmp_path / f"out.{kind}"
+    _write(path, kind, [ANN, {"email": "bob@example.com", "first_name": "Bob"}, ANN_AGAIN])
+    adapter = create_adapter("out", {"type": kind, "path": str(path)})
+    update = WriteRequest(ref="1", remote_id=None, email="ann@example.com",
+                          fields={"email": "ann@example.com", "last_name": "Jones"})
+    adapter.write_contacts([update] if staged else [_create("new@example.com")])
+    adapter.finish_writes()
+    rows = [r for page in _read(path) for r in page.records]
+    assert [r.remote_id for r in rows][:2] == ["bob@example.com", "ann@example.com"]
+    ann = dict(rows[1].data)
+    assert (ann["phone"], ann["first_name"], ann["last_name"]) == ("+44 20 7946 0001", "Ann",
+                                                                    "Jones" if staged else "Smith")
+
+
+def _create(email: str) -> WriteRequest:
+    return WriteRequest(ref="n", remote_id=None, email=email, fields={"email": email})
+
+
+def test_a_file_that_crmsync_collapsed_then_a_user_edited_clears_nothing(tmp_path: Path, state_url: str) -> None:
+    _write(tmp_path / "crm.csv", "csv", [ANN, {"email": "p1@example.com"}, ANN_AGAIN])
+    (tmp_path / "list.jsonl").write_text('{"email": "bob@example.com"}\n', encoding="utf-8")
+    config = write_config(tmp_path, state_url, {"crm": ("csv", "crm.csv"), "list": ("jsonl", "list.jsonl")})
+    assert run(config, "sync")[0] == 0  # bob is written into crm.csv: its merge holds ann once
+    with (tmp_path / "crm.csv").open("a", encoding="utf-8") as handle:
+        handle.write("carol@example.com,Carol,,\n")  # a user's edit: the file is read whole again
     code, out = run(config, "sync")
     assert code == 0, out
     ann = read_jsonl(tmp_path / "list.jsonl")["ann@example.com"]

@@ -19,7 +19,7 @@ from typing import IO, Any, ClassVar, Final, NamedTuple
 
 from adapters.base import Cursor, CursorError, Page, ProviderRecord, RejectedRecord, WriteRequest, WriteResult
 from adapters.errors import FatalProviderError
-from adapters.files.repeats import Repeats
+from adapters.files.repeats import Repeats, laid_over
 from adapters.files.staging import ERASE, UPSERT, MergePlan, Staging, fsync_dir
 
 DEFAULT_PAGE_SIZE: Final = 1000
@@ -87,6 +87,15 @@ class DuplicateRows(Exception):
     """The existing file holds a key twice; the merge starts again knowing each key's last row."""
 
 
+class LastRows(NamedTuple):
+    """Each key's last row (its first line), and what the earlier rows of a repeated key said, laid over one
+    another: the kept row's blank cells take it, as a read does (``repeats``), so collapsing loses nothing.
+    """
+
+    lines: Mapping[str, int]
+    earlier: Mapping[str, Mapping[str, Any]]
+
+
 class KeepRows:
     """What a merge does with each existing row: copy it, drop it, or write a staged winner in its place.
 
@@ -97,14 +106,16 @@ class KeepRows:
     row follow, in staging order.
 
     A key met twice, or a renamed contact's better row met after it took another, makes the merge start
-    again (DuplicateRows) knowing each key's last row: the place that wins is then known.
+    again (DuplicateRows) knowing each key's last row: the place that wins is then known. That row's blank
+    cells take what the key's earlier rows said (``earlier``), as a read of the file would.
     """
 
-    __slots__ = ("_best", "_last", "_owner", "_plan", "_rank", "_seen")
+    __slots__ = ("_best", "_earlier", "_last", "_owner", "_plan", "_rank", "_seen")
 
-    def __init__(self, plan: MergePlan, last: Mapping[str, int] | None) -> None:
+    def __init__(self, plan: MergePlan, last: LastRows | None) -> None:
         self._plan = plan
-        self._last = last
+        self._last = None if last is None else last.lines
+        self._earlier = {} if last is None else last.earlier
         self._seen: set[str] = set()
         # Each address a renamed winner may take a row of -> (the winner, its preference: lower first).
         self._owner: dict[str, tuple[str, int]] = {}
@@ -129,6 +140,10 @@ class KeepRows:
         if staged < 0 or key in self._plan.gone:
             return False  # erased or renamed away (and maybe staged afresh since: a new row)
         return self._place(key, line)
+
+    def earlier(self, key: str | None) -> Mapping[str, Any] | None:
+        """What the earlier rows of a repeated key said (the row kept is its last): for its blank cells."""
+        return None if key is None else self._earlier.get(key)
 
     def _unstaged(self, key: str, line: int) -> bool:
         if self._last is not None:
@@ -302,7 +317,7 @@ class FileAdapter:
         try:
             self._merge(plan, last=None)
         except DuplicateRows:  # rare: a hand-made file holding one contact twice; keep its last row
-            self._merge(plan, last=self.last_lines())
+            self._merge(plan, last=self.last_rows())
         self.staging.remove()  # after the replace: a crash in between merges the same entries again
         self._read_whole = None
         if untouched:  # the new file is what was read plus crmsync's own rows: known whole, as if read
@@ -325,7 +340,7 @@ class FileAdapter:
         except FileNotFoundError:
             return False
 
-    def _merge(self, plan: MergePlan, *, last: Mapping[str, int] | None) -> None:
+    def _merge(self, plan: MergePlan, *, last: LastRows | None) -> None:
         existing = self.path.stat() if self.path.exists() else None
         temp = self.path.with_name(f".{self.path.name}.crmsync-tmp-{os.getpid()}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -342,10 +357,24 @@ class FileAdapter:
             raise
         fsync_dir(self.path.parent)
 
-    def last_lines(self) -> dict[str, int]:
-        """Each key's last row (its first line): the row a merge keeps when a file repeats a contact."""
+    def last_rows(self) -> LastRows:
+        """Each key's last row (its first line), the row a merge keeps when a file repeats a contact, and the
+        earlier rows of the repeated keys laid over one another.
+        """
         with self.path.open("rb") as handle:
-            return {row.key: row.line for row in self.scan(handle, offset=0, line=0) if row.key is not None}
+            lines: dict[str, int] = {}
+            repeated: set[str] = set()
+            for row in self.scan(handle, offset=0, line=0):
+                if row.key is not None and row.data is not None:
+                    if row.key in lines:
+                        repeated.add(row.key)
+                    lines[row.key] = row.line
+            earlier: dict[str, Mapping[str, Any]] = {}
+            for row in self.scan(handle, offset=0, line=0):
+                key = row.key
+                if key is not None and key in repeated and row.data is not None and lines[key] != row.line:
+                    earlier[key] = laid_over(earlier.get(key), row.data)
+        return LastRows(lines, earlier)
 
     def _remove_stale_temps(self) -> None:
         for stale in self.path.parent.glob(f".{self.path.name}.crmsync-tmp-*"):

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import IO, Any, Final, NamedTuple
 
 from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
@@ -247,6 +247,7 @@ class CsvAdapter(FileAdapter):
             handle = stack.enter_context(self.path.open("rb")) if self.path.exists() else None
             header, offset, line, delimiter = self.header(handle) if handle is not None else Header([], 0, 0)
             email_at = self.email_index(header) if header else 0
+            names = _data_names(header)  # as a read names the cells, before the staged columns join
             header = header or [EMAIL_COLUMN]
             fill = _Fill(header, plan)
             writer = csv.writer(text, delimiter=delimiter)  # the existing file's; a new file's is a comma
@@ -254,7 +255,9 @@ class CsvAdapter(FileAdapter):
             if handle is not None:
                 body_at = stack.enter_context(self.staging.bodies())
                 existing = _Records(handle, delimiter=delimiter, offset=offset, line=line)
-                for verdict, cells in _existing_rows(existing, keep, email_at):
+                for verdict, cells, earlier in _existing_rows(existing, keep, email_at):
+                    if earlier is not None:  # the last row of a repeated contact: its blanks keep earlier values
+                        _fill_blanks(cells, names, earlier)
                     if isinstance(verdict, str):
                         fill(cells, body_at(plan.staged_offset(verdict)))
                     writer.writerow(fill.pad(cells))
@@ -289,15 +292,28 @@ class _Fill:
         return cells
 
 
-def _existing_rows(records: _Records, keep: KeepRows, email_at: int) -> Iterator[tuple[bool | str, list[str]]]:
-    """The existing rows that stay, with ``keep``'s verdict: True to copy, or the staged key laid over it."""
+def _existing_rows(
+    records: _Records, keep: KeepRows, email_at: int
+) -> Iterator[tuple[bool | str, list[str], Mapping[str, Any] | None]]:
+    """The existing rows that stay, with ``keep``'s verdict (True to copy, or the staged key laid over it) and,
+    for the row kept of a repeated contact, what its earlier rows said.
+    """
     for start, offset, cells, bad in records:
         if _blank(cells):
             continue
         key = None if bad or email_at >= len(cells) else email_key(cells[email_at])
         verdict = keep(key, start, offset)
         if verdict is not False:
-            yield verdict, cells
+            yield verdict, cells, keep.earlier(key)
+
+
+def _fill_blanks(cells: list[str], names: list[str], earlier: Mapping[str, Any]) -> None:
+    for position, name in enumerate(names):
+        value = earlier.get(name)
+        if isinstance(value, str) and value.strip() and (position >= len(cells) or not cells[position].strip()):
+            if position >= len(cells):
+                cells.extend([""] * (position + 1 - len(cells)))
+            cells[position] = value
 
 
 def _column_index(header: list[str], plan: MergePlan) -> dict[str, int]:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import IO, Any, Final
 
 from adapters.files._common import NO_EMAIL, NOT_UTF8, FileAdapter, KeepRows, Row, email_key, file_id
+from adapters.files.repeats import laid_over
 from adapters.files.staging import MergePlan, dumps_line, loads_line
 
 _BOM: Final = b"\xef\xbb\xbf"
@@ -72,7 +73,9 @@ def _laid_over(base: dict[str, Any], body: bytes) -> bytes:
 
 
 def _existing_lines(handle: IO[bytes], keep: KeepRows) -> Iterator[tuple[bool | str, bytes, dict[str, Any] | None]]:
-    """The existing lines that stay, with ``keep``'s verdict (True to copy, or the staged key laid over it)."""
+    """The existing lines that stay, with ``keep``'s verdict (True to copy, or the staged key laid over it); the
+    last line of a repeated contact is laid over what its earlier lines said, so its blanks keep their values.
+    """
     offset = 0
     for line, raw in enumerate(handle, start=1):
         start, offset = offset, offset + len(raw)
@@ -84,6 +87,13 @@ def _existing_lines(handle: IO[bytes], keep: KeepRows) -> Iterator[tuple[bool | 
             data = None
         if not isinstance(data, dict):
             data = None
-        verdict = keep(None if data is None else email_key(data.get("email")), line, start)
-        if verdict is not False:
+        key = None if data is None else email_key(data.get("email"))
+        verdict = keep(key, line, start)
+        if verdict is False:
+            continue
+        earlier = keep.earlier(key)
+        if data is not None and earlier is not None:
+            data = dict(laid_over(earlier, data))
+            yield verdict, (dumps_line(data) + "\n").encode("utf-8", "surrogateescape"), data
+        else:
             yield verdict, raw, data
