@@ -76,8 +76,17 @@ def _encodings(secret: str) -> tuple[str, ...]:
     return (secret, quote(secret, safe=""), quote(secret), quote_plus(secret))
 
 
+# Mailchimp keys a member by the MD5 of its lower-cased address (its subscriber hash): a dictionary of addresses
+# turns it back into one, so a member path shows neither ("/members/<hash>/tags" -> "/members/***/tags").
+_MEMBER_HASH: Final = re.compile(r"(?<=/members/)[0-9a-f]{32}(?![0-9a-z])", re.IGNORECASE)
+
+
 def redact_addresses(text: str) -> str:
-    """Replace each token holding an address (``a@example.com``, ``a%40example.com``) with ``***``."""
+    """Replace each token holding an address (``a@example.com``, ``a%40example.com``), and each Mailchimp
+    subscriber hash in a member path, with ``***``.
+    """
+    if "/members/" in text:
+        text = _MEMBER_HASH.sub(MASK, text)
     if "@" not in text and "%40" not in text.lower():
         return text
     return _ADDRESS_TOKEN.sub(MASK, text)

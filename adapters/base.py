@@ -90,8 +90,8 @@ class Page:
     records: Sequence[ProviderRecord]
     next_cursor: Cursor
     rejected: Sequence[RejectedRecord] = ()
-    # earlier rows of one person in the page, replaced by a later row (the last row wins): read only to report
-    # those that are invalid, so that every bad line is named
+    # earlier rows of one person in the page, laid under a later row (its values win, its blanks keep theirs: see
+    # adapters/files/repeats.py): read only to report those that are invalid, so that every bad line is named
     superseded: Sequence[ProviderRecord] = ()
 
 

@@ -377,6 +377,15 @@ def test_safe_path_hides_any_percent_encoded_address(address: str) -> None:
         assert path == "/lists/l1/members/***/tags"
 
 
+def test_a_mailchimp_subscriber_hash_in_a_member_path_is_hidden() -> None:
+    # the MD5 of an address: a dictionary of addresses reverses it
+    hashed = "62eeb292278cc15f5817cb78f7790b08"
+    assert safe_path(f"/lists/l1/members/{hashed}/tags") == "/lists/l1/members/***/tags"
+    assert redact_addresses(f'"PUT /3.0/lists/l1/members/{hashed.upper()} HTTP/1.1" 200') == (
+        '"PUT /3.0/lists/l1/members/*** HTTP/1.1" 200')
+    assert safe_path("/lists/l1/members/contact-id-123/tags") == "/lists/l1/members/contact-id-123/tags"
+
+
 def test_redact_addresses_leaves_other_text() -> None:
     text = 'http://127.0.0.1:80 "GET /lists/l1/members/5f0c1a?*** HTTP/1.1" 200 12'
     assert redact_addresses(text) == text
