@@ -54,11 +54,13 @@ def parse_time(value: Any) -> dt.datetime | None:
 def query_properties(names: Sequence[str]) -> list[str]:
     """``properties=`` values of a GET, for every reading of the parameter: the spec declares it ``explode: true``
     (one name a value, as the SDK sends) and describes it as "a comma separated list". So the joined list comes
-    first (a server reading one value and splitting it), then each name (a server reading every value whole, for
-    which the joined value is an unknown property: "ignored", says the spec). HubSpot itself takes either.
+    first and last (a server reading one value, the first or the last as web frameworks differ, and splitting it),
+    and each name in between (a server reading every value whole, for which the joined value is an unknown
+    property: "ignored", says the spec). HubSpot itself takes either.
     """
     names = list(dict.fromkeys(names))
-    return [",".join(names), *names] if len(names) > 1 else names
+    joined = ",".join(names)
+    return [joined, *names, joined] if len(names) > 1 else names
 
 
 def next_after(data: Any) -> str | None:

@@ -140,7 +140,7 @@ class HubSpotEmulator:
         self.opaque_cursors = False
         self.search_page_cap: int | None = None  # `limit` is a maximum: serve at most this many a search page
         # how `properties=` in a query is read: "any" (repeated and comma-separated, as HubSpot does), "repeated"
-        # (the spec's explode=true, one name a value), "first" (only the first value, split on commas)
+        # (the spec's explode=true, one name a value), "first" or "last" (only that value, split on commas)
         self.query_style = "any"
         self.hidden_properties: set[str] = set()  # a portal (or clone) that never returns these properties
         self.events: list[dict[str, Any]] = []  # webhook events of user actions, oldest first
@@ -412,6 +412,8 @@ class HubSpotEmulator:
             return tuple(v for v in values if v) or None
         if self.query_style == "first":
             values = values[:1]
+        elif self.query_style == "last":
+            values = values[-1:]
         names = [n for raw in values for n in raw.split(",") if n]
         return tuple(names) or None
 

@@ -354,7 +354,7 @@ def test_short_search_pages_with_a_next_page_are_not_the_end(hubspot_emulator, h
     assert hubspot_emulator.call_count("POST", SEARCH) <= 450 // 70 + 4
 
 
-@pytest.mark.parametrize("style", ["any", "repeated", "first"])
+@pytest.mark.parametrize("style", ["any", "repeated", "first", "last"])
 def test_every_reading_of_properties_in_a_query_gets_every_property(hubspot_emulator, hubspot_adapter, style):
     # spec: properties is `explode: true` (one name a value); its description: "a comma separated list"
     hubspot_emulator.query_style = style
