@@ -398,8 +398,10 @@ class Engine:
                 if self._guard(rt, report, self._pull, rt, SYNC_STREAM, report, cursor):
                     pulled_ok.append(rt)
             self._reconcile_all(report)
+            whole = {rt.name for rt in pulled_ok if not self.store.push_scanned(rt.name)}  # they ask every contact
             pushed = [rt.name for rt in pulled_ok if self._guard(rt, report, self._push_and_finish, rt, report)]
-            self.store.settle_pushes(self.settings.providers or tuple(self.runtimes), scanned=pushed)
+            self.store.settle_pushes(self.settings.providers or tuple(self.runtimes),
+                                     scanned=[name for name in pushed if name in whole])
         except BaseException:
             self._interrupted(report)
             raise
