@@ -474,11 +474,15 @@ class ZohoAdapter:
                 answers[k] = answer
         return answers
 
-    def _send_records(self, method: str, path: str, items: list[dict[str, Any]]) -> list[Any]:
-        """One answer per item, in the items' order (None where Zoho said nothing of one)."""
+    def _send_records(
+        self, method: str, path: str, items: list[dict[str, Any]], *, duplicate_check: str = "Email"
+    ) -> list[Any]:
+        """One answer per item, in the items' order (None where Zoho said nothing of one). An upsert matches
+        records on ``duplicate_check``.
+        """
         body: dict[str, Any] = {"data": items, "trigger": []}
         if path.endswith("/upsert"):
-            body["duplicate_check_fields"] = ["Email"]
+            body["duplicate_check_fields"] = [duplicate_check]
         try:
             answers, _ = _body(self.call(method, path, json=body))
         except ZohoCallRejected as exc:
@@ -526,15 +530,9 @@ class ZohoAdapter:
                 self._account_ids.setdefault(name.strip().lower(), str(item["id"]))
 
     def _create_accounts(self, names: Sequence[str]) -> None:
-        body = {"data": [{"Account_Name": n} for n in names], "duplicate_check_fields": ["Account_Name"], "trigger": []}
-        path = ACCOUNTS + "/upsert"
-        try:
-            answers, _ = _body(self.call("POST", path, json=body))
-        except ZohoCallRejected as exc:
-            if not exc.items:
-                raise
-            answers = exc.items
-        for name, answer in zip(names, _aligned(answers, len(names), method="POST", path=path), strict=True):
+        answers = self._send_records("POST", ACCOUNTS + "/upsert", [{"Account_Name": n} for n in names],
+                                     duplicate_check="Account_Name")
+        for name, answer in zip(names, answers, strict=True):
             details = answer.get("details") if isinstance(answer, dict) and answer.get("status") == "success" else None
             if isinstance(details, Mapping) and details.get("id"):
                 self._account_ids[name.lower()] = str(details["id"])
