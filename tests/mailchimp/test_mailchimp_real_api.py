@@ -14,26 +14,14 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from test_mailchimp_adapter import make
 
 from adapters._emulator import Fault
 from adapters.base import Cursor, WriteRequest
 from adapters.errors import RetryableError
-from adapters.mailchimp import MailchimpAdapter
 from adapters.mailchimp._writes import read_results
 from adapters.mailchimp.emulator import MailchimpEmulator
-from adapters.secret import Secret
 from mappings.providers.mailchimp import tags_in
-
-
-def make(emulator: MailchimpEmulator, **options) -> MailchimpAdapter:
-    return MailchimpAdapter(
-        api_key=Secret(emulator.api_key),
-        list_id=emulator.list_id,
-        base_url=emulator.api_url,
-        sleep=lambda s: None,
-        batch_poll_s=0.0,
-        **options,
-    )
 
 
 def request(i: int, email: str, *, remote_id: str | None = None, **merge) -> WriteRequest:
